@@ -1,0 +1,60 @@
+"""Shared fixtures: an isolated CORRAL_HOME, a real git repository in a temp dir, and actor hygiene."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "corral-test",
+    "GIT_AUTHOR_EMAIL": "test@corral.invalid",
+    "GIT_COMMITTER_NAME": "corral-test",
+    "GIT_COMMITTER_EMAIL": "test@corral.invalid",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git with a fixed identity and no user config; return stdout."""
+    env = {**os.environ, **GIT_ENV}
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=30, check=True
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def corral_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private CORRAL_HOME so no test touches the user's database."""
+    home = tmp_path / "corral-home"
+    home.mkdir()
+    monkeypatch.setenv("CORRAL_HOME", str(home))
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    return home
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    """A real git repository with one commit on branch main."""
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("# proj\n")
+    git(repo, "add", "README.md")
+    git(repo, "commit", "-q", "-m", "initial")
+    return repo
+
+
+@pytest.fixture
+def stop_actors() -> Iterator[None]:
+    """Stop every pykka actor a test left running, so no thread outlives its test."""
+    yield
+    import pykka
+
+    pykka.ActorRegistry.stop_all(block=True, timeout=10)
