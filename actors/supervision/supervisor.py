@@ -153,18 +153,19 @@ class Supervisor(SupervisedActor):
 
     def which_children(self) -> tuple[ChildInfo, ...]:
         now = self.ctx.env.clock.monotonic()
-        return tuple(
-            ChildInfo(
-                id=c.spec.id,
-                generation=c.generation,
-                state=c.state,
-                restart=c.spec.restart.value,
-                kind=c.spec.kind,
-                restarts=c.restarts,
-                failures_in_row=c.failures_in_row,
-                restart_due_in_s=None if c.due is None else max(0.0, c.due - now),
-            )
-            for c in self._children.values()
+        return tuple(self._info(c, now) for c in self._children.values())
+
+    @staticmethod
+    def _info(c: _Child, now: float) -> ChildInfo:
+        return ChildInfo(
+            id=c.spec.id,
+            generation=c.generation,
+            state=c.state,
+            restart=c.spec.restart.value,
+            kind=c.spec.kind,
+            restarts=c.restarts,
+            failures_in_row=c.failures_in_row,
+            restart_due_in_s=None if c.due is None else max(0.0, c.due - now),
         )
 
     def statistics(self) -> SupervisorStats:
@@ -249,7 +250,7 @@ class Supervisor(SupervisedActor):
             return None
         if error is not None:
             raise error
-        return next(info for info in self.which_children() if info.id == spec.id)
+        return self._info(self._children[spec.id], self.ctx.env.clock.monotonic())
 
     # -- exits and restarts -------------------------------------------------------------------------------
 
