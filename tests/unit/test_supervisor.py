@@ -457,3 +457,35 @@ def test_subclasses_cannot_override_the_pykka_hooks() -> None:
         class Bad(Worker):
             def on_stop(self) -> None:
                 pass
+
+
+# -- every strategy × restart type of the crashing child --------------------------------------------------
+
+GENERATIONS_AFTER_B_CRASHES = {
+    Strategy.ONE_FOR_ONE: {"a": 1, "b": 2, "c": 1},
+    Strategy.ONE_FOR_ALL: {"a": 2, "b": 2, "c": 2},
+    Strategy.REST_FOR_ONE: {"a": 1, "b": 2, "c": 2},
+}
+
+
+@pytest.mark.parametrize("restart", list(Restart))
+@pytest.mark.parametrize("strategy", list(Strategy))
+def test_strategy_and_restart_type_of_the_crashed_child(
+    make_tree: TreeFactory, strategy: Strategy, restart: Restart
+) -> None:
+    children = [
+        ChildSpec.worker("a", Worker),
+        ChildSpec.worker("b", Worker, restart=restart),
+        ChildSpec.worker("c", Worker),
+    ]
+    tree = make_tree(children, SupervisorFlags(strategy, 10, 5))
+    sub = tree.env.hub.subscribe()
+    alive(tree, "b").tell("crash")
+    expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "b" and e.reason.is_error)
+    generations = {c.id: c.generation for c in tree.ask(WhichChildren())}
+    if restart is Restart.TEMPORARY:
+        assert generations == {"a": 1, "c": 1}  # never restarted, forgotten, and nobody else touched
+    else:
+        assert generations == GENERATIONS_AFTER_B_CRASHES[strategy]
+    for child in generations:
+        assert alive(tree, child)
