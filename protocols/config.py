@@ -1,0 +1,593 @@
+"""The schema of `<repo>/.corral/config.toml`, and the pure decisions that read it.
+
+    config = load_config(repo_root)                   # defaults when the file is missing
+    profile = config.profile_for_phase("implementing")
+    settings = resolve_resources(config.resources)
+    env = agent_environment(os.environ, settings)
+    argv = [*wrapper_argv(settings, have_nice, have_ionice, is_linux), *command]
+
+Every table is a frozen Struct that forbids unknown fields: a misspelt key is reported, never silently
+ignored, because a resource control that quietly does nothing is worse than none. Every problem with a file,
+whatever its bytes, is a `ConfigError` naming the file, the dotted key (`resources.nice`,
+`agents.coder.flags[0]`) and the reason. Nothing here looks up a binary, reads the process environment or
+spawns anything: the caller passes in what it found and carries out what these functions decide.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+import typing
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from types import MappingProxyType, NoneType, UnionType
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from protocols.errors import ConfigError
+
+__all__ = [
+    "CONFIG_PATH",
+    "DEFAULT_CONFIG_TOML",
+    "INTERACTIVE_PRESET",
+    "MANAGED_ENV_KEYS",
+    "PHASES",
+    "AgentProfile",
+    "Config",
+    "ExecutionMode",
+    "OrchestrationConfig",
+    "PhasesConfig",
+    "ResourceSettings",
+    "ResourcesConfig",
+    "UIConfig",
+    "agent_environment",
+    "load_config",
+    "parse_config",
+    "resolve_resources",
+    "wrapper_argv",
+]
+
+CONFIG_PATH = Path(".corral") / "config.toml"
+"""Where the config lives, relative to the repository root."""
+
+ExecutionMode = Literal["tmux", "pty", "sdk"]
+
+_NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What git check-ref-format refuses, as far as a prefix can tell.
+_BAD_BRANCH_PREFIX = re.compile(r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|^[/-]")
+
+# execution_mode aliases: accepted in the file, normalized before decoding, never stored.
+_EXECUTION_MODE_ALIASES: Mapping[str, str] = MappingProxyType({"headless": "sdk"})
+
+MANAGED_ENV_KEYS: frozenset[str] = frozenset(
+    {
+        "CORRAL_MANAGED",
+        "CORRAL_PROJECT",
+        "CORRAL_TASK",
+        "CORRAL_WAVE",
+        "CORRAL_PEERS",
+        "CORRAL_INSTANCE_TITLE",
+        "CORRAL_AGENT_TYPE",
+        "CORRAL_RESOURCE_PROFILE",
+    }
+)
+"""Variables corral sets for every agent; `[resources.env]` may not touch them, nor anything `CORRAL_*`."""
+
+_MANAGED_PREFIX = "CORRAL_"
+
+
+class AgentProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One `[agents.<role>]` table: which harness runs a role, and how.
+
+    An empty `program` or `enabled = false` makes the role fall back to `default_program`
+    (see `Config.profile_for_phase`), so a role can be switched off without deleting its table.
+    """
+
+    program: str = ""
+    model: str = ""
+    flags: tuple[str, ...] = ()
+    execution_mode: ExecutionMode = "tmux"
+    skip_permissions: bool = False
+    enabled: bool = True
+
+
+class PhasesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[phases]`: the role that runs each phase; "" means no mapping (the phase uses `default_program`)."""
+
+    planning: str = "planner"
+    implementing: str = "coder"
+    quality_review: str = "reviewer"
+    fixer: str = "fixer"
+    readiness_review: str = "master"
+
+
+PHASES: tuple[str, ...] = PhasesConfig.__struct_fields__
+"""The phases a role can be mapped to, in lifecycle order."""
+
+
+class UIConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[ui]`: which steps corral takes on its own instead of waiting for a person."""
+
+    auto_readiness_review: bool = True
+    auto_advance_waves: bool = True
+    auto_review_fix: bool = True
+    max_review_fix_cycles: _NonNegative = 3
+    """Review → fix rounds before corral stops and asks; 0 = unlimited."""
+
+
+class OrchestrationConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[orchestration]`: how plans are carried out."""
+
+    blueprint_skip_threshold: _NonNegative = 2
+    """Plans with at most this many tasks go to one coder, with no architect pass or waves; 0 = never."""
+
+
+class ResourcesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """`[resources]` as written: None means "not set", so an override of a preset can be told from the preset.
+
+    `resolve_resources` turns this into the concrete `ResourceSettings` an agent is launched with.
+    """
+
+    profile: Literal["normal", "interactive", "custom"] = "normal"
+    nice: Annotated[int, msgspec.Meta(ge=0, le=19)] | None = None
+    ionice_class: str | None = None
+    ionice_level: Annotated[int, msgspec.Meta(ge=0, le=7)] | None = None
+    build_jobs: _NonNegative | None = None
+    go_package_parallelism: _NonNegative | None = None
+    gomaxprocs: _NonNegative | None = None
+    max_parallel_wave_tasks: _NonNegative | None = None
+    env: dict[str, str] = {}
+
+    def explicit_keys(self) -> tuple[str, ...]:
+        """The keys the file sets (env counts as one key, `env`, when non-empty), in schema order."""
+        return tuple(
+            name
+            for name in _RESOURCE_KEYS
+            if (getattr(self, name) if name != "env" else self.env or None) is not None
+        )
+
+
+_RESOURCE_KEYS: tuple[str, ...] = tuple(
+    name for name in ResourcesConfig.__struct_fields__ if name != "profile"
+)
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole `.corral/config.toml`; `Config()` is what a repository without one gets."""
+
+    default_program: str = "claude"
+    branch_prefix: str = "corral/"
+    auto_yes: bool = False
+    agents: dict[str, AgentProfile] = {}
+    phases: PhasesConfig = msgspec.field(default_factory=PhasesConfig)
+    ui: UIConfig = msgspec.field(default_factory=UIConfig)
+    orchestration: OrchestrationConfig = msgspec.field(default_factory=OrchestrationConfig)
+    resources: ResourcesConfig = msgspec.field(default_factory=ResourcesConfig)
+
+    def profile_for_phase(self, phase: str) -> AgentProfile:
+        """The profile that runs `phase`: phase → role → `[agents.<role>]`.
+
+        Falls back to a bare profile running `default_program` when the phase is unknown or unmapped, or the
+        role is missing, disabled or has an empty program, so a half-written config still runs every phase.
+        """
+        role = getattr(self.phases, phase) if phase in PHASES else ""
+        profile = self.agents.get(role) if role else None
+        if profile is None or not profile.enabled or not profile.program.strip():
+            return AgentProfile(program=self.default_program)
+        return profile
+
+
+# --- resources --------------------------------------------------------------------------------------------
+
+_IONICE_CLASSES: Mapping[str, int] = MappingProxyType({"none": 0, "best-effort": 2, "idle": 3})
+"""ionice class names as written in the file → the numbers `ionice -c` takes; "" means no ionice."""
+
+
+# Each takes a bare job count; MAKEFLAGS takes `-j<n>`.
+_BUILD_JOBS_VARS = ("CARGO_BUILD_JOBS", "CMAKE_BUILD_PARALLEL_LEVEL", "BUNDLE_JOBS", "UV_CONCURRENT_BUILDS")
+
+
+class ResourceSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Concrete resource controls for one launch: the profile's preset merged with the file's overrides.
+
+    Zero and "" mean "do nothing": `ResourceSettings()` is the `normal` profile, a no-op. `env` keeps the
+    order of `[resources.env]`.
+    """
+
+    profile: str = "normal"
+    nice: int = 0
+    ionice_class: str = ""
+    ionice_level: int = 0
+    build_jobs: int = 0
+    go_package_parallelism: int = 0
+    gomaxprocs: int = 0
+    max_parallel_wave_tasks: int = 0
+    """How many wave tasks run at once; 0 = all of them."""
+    env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def active(self) -> bool:
+        """Whether any control applies; frontends show the profile only then."""
+        return self.profile != "normal"
+
+    def build_env(self) -> dict[str, str]:
+        """The build-parallelism hints for these settings; filled into an agent's env only where unset."""
+        env: dict[str, str] = {}
+        if self.build_jobs > 0:
+            env["MAKEFLAGS"] = f"-j{self.build_jobs}"
+            env.update(dict.fromkeys(_BUILD_JOBS_VARS, str(self.build_jobs)))
+        if self.go_package_parallelism > 0:
+            env["GOFLAGS"] = f"-p={self.go_package_parallelism}"
+        if self.gomaxprocs > 0:
+            env["GOMAXPROCS"] = str(self.gomaxprocs)
+        return env
+
+
+INTERACTIVE_PRESET = ResourceSettings(
+    profile="interactive",
+    nice=10,
+    ionice_class="best-effort",
+    ionice_level=7,
+    build_jobs=1,
+    go_package_parallelism=1,
+    gomaxprocs=2,
+    max_parallel_wave_tasks=1,
+)
+"""What `profile = "interactive"` applies before per-key overrides: agents yield to the desktop."""
+
+_PRESETS: Mapping[str, ResourceSettings] = MappingProxyType(
+    {
+        "normal": ResourceSettings(),
+        "interactive": INTERACTIVE_PRESET,
+        "custom": ResourceSettings(profile="custom"),
+    }
+)
+
+
+def resolve_resources(res: ResourcesConfig) -> ResourceSettings:
+    """Merge `res` over its profile's preset; `res` must be as `parse_config` validated it.
+
+    An ionice level only means something in the best-effort class, so it is dropped (0) when an override
+    moves the preset to another class: `profile = "interactive"` with `ionice_class = "idle"` is valid.
+    """
+    preset = _PRESETS[res.profile]
+    merged = {
+        name: value if (value := getattr(res, name)) is not None else getattr(preset, name)
+        for name in _RESOURCE_KEYS
+        if name != "env"
+    }
+    if merged["ionice_class"] != "best-effort":
+        merged["ionice_level"] = 0
+    return msgspec.structs.replace(preset, **merged, env=tuple(res.env.items()))
+
+
+def agent_environment(base_env: Mapping[str, str], settings: ResourceSettings) -> dict[str, str]:
+    """The environment to launch an agent with.
+
+    Build hints only fill keys `base_env` lacks, so a value from the user's shell or .envrc is respected;
+    `[resources.env]` is applied last and always wins, which is how a user forces a value.
+    """
+    env = dict(base_env)
+    for key, value in settings.build_env().items():
+        env.setdefault(key, value)
+    env.update(settings.env)
+    return env
+
+
+def wrapper_argv(settings: ResourceSettings, have_nice: bool, have_ionice: bool, is_linux: bool) -> list[str]:
+    """The argv prefix that lowers an agent's priority, e.g. `["ionice", "-c", "2", "-n", "7", "nice", "-n",
+    "10"]`; empty for the normal profile.
+
+    The caller looks the binaries up (and warns once when one is missing). ionice only exists on Linux and
+    its level only applies to best-effort. Wrapping the launch, rather than renicing afterwards, makes every
+    compiler and test runner the agent starts inherit the priority.
+    """
+    argv: list[str] = []
+    if is_linux and have_ionice and settings.ionice_class in _IONICE_CLASSES:
+        argv += ["ionice", "-c", str(_IONICE_CLASSES[settings.ionice_class])]
+        if settings.ionice_class == "best-effort":
+            argv += ["-n", str(settings.ionice_level)]
+    if have_nice and settings.nice > 0:
+        argv += ["nice", "-n", str(settings.nice)]
+    return argv
+
+
+# --- loading ----------------------------------------------------------------------------------------------
+
+
+def load_config(repo_root: Path) -> Config:
+    """Read `<repo_root>/.corral/config.toml`; a repository without one gets `Config()`."""
+    path = repo_root / CONFIG_PATH
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read the file: {exc.strerror or exc}") from None
+    return parse_config(data, str(path))
+
+
+def parse_config(data: bytes | str, path: str) -> Config:
+    """Decode and validate a config file's contents; `path` is only used in error messages.
+
+    Raises `ConfigError` (and nothing else) for any input: bad UTF-8, bad TOML, a wrong type, an unknown key
+    or a rule below broken.
+    """
+    raw = _load_toml(data, path)
+    _apply_aliases(raw)
+    try:
+        config = msgspec.convert(raw, type=Config)
+    except msgspec.ValidationError as exc:
+        key, reason = _explain(str(exc), raw)
+        raise ConfigError(path, key, reason) from None
+    for key, reason in _problems(config):
+        raise ConfigError(path, key, reason)
+    return config
+
+
+def _load_toml(data: bytes | str, path: str) -> dict[str, Any]:
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise ConfigError(path, "", f"line {line}: the file is not valid UTF-8") from None
+    try:
+        return tomllib.loads(data.removeprefix("\ufeff"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", _toml_reason(str(exc))) from None
+    except RecursionError:
+        raise ConfigError(path, "", "invalid TOML: values are nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer longer than Python's digit limit
+        raise ConfigError(path, "", f"invalid TOML: {exc}") from None
+
+
+def _toml_reason(message: str) -> str:
+    """tomllib says "Invalid value (at line 3, column 7)"; lead with the place, as compilers do."""
+    if m := re.fullmatch(r"(?s)(.*?) \(at line (\d+), column (\d+)\)", message):
+        return f"line {m[2]}, column {m[3]}: invalid TOML: {m[1]}"
+    return f"invalid TOML: {message}"
+
+
+def _apply_aliases(raw: dict[str, Any]) -> None:
+    agents = raw.get("agents")
+    if isinstance(agents, dict):
+        for table in agents.values():
+            if isinstance(table, dict) and isinstance(mode := table.get("execution_mode"), str):
+                table["execution_mode"] = _EXECUTION_MODE_ALIASES.get(mode, mode)
+
+
+def _problems(config: Config) -> Iterator[tuple[str, str]]:
+    """The rules types cannot say, as (dotted key, reason), in schema order."""
+    if not config.default_program.strip():
+        yield "default_program", 'must name a program, e.g. "claude"'
+    if _BAD_BRANCH_PREFIX.search(config.branch_prefix):
+        yield (
+            "branch_prefix",
+            f"{_show(config.branch_prefix)} cannot begin a git branch name "
+            "(no spaces, ~ ^ : ? * [ \\, .., @{, and no leading / or -)",
+        )
+    for role in config.agents:
+        if not _ROLE_NAME.fullmatch(role):
+            yield _dotted(("agents", role)), "a role name must match [a-z][a-z0-9_-]*"
+    for phase in PHASES:
+        role = getattr(config.phases, phase)
+        if role and not _ROLE_NAME.fullmatch(role):
+            yield f"phases.{phase}", f"{_show(role)} is not a role name (must match [a-z][a-z0-9_-]*)"
+    yield from _resource_problems(config.resources)
+
+
+def _resource_problems(res: ResourcesConfig) -> Iterator[tuple[str, str]]:
+    if res.ionice_class == "realtime":
+        yield (
+            "resources.ionice_class",
+            '"realtime" is not allowed: it can starve the rest of the system of disk I/O; '
+            'use "best-effort" or "idle"',
+        )
+    elif res.ionice_class is not None and res.ionice_class not in ("", *_IONICE_CLASSES):
+        yield (
+            "resources.ionice_class",
+            f'{_show(res.ionice_class)} is not one of "", "none", "best-effort", "idle"',
+        )
+    for key in res.env:
+        where = _dotted(("resources", "env", key))
+        if not _ENV_KEY.fullmatch(key):
+            yield where, "an environment variable name must match ^[A-Za-z_][A-Za-z0-9_]*$"
+        elif key in MANAGED_ENV_KEYS or key.startswith(_MANAGED_PREFIX):
+            yield where, "corral sets CORRAL_* variables itself; they cannot be overridden"
+    explicit = res.explicit_keys()
+    if res.profile == "normal" and explicit:
+        yield (
+            f"resources.{explicit[0]}",
+            'has no effect with profile = "normal"; set profile = "custom" (or "interactive") to apply it',
+        )
+    if res.profile == "custom" and not explicit:
+        yield "resources.profile", f'"custom" needs at least one of: {", ".join(_RESOURCE_KEYS)}'
+    if res.ionice_level:
+        cls = res.ionice_class if res.ionice_class is not None else _PRESETS[res.profile].ionice_class
+        if cls != "best-effort":
+            yield (
+                "resources.ionice_level",
+                f'only applies to ionice_class = "best-effort" ({_class_here(cls)}); '
+                "remove it or set it to 0",
+            )
+
+
+def _class_here(cls: str) -> str:
+    return "ionice_class is not set" if not cls else f"ionice_class is {_show(cls)}"
+
+
+# --- explaining msgspec's errors --------------------------------------------------------------------------
+
+_ANY_KEY = object()  # msgspec writes a dict key as `[...]`; we find the real one in the raw table
+_PATH_TOKEN = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\.\.\.|\d+)\]")
+_MISSING = object()
+
+
+def _explain(message: str, raw: dict[str, Any]) -> tuple[str, str]:
+    """Turn "Expected `int` <= 19 - at `$.resources.nice`" into ("resources.nice", an actionable reason)."""
+    tokens, reason = _locate(message, raw, Config)
+    tp, value = _walk(tokens, raw)
+    if m := re.fullmatch(r"Object contains unknown field `(.*)`", reason, re.S):
+        known = ", ".join(f.encode_name for f in msgspec.structs.fields(tp)) if _is_struct(tp) else ""
+        return _dotted((*tokens, m[1])), f"unknown key `{m[1]}` (known keys: {known})"
+    if m := re.fullmatch(r"Invalid enum value (.*)", reason, re.S):
+        allowed = ", ".join(_show(v) for v in typing.get_args(_unwrap(tp)))
+        return _dotted(tokens), f"invalid value {_show(value)} (expected one of: {allowed})"
+    reason = reason.replace(" | null", "").replace("`object`", "`table`")
+    if reason.startswith("Expected") and ", got" not in reason and value is not _MISSING:
+        reason += f", got {_show(value)}"
+    return _dotted(tokens), reason
+
+
+def _locate(message: str, raw: Any, tp: Any) -> tuple[list[Any], str]:
+    """Split msgspec's message into its path tokens and reason, replacing each `[...]` with the real key."""
+    reason, _, path = message.partition(" - at `")
+    path = path.removesuffix("`")
+    tokens: list[Any] = []
+    for m in _PATH_TOKEN.finditer(path.removeprefix("$")):
+        tokens.append(m[1] if m[1] else (_ANY_KEY if m[2] == "..." else int(m[2])))
+    node, resolved = raw, []
+    for token in tokens:
+        if token is _ANY_KEY:
+            value_tp = _child_type(tp, token)
+            for key, value in node.items() if isinstance(node, dict) else ():
+                try:
+                    msgspec.convert(value, type=value_tp)
+                except msgspec.ValidationError as inner:
+                    sub_tokens, sub_reason = _locate(str(inner), value, value_tp)
+                    return [*resolved, key, *sub_tokens], sub_reason
+            break
+        resolved.append(token)
+        node, tp = _index(node, token), _child_type(tp, token)
+    return resolved, reason
+
+
+def _walk(tokens: list[Any], raw: Any) -> tuple[Any, Any]:
+    """The declared type and the raw value at `tokens` (`_MISSING` when there is none)."""
+    tp, node = Config, raw
+    for token in tokens:
+        tp, node = _child_type(tp, token), _index(node, token)
+    return tp, node
+
+
+def _index(node: Any, token: Any) -> Any:
+    if isinstance(node, dict) and isinstance(token, str):
+        return node.get(token, _MISSING)
+    if isinstance(node, list) and isinstance(token, int) and token < len(node):
+        return node[token]
+    return _MISSING
+
+
+def _unwrap(tp: Any) -> Any:
+    """Strip `Annotated[...]` and `| None`, leaving the type a value must have."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, UnionType):
+            rest = [a for a in typing.get_args(tp) if a is not NoneType]
+            if len(rest) != 1:
+                return tp
+            tp = rest[0]
+        else:
+            return tp
+
+
+def _is_struct(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+def _child_type(tp: Any, token: Any) -> Any:
+    tp = _unwrap(tp)
+    if _is_struct(tp):
+        return next((f.type for f in msgspec.structs.fields(tp) if f.encode_name == token), None)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is dict:
+        return args[1]
+    if origin in (list, tuple) and args:
+        return args[0]
+    return None
+
+
+def _dotted(tokens: tuple[Any, ...] | list[Any]) -> str:
+    """`("agents", "coder", "flags", 0)` → `agents.coder.flags[0]`; keys that are not bare keys are quoted."""
+    out = ""
+    for token in tokens:
+        if isinstance(token, int):
+            out += f"[{token}]"
+        else:
+            key = token if re.fullmatch(r"[A-Za-z0-9_-]+", token) else json.dumps(token)
+            out += f".{key}" if out else key
+    return out
+
+
+def _show(value: Any) -> str:
+    """A value as it would be written in TOML, for error messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+DEFAULT_CONFIG_TOML = """\
+# corral configuration for this repository: .corral/config.toml
+# Every key is optional; the values below are the defaults. See docs/config.md for the full reference.
+# An unknown or misspelt key is an error, never silently ignored.
+
+# The agent program used when a phase has no usable [agents.<role>] profile.
+default_program = "claude"
+# Prefix for the branches corral creates for its worktrees.
+branch_prefix = "corral/"
+# Accept the prompts corral detects in agents' sessions automatically.
+auto_yes = false
+
+# One table per role. A role with an empty program or enabled = false falls back to default_program.
+# [agents.coder]
+# program = "claude"          # the harness to run
+# model = ""                  # passed to the harness; "" = its default
+# flags = []                  # extra command-line arguments
+# execution_mode = "tmux"     # "tmux" | "pty" | "sdk" ("headless" is read as "sdk")
+# skip_permissions = false    # start the harness with its permission prompts disabled
+# enabled = true
+
+# Which role runs each phase; "" = no mapping, use default_program.
+[phases]
+planning = "planner"
+implementing = "coder"
+quality_review = "reviewer"
+fixer = "fixer"
+readiness_review = "master"
+
+[ui]
+auto_readiness_review = true  # after an approved review, run the readiness review; false = done at once
+auto_advance_waves = true     # start the next wave when one finishes
+auto_review_fix = true        # send review findings to a fixer without asking
+max_review_fix_cycles = 3     # review -> fix rounds before stopping to ask a person; 0 = unlimited
+
+[orchestration]
+blueprint_skip_threshold = 2  # plans with <= this many tasks go to one coder, no waves; 0 = never
+
+# Run agents at lower CPU and I/O priority so they do not compete with the desktop.
+# "normal" changes nothing; "interactive" applies the preset below; "custom" applies only the keys you set.
+[resources]
+profile = "normal"
+# With profile = "interactive" or "custom", any of these may be set (interactive preset in brackets):
+# nice = 10                       # 0-19, CPU niceness of agents and everything they start [10]
+# ionice_class = "best-effort"    # "", "none", "best-effort" or "idle"; Linux only ["best-effort"]
+# ionice_level = 7                # 0-7, only with ionice_class = "best-effort" [7]
+# build_jobs = 1                  # MAKEFLAGS=-j<n>, CARGO_BUILD_JOBS, ... where unset; 0 = no hint [1]
+# go_package_parallelism = 1      # GOFLAGS=-p=<n> where unset; 0 = no hint [1]
+# gomaxprocs = 2                  # GOMAXPROCS=<n> where unset; 0 = no hint [2]
+# max_parallel_wave_tasks = 1     # wave tasks running at once; 0 = unlimited [1]
+
+# Variables set in every agent's environment; they always win over the calling environment.
+# [resources.env]
+# MAKEFLAGS = "-j2"
+"""
+"""A commented config documenting every key; parses to `Config()`. `corral setup` writes it."""
