@@ -154,14 +154,16 @@ def parse_status(text: str) -> tuple[Status, str]:
         raise UsageError(f'unknown status "{text}"; statuses are: {names}') from None
 
 
-def allowed_events(status: Status, source: Source = Source.USER) -> tuple[Event, ...]:
+def allowed_events(status: Status | str, source: Source | str = Source.USER) -> tuple[Event, ...]:
     """The events `source` may send to a task in `status`, in table order."""
+    status, source = Status(status), Source(source)
     events = TRANSITIONS[status].keys()
     return tuple(e for e in events if source is Source.USER or e not in USER_ONLY)
 
 
-def transition(status: Status, event: Event, source: Source = Source.USER) -> Transition:
+def transition(status: Status | str, event: Event | str, source: Source | str = Source.USER) -> Transition:
     """Decide what `event` does to a task in `status`, or raise TransitionError naming both."""
+    status, event, source = Status(status), Event(event), Source(source)
     if source is Source.AGENT and event in USER_ONLY:
         raise TransitionError(f'event "{event}" is user-only: an agent may not send it')
     target = TRANSITIONS[status].get(event)

@@ -101,3 +101,9 @@ def test_planned_is_ready_with_phase_planned() -> None:
     assert parse_status("Implementing") == (Status.IMPLEMENTING, "")
     with pytest.raises(UsageError, match='unknown status "almost"'):
         parse_status("almost")
+
+
+def test_plain_strings_are_read_as_the_enums_so_user_only_cannot_be_bypassed() -> None:
+    with pytest.raises(TransitionError, match="user-only"):
+        transition("done", "cancel", "agent")
+    assert transition("ready", "plan_start", "agent").to_status is Status.PLANNING
