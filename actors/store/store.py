@@ -1,0 +1,96 @@
+"""`Store`: corral's state in one SQLite file, behind one connection used from one thread.
+
+    with Store.open() as store:                        # $CORRAL_HOME/corral.db, created and migrated
+        project = store.ensure_project(Path.cwd())
+        store.create_task(project.id, "auth-flow", topic="auth")
+        store.emit_signal(project.id, "auth-flow", "plan_start")
+        outcome = store.apply_next("daemon:1234")      # exactly once, even under kill -9
+
+Every write is one `BEGIN IMMEDIATE` transaction; reads see the last committed state. Open one Store per
+thread (an actor opens its own in `on_start`); several processes may use the same file at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import apsw
+import msgspec
+
+from actors.clock import Clock, SystemClock
+from actors.store.applying import ApplyMixin
+from actors.store.audit import AuditMixin
+from actors.store.db import connect, default_db_path
+from actors.store.migrations import migrate
+from actors.store.outbox import OutboxMixin
+from actors.store.projects import ProjectsMixin
+from actors.store.signals import SignalsMixin
+from actors.store.tasks import TasksMixin
+from actors.store.waves import WavesMixin
+
+__all__ = ["Store", "StoreStatistics"]
+
+_COUNTS = (
+    "SELECT (SELECT count(*) FROM signals WHERE status = 'pending'), "
+    "(SELECT count(*) FROM signals WHERE status = 'processing'), "
+    "(SELECT count(*) FROM outbox WHERE status = 'pending')"
+)
+
+
+class StoreStatistics(msgspec.Struct, frozen=True):
+    """A snapshot of the queue: what is waiting to be applied or performed."""
+
+    path: str
+    schema_version: int
+    signals_pending: int
+    signals_processing: int
+    outbox_pending: int
+
+
+class Store(ProjectsMixin, TasksMixin, SignalsMixin, ApplyMixin, AuditMixin, OutboxMixin, WavesMixin):
+    """One connection to the corral database. Not thread-safe: use it from the thread that opened it."""
+
+    def __init__(self, conn: apsw.Connection, path: Path, clock: Clock) -> None:
+        self._conn = conn
+        self.path = path
+        self._clock = clock
+
+    @classmethod
+    def open(
+        cls, path: Path | None = None, *, clock: Clock | None = None, busy_timeout_ms: int = 5000
+    ) -> Self:
+        """Open (creating and migrating if needed) the database at `path`, default `default_db_path()`.
+
+        StoreError, naming the path, if it is not a corral database, is newer than this corral, or cannot be
+        opened. Writers wait up to `busy_timeout_ms` for another process's transaction to end.
+        """
+        db_path = Path(path) if path is not None else default_db_path()
+        conn = connect(db_path, busy_timeout_ms=busy_timeout_ms)
+        try:
+            migrate(conn, db_path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, db_path, clock or SystemClock())
+
+    def close(self) -> None:
+        """Close the connection; the Store cannot be used afterwards. Closing twice is a no-op."""
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def statistics(self) -> StoreStatistics:
+        pending, processing, outbox = self._conn.execute(_COUNTS).fetchone()
+        version = self._conn.execute("PRAGMA user_version").get
+        return StoreStatistics(str(self.path), version, pending, processing, outbox)

@@ -1,0 +1,71 @@
+"""Wave tasks: the numbered sub-tasks of a task's plan, grouped in waves that run in parallel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from actors.store.base import StoreBase
+from actors.store.rows import WAVE_TASK_COLUMNS, WAVE_TASK_FIELDS
+from protocols.errors import NotFoundError, UsageError
+from protocols.records import WaveTaskRecord, WaveTaskStatus
+
+__all__ = ["WavesMixin"]
+
+_TASK = "SELECT name FROM tasks WHERE id = ?"
+_DELETE = "DELETE FROM wave_tasks WHERE task_id = ?"
+_INSERT = (
+    "INSERT INTO wave_tasks (task_id, wave_number, task_number, title, status, updated_at) "
+    "VALUES (?, ?, ?, ?, 'pending', ?)"
+)
+_LIST = (
+    f"SELECT {WAVE_TASK_COLUMNS} FROM wave_tasks w WHERE w.task_id = ? ORDER BY w.wave_number, w.task_number"
+)
+_SET_STATUS = (
+    "UPDATE wave_tasks SET status = ?, instance = ?, updated_at = ?, "
+    "attempts = attempts + (? = 'running') WHERE task_id = ? AND task_number = ? "
+    f"RETURNING {WAVE_TASK_FIELDS}"
+)
+_STATUSES = tuple(s.value for s in WaveTaskStatus)
+
+
+class WavesMixin(StoreBase):
+    def set_wave_tasks(self, task_id: int, rows: Iterable[tuple[int, int, str]]) -> None:
+        """Replace the task's wave tasks with `rows` of (wave_number, task_number, title), all pending."""
+        wanted = list(rows)
+        seen: set[int] = set()
+        for wave_number, task_number, _title in wanted:
+            if wave_number < 1 or task_number < 1:
+                raise UsageError(f"wave {wave_number} task {task_number}: wave and task numbers start at 1")
+            if task_number in seen:
+                raise UsageError(
+                    f"task number {task_number} appears twice: task numbers are unique in a plan"
+                )
+            seen.add(task_number)
+        now = self._now()
+        with self._write():
+            self._task_name(task_id)
+            self._conn.execute(_DELETE, (task_id,))
+            self._conn.executemany(_INSERT, [(task_id, w, t, title, now) for w, t, title in wanted])
+
+    def list_wave_tasks(self, task_id: int) -> list[WaveTaskRecord]:
+        return [WaveTaskRecord(*row) for row in self._conn.execute(_LIST, (task_id,))]
+
+    def set_wave_task_status(
+        self, task_id: int, task_number: int, status: str, *, instance: str = ""
+    ) -> WaveTaskRecord:
+        """Set a wave task's status (and the instance running it); entering running counts an attempt."""
+        if status not in _STATUSES:
+            raise UsageError(f'unknown wave task status "{status}"; statuses are: {", ".join(_STATUSES)}')
+        with self._write():
+            row = self._conn.execute(
+                _SET_STATUS, (status, instance, self._now(), status, task_id, task_number)
+            ).fetchone()
+            if row is None:
+                raise NotFoundError(f"task {self._task_name(task_id)} has no wave task {task_number}")
+            return WaveTaskRecord(*row)
+
+    def _task_name(self, task_id: int) -> str:
+        name = self._conn.execute(_TASK, (task_id,)).get
+        if name is None:
+            raise NotFoundError(f"no task with id {task_id}")
+        return str(name)

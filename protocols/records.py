@@ -1,0 +1,209 @@
+"""What the store holds, as frozen Structs: projects, tasks, signals, audit events, outbox items, wave tasks.
+
+These are also the JSON of the HTTP API, so every field is a plain value: statuses are strings, a
+timestamp is a fixed-width ISO UTC string (`actors.clock.utc_stamp`) or "" when the thing never happened, and
+JSON carried inside a record (a signal's payload, an audit event's detail) stays a string, decoded only by
+whoever needs it.
+
+    store.get_task(project.id, "auth-flow").display_status   # "planned" when ready with phase planned
+
+Task names are slugs; `task_name()` is the one rule every frontend and the store agree on.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+import msgspec
+
+from protocols.errors import UsageError
+from protocols.fsm import PHASE_PLANNED, Status, Transition
+
+__all__ = [
+    "MAX_TASK_NAME",
+    "AuditEvent",
+    "AuditLevel",
+    "OutboxItem",
+    "OutboxStatus",
+    "Project",
+    "Signal",
+    "SignalOutcome",
+    "SignalStatus",
+    "Task",
+    "TransitionResult",
+    "WaveTaskRecord",
+    "WaveTaskStatus",
+    "task_name",
+]
+
+MAX_TASK_NAME = 100
+_TASK_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def task_name(text: str) -> str:
+    """Return the canonical task name for `text` (a trailing ".md" is dropped), or raise UsageError.
+
+    A name is a slug: lowercase letters, digits, ".", "_" and "-", starting with a letter or a digit, at most
+    100 characters. It names the branch, the worktree and the tmux session, so it must be safe in all three.
+    """
+    name = text.strip()
+    name = name.removesuffix(".md")
+    if len(name) > MAX_TASK_NAME or not _TASK_NAME.fullmatch(name):
+        raise UsageError(
+            f'invalid task name "{text}": use lowercase letters, digits, ".", "_" and "-", starting with a '
+            f"letter or a digit, at most {MAX_TASK_NAME} characters (e.g. auth-flow)"
+        )
+    return name
+
+
+class SignalStatus(enum.StrEnum):
+    """pending → processing → done | failed; `apply_next` goes from pending to done | failed in one step."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class WaveTaskStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+
+class AuditLevel(enum.StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
+class Project(msgspec.Struct, frozen=True):
+    """A repository corral has run in; `name` is unique (the root's basename, then name-2, name-3…)."""
+
+    id: int
+    name: str
+    root: str
+    created_at: str
+
+
+class Task(msgspec.Struct, frozen=True):
+    """A unit of work moving through the lifecycle of `protocols.fsm`. A `<status>_at` stamp is the last time
+    the task entered that status ("" if never)."""
+
+    id: int
+    project_id: int
+    name: str
+    title: str
+    status: str
+    phase: str
+    topic: str
+    branch: str
+    content: str
+    review_cycle: int
+    latest_feedback: str
+    created_at: str
+    updated_at: str
+    ready_at: str
+    planning_at: str
+    implementing_at: str
+    reviewing_at: str
+    verifying_at: str
+    done_at: str
+    cancelled_at: str
+
+    @property
+    def display_status(self) -> str:
+        """The status as people read it: "planned" for a ready task whose plan is written."""
+        if self.status == Status.READY and self.phase == PHASE_PLANNED:
+            return PHASE_PLANNED
+        return self.status
+
+
+class Signal(msgspec.Struct, frozen=True):
+    """A durable request to move a task, applied exactly once. `payload` is canonical JSON or ""; `result`
+    says what applying it did ("ready → planning") or why it failed."""
+
+    id: int
+    project_id: int
+    task: str
+    signal_type: str
+    payload: str
+    source: str
+    status: str
+    result: str
+    created_at: str
+    claimed_by: str
+    claimed_at: str
+    processed_at: str
+    attempts: int
+
+
+class AuditEvent(msgspec.Struct, frozen=True):
+    """One line of the audit log. Applying a signal writes exactly one event carrying its `signal_id`."""
+
+    id: int
+    ts: str
+    project_id: int | None
+    kind: str
+    level: str
+    message: str
+    task: str
+    instance: str
+    wave: int | None
+    signal_id: int | None
+    detail: str
+
+
+class OutboxItem(msgspec.Struct, frozen=True):
+    """A side effect decided in a transaction and performed after it commits; `key` makes it idempotent."""
+
+    id: int
+    key: str
+    project_id: int
+    task: str
+    kind: str
+    payload: str
+    status: str
+    attempts: int
+    last_error: str
+    created_at: str
+    done_at: str
+    signal_id: int | None
+
+
+class WaveTaskRecord(msgspec.Struct, frozen=True):
+    """One task of a wave of a task's plan; `task_number` is unique within the plan."""
+
+    id: int
+    task_id: int
+    wave_number: int
+    task_number: int
+    title: str
+    status: str
+    instance: str
+    attempts: int
+    updated_at: str
+
+
+class SignalOutcome(msgspec.Struct, frozen=True):
+    """What applying a signal did: its final row, whether it applied, the FSM transition (None for a wave
+    signal or a failure) and, when it failed, why."""
+
+    signal: Signal
+    applied: bool
+    transition: Transition | None
+    reason: str
+
+
+class TransitionResult(msgspec.Struct, frozen=True):
+    task: Task
+    transition: Transition
