@@ -1,0 +1,124 @@
+"""How the CLI writes: aligned tables and `key: value` blocks for people, JSON for programs, errors on stderr.
+
+    print(format_table(("NAME", "STATUS"), [("fix-login", "planning")]))
+    NAME       STATUS
+    fix-login  planning
+
+Errors are one line on stderr, `corral: error: <what was wrong and what to do>`; stdout stays clean so that
+`corral task list --json | jq` never sees a message meant for a person.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+__all__ = [
+    "BUG_HINT",
+    "ERROR_PREFIX",
+    "HelpFormatter",
+    "display_width",
+    "format_error",
+    "format_fields",
+    "format_table",
+    "print_error",
+    "print_json",
+    "short_stamp",
+    "to_json",
+]
+
+ERROR_PREFIX = "corral: error: "
+BUG_HINT = "this is a bug in corral; rerun with CORRAL_DEBUG=1 to see the traceback, and report it"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help text as written, except that a long unindented line (prose) is wrapped to the terminal.
+
+    Diagrams, tables and examples are indented, so they keep their layout; descriptions can be written as
+    one long line per paragraph.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        import textwrap
+
+        lines = []
+        for line in text.splitlines():
+            if line.startswith(" ") or display_width(line) <= width:
+                lines.append(indent + line)
+            else:
+                lines.extend(textwrap.wrap(line, width, initial_indent=indent, subsequent_indent=indent))
+        return "\n".join(lines)
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes in a terminal: wide (CJK) characters count two, combining marks none."""
+    width = 0
+    for char in text:
+        if unicodedata.combining(char):
+            continue
+        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    return width
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - display_width(text))
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, gap: int = 2) -> str:
+    """Columns aligned to their widest cell, separated by `gap` spaces; the last column is not padded."""
+    cells = [tuple(headers), *(tuple(_one_line(str(c)) for c in row) for row in rows)]
+    widths = [max(display_width(row[i]) for row in cells) for i in range(len(headers))]
+    sep = " " * gap
+    lines = []
+    for row in cells:
+        padded = [_pad(cell, widths[i]) for i, cell in enumerate(row[:-1])]
+        lines.append(sep.join([*padded, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+def format_fields(fields: Iterable[tuple[str, str]]) -> str:
+    """A `key: value` block with the values aligned; multi-line values are indented under their key."""
+    pairs = list(fields)
+    width = max((display_width(key) for key, _ in pairs), default=0) + 2
+    lines = []
+    for key, value in pairs:
+        first, *rest = str(value).splitlines() or [""]
+        lines.append(_pad(f"{key}:", width) + first)
+        lines.extend(" " * width + line for line in rest)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if ("\n" in text or "\t" in text) else text
+
+
+def short_stamp(stamp: str) -> str:
+    """`2026-11-21T15:01:59.123456Z` → `2026-11-21 15:01:59` (still UTC); "" stays ""."""
+    if not stamp:
+        return ""
+    return stamp[:19].replace("T", " ")
+
+
+def to_json(value: Any) -> str:
+    """Records (msgspec Structs), lists of them or plain data as indented JSON, keys in declaration order."""
+    import msgspec
+
+    encoded = msgspec.json.encode(msgspec.to_builtins(value))
+    return msgspec.json.format(encoded, indent=2).decode("utf-8")
+
+
+def print_json(value: Any, stream: TextIO | None = None) -> None:
+    print(to_json(value), file=stream or sys.stdout)
+
+
+def format_error(message: str) -> str:
+    """`corral: error: <message>`; continuation lines of a long message are indented under the first."""
+    first, *rest = str(message).strip().splitlines() or ["unknown error"]
+    return "\n".join([ERROR_PREFIX + first, *("  " + line for line in rest)])
+
+
+def print_error(message: str, stream: TextIO | None = None) -> None:
+    print(format_error(message), file=stream or sys.stderr)

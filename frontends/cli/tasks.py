@@ -1,0 +1,282 @@
+"""`corral task …`: create, list, show and move tasks, straight on the store (the daemon comes later).
+
+A task moves by events (`corral task transition NAME EVENT`), checked against the lifecycle table in
+`protocols.fsm`; `set-status --force` is the escape hatch that skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from frontends.cli.context import open_project
+from frontends.cli.output import HelpFormatter, format_fields, format_table, print_json, short_stamp
+from protocols.errors import UsageError
+
+if TYPE_CHECKING:
+    from protocols.records import Project, Task
+
+__all__ = ["register"]
+
+_DESCRIPTION = """\
+Tasks are the unit of work: a name (a slug such as fix-login), a title, an optional topic (at most one task
+per topic is implementing at a time), a branch (default corral/<name>) and content (the plan, in markdown).
+
+lifecycle (events in between):
+  ready ──plan_start──▶ planning ──planner_finished──▶ ready, shown as "planned"
+    └──implement_start──▶ implementing ──implement_finished──▶ reviewing ──review_approved──▶ verifying
+  reviewing ──review_changes_requested──▶ implementing;  verifying ──verify_failed──▶ implementing
+  verifying ──verify_approved──▶ done
+  done: start_over → planning, reimplement → implementing, request_review → reviewing
+  any live status: cancel → cancelled;  cancelled: reopen → planning
+  start_over, reimplement, request_review, cancel and reopen are user-only: agents may not send them"""
+
+_EPILOG = """\
+examples:
+  corral task create fix-login --title "Fix the login form" --topic auth
+  corral task create fix-login --file plans/fix-login.md
+  corral task list --status planning --status implementing
+  corral task list --all --json
+  corral task show fix-login
+  corral task transition fix-login plan_start
+  corral task transition fix-login review-changes --payload "tests fail on empty input"
+  corral task set-status fix-login done --force --reason "merged by hand\""""
+
+
+def register(groups: Any, summary: str) -> None:
+    """Add `task` and its sub-commands to the top-level sub-parsers."""
+    raw = HelpFormatter
+    parser = groups.add_parser(
+        "task",
+        help=summary,
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=raw,
+    )
+    sub = parser.add_subparsers(title="task commands", metavar="COMMAND", dest="task_command")
+    sub.required = True
+
+    p = sub.add_parser(
+        "list",
+        help="list the project's tasks",
+        description="List the tasks of this project: NAME STATUS TOPIC BRANCH UPDATED (UTC). Cancelled "
+        "tasks are hidden unless --all is given or --status asks for them. A ready task with a plan shows "
+        'as "planned".',
+        epilog="examples:\n  corral task list\n  corral task list --status planned --topic auth\n"
+        "  corral task list --all --json | jq '.[].name'",
+        formatter_class=raw,
+    )
+    p.add_argument(
+        "--status",
+        action="append",
+        metavar="STATUS",
+        help="only tasks in STATUS (ready, planned, planning, implementing, reviewing, verifying, done, "
+        "cancelled); repeat or separate with commas for several",
+    )
+    p.add_argument("--topic", metavar="TOPIC", default="", help="only tasks of TOPIC")
+    p.add_argument("--all", action="store_true", help="include cancelled tasks")
+    p.add_argument("--json", action="store_true", help="print a JSON list of task records")
+    p.set_defaults(handler=_list)
+
+    p = sub.add_parser(
+        "create",
+        help="create a task (status ready)",
+        description="Create a task in status ready. NAME is a slug: lowercase letters, digits, '.', '_', '-' "
+        '(a trailing ".md" is dropped). The title defaults to the first "# " heading of the content.',
+        epilog="examples:\n  corral task create fix-login --title 'Fix the login form' --topic auth\n"
+        "  corral task create fix-login --file plans/fix-login.md\n"
+        "  generate-plan | corral task create fix-login --file -",
+        formatter_class=raw,
+    )
+    p.add_argument("name", metavar="NAME", help="the task's name")
+    p.add_argument("--title", default="", help="a one-line title")
+    p.add_argument("--topic", default="", help="a topic: at most one task per topic is implementing")
+    p.add_argument("--branch", default="", help="the git branch (default corral/NAME)")
+    content = p.add_mutually_exclusive_group()
+    content.add_argument("--content", metavar="TEXT", help="the content (markdown)")
+    content.add_argument("--file", metavar="PATH", help="read the content from PATH ('-' for stdin)")
+    p.set_defaults(handler=_create)
+
+    p = sub.add_parser(
+        "show",
+        help="show one task: its fields, then its content",
+        description="Show a task: its fields and the time it entered each status (UTC), then its content.",
+        epilog="examples:\n  corral task show fix-login\n  corral task show fix-login --json",
+        formatter_class=raw,
+    )
+    p.add_argument("name", metavar="NAME", help="the task's name")
+    p.add_argument("--json", action="store_true", help="print the task record as JSON")
+    p.set_defaults(handler=_show)
+
+    p = sub.add_parser(
+        "transition",
+        help="apply a lifecycle event to a task",
+        description="Apply EVENT to a task, as the user: the lifecycle decides the new status, or refuses "
+        "naming the task's status and the events it allows. Events: plan_start, planner_finished, "
+        "implement_start, implement_finished, review_approved, review_changes_requested (or review_changes), "
+        "verify_approved, verify_failed, start_over, reimplement, request_review, cancel, reopen; "
+        "hyphens work as well as underscores.",
+        epilog="examples:\n  corral task transition fix-login plan_start\n"
+        "  corral task transition fix-login review-changes --payload 'handle empty input'",
+        formatter_class=raw,
+    )
+    p.add_argument("name", metavar="NAME", help="the task's name")
+    p.add_argument("event", metavar="EVENT", help="the event, e.g. plan_start or implement-finished")
+    p.add_argument(
+        "--payload",
+        metavar="TEXT",
+        default="",
+        help='feedback or review text, or a JSON object such as {"body": "…"}',
+    )
+    p.set_defaults(handler=_transition)
+
+    p = sub.add_parser(
+        "set-status",
+        help="force a task into a status, bypassing the lifecycle (needs --force)",
+        description="Put a task in STATUS without checking the lifecycle and without side effects; the "
+        "change is audited as a warning. STATUS: ready, planned (ready with a plan), planning, implementing, "
+        "reviewing, verifying, done, cancelled. Prefer `corral task transition`.",
+        epilog="examples:\n  corral task set-status fix-login done --force --reason 'merged by hand'",
+        formatter_class=raw,
+    )
+    p.add_argument("name", metavar="NAME", help="the task's name")
+    p.add_argument("status", metavar="STATUS", help="the status to force")
+    p.add_argument("--force", action="store_true", help="required: confirm that the lifecycle is bypassed")
+    p.add_argument("--reason", default="", help="why, for the audit log")
+    p.set_defaults(handler=_set_status)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from protocols.fsm import PHASE_PLANNED, Status, parse_status
+
+    wanted = [parse_status(part) for text in args.status or () for part in text.split(",") if part.strip()]
+    plain = {status.value for status, phase in wanted if not phase}
+    want_planned = any(phase for _, phase in wanted)
+    include_cancelled = args.all or Status.CANCELLED.value in plain
+    with open_project() as (store, project):
+        tasks = store.list_tasks(
+            project.id,
+            statuses=sorted({status.value for status, _ in wanted}),
+            topic=args.topic,
+            include_cancelled=include_cancelled,
+        )
+    if wanted:  # "planned" is ready + phase planned: the store filters on status, the phase is ours
+        tasks = [
+            t for t in tasks if t.status in plain or (want_planned and t.display_status == PHASE_PLANNED)
+        ]
+    if args.json:
+        print_json(tasks)
+        return 0
+    if not tasks:
+        hidden = "" if include_cancelled else " (cancelled tasks are hidden: --all shows them)"
+        what = "no tasks match" if (wanted or args.topic) else "no tasks"
+        print(f"{what} in project {project.name}{hidden}")
+        return 0
+    rows = [
+        (t.name, t.display_status, t.topic or "-", t.branch or "-", short_stamp(t.updated_at)) for t in tasks
+    ]
+    print(format_table(("NAME", "STATUS", "TOPIC", "BRANCH", "UPDATED"), rows))
+    return 0
+
+
+def _create(args: argparse.Namespace) -> int:
+    content = args.content or ""
+    if args.file:
+        content = _read_content(args.file)
+    title = args.title or _first_heading(content)
+    with open_project() as (store, project):
+        task = store.create_task(
+            project.id, args.name, title=title, topic=args.topic, content=content, branch=args.branch
+        )
+    print(f"created: {task.name} → {task.display_status}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    with open_project() as (store, project):
+        task = store.get_task(project.id, args.name)
+    if args.json:
+        print_json(task)
+        return 0
+    print(_describe(task, project))
+    return 0
+
+
+def _transition(args: argparse.Namespace) -> int:
+    from protocols.fsm import Source, parse_event
+    from protocols.signals import SIGNAL_TYPES, normalize_payload
+
+    event = parse_event(args.event)
+    payload = normalize_payload(SIGNAL_TYPES[event.value], args.payload) if args.payload.strip() else ""
+    with open_project() as (store, project):
+        result = store.transition_task(project.id, args.name, event, source=Source.USER, payload=payload)
+    print(f"{result.task.name}: {result.transition.from_status} → {result.task.display_status}")
+    return 0
+
+
+def _set_status(args: argparse.Namespace) -> int:
+    from protocols.fsm import parse_status
+
+    status, phase = parse_status(args.status)
+    target = phase or status.value
+    if not args.force:
+        raise UsageError(
+            f'set-status bypasses the task lifecycle: no check that "{target}" may follow the current '
+            f"status, no side effects. To do it anyway, add --force: "
+            f"corral task set-status {args.name} {target} --force; to move the task by an event, use "
+            f"corral task transition {args.name} EVENT"
+        )
+    with open_project() as (store, project):
+        before = store.get_task(project.id, args.name)
+        task = store.set_status(project.id, args.name, target, reason=args.reason)
+    print(f"{task.name}: {before.display_status} → {task.display_status} (forced)")
+    return 0
+
+
+def _read_content(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read {path}: it is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _first_heading(content: str) -> str:
+    for line in content.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return ""
+
+
+_STAMPS = ("ready", "planning", "implementing", "reviewing", "verifying", "done", "cancelled")
+
+
+def _describe(task: Task, project: Project) -> str:
+    status = task.display_status
+    if task.phase and status != task.status:
+        status = f"{status} (status {task.status}, phase {task.phase})"
+    elif task.phase:
+        status = f"{status} (phase {task.phase})"
+    fields = [
+        ("name", task.name),
+        ("title", task.title or "-"),
+        ("project", project.name),
+        ("status", status),
+        ("topic", task.topic or "-"),
+        ("branch", task.branch or "-"),
+        ("review cycle", str(task.review_cycle)),
+        ("created", short_stamp(task.created_at)),
+        ("updated", short_stamp(task.updated_at)),
+    ]
+    fields += [
+        (f"{name} at", short_stamp(stamp)) for name in _STAMPS if (stamp := getattr(task, f"{name}_at", ""))
+    ]
+    if task.latest_feedback:
+        fields.append(("latest feedback", task.latest_feedback))
+    body = task.content.rstrip("\n") if task.content else "(no content)"
+    return f"{format_fields(fields)}\n\n{body}"
