@@ -153,7 +153,7 @@ def normalize_payload(signal_type: SignalType, raw: str | None) -> str:
 
 
 def decode_payload(signal_type: SignalType, stored: str) -> msgspec.Struct:
-    """Decode a stored payload into the type's Struct; raises PayloadError with the reason if it does not fit."""
+    """Decode a stored payload into the type's Struct, or raise PayloadError saying why it does not fit."""
     if not stored:
         if signal_type.payload_required:
             raise PayloadError(f"signal {signal_type.name} has no payload: {signal_type.summary}")

@@ -69,7 +69,7 @@ class SupervisedActor(pykka.ThreadingActor):
     def exit(self, reason: ExitReason) -> None:
         """End this actor with `reason` (e.g. the agent process exited with status 137) after this message."""
         self._exit_reason = reason
-        self.actor_ref.tell(pykka.messages._ActorStop())  # noqa: SLF001 - same as self.stop()
+        self.actor_ref.tell(pykka.messages._ActorStop())
 
     # -- pykka hooks (final) ------------------------------------------------------------------------------
 

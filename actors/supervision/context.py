@@ -45,7 +45,7 @@ class ActorDirectory:
             self._refs[path] = ref
 
     def unregister(self, path: str, ref: pykka.ActorRef[Any] | None = None) -> None:
-        """Forget `path` (only if it still points at `ref`, when given: a newer generation keeps its entry)."""
+        """Forget `path`; given `ref`, only while `path` points at it (a newer generation stays)."""
         with self._lock:
             if ref is None or self._refs.get(path) is ref:
                 self._refs.pop(path, None)

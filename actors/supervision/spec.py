@@ -88,8 +88,9 @@ class SupervisorFlags(msgspec.Struct, frozen=True):
 StartFn = Callable[[ChildContext], "pykka.ActorRef[Any]"]
 
 
-def _start_actor(actor_class: type[pykka.Actor], args: tuple[Any, ...], kwargs: dict[str, Any],
-                 ctx: ChildContext) -> pykka.ActorRef[Any]:
+def _start_actor(
+    actor_class: type[pykka.Actor], args: tuple[Any, ...], kwargs: dict[str, Any], ctx: ChildContext
+) -> pykka.ActorRef[Any]:
     return actor_class.start(ctx, *args, **kwargs)
 
 

@@ -292,7 +292,11 @@ class Supervisor(SupervisedActor):
         if len(self._window) > self.flags.max_restarts:
             self._give_up(child, reason)
         backoff = child.spec.backoff
-        if backoff is not None and child.started_at is not None and now - child.started_at >= backoff.reset_after_s:
+        if (
+            backoff is not None
+            and child.started_at is not None
+            and now - child.started_at >= backoff.reset_after_s
+        ):
             child.failures_in_row = 0
         delay = backoff.delay(child.failures_in_row, self.ctx.env.rng) if backoff else 0.0
         child.failures_in_row += 1

@@ -12,7 +12,7 @@ def median(values: Sequence[float]) -> float:
 
 def percentile(values: Sequence[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def print_table(title: str, rows: Sequence[tuple[str, str, str, bool | None]]) -> None:

@@ -24,7 +24,9 @@ pytestmark = pytest.mark.bench
 
 
 class Echo(SupervisedActor):
-    def __init__(self, ctx: ChildContext, up: list[float] | None = None, ready: threading.Event | None = None):
+    def __init__(
+        self, ctx: ChildContext, up: list[float] | None = None, ready: threading.Event | None = None
+    ):
         super().__init__(ctx)
         self.up, self.ready = up, ready
 
@@ -58,8 +60,9 @@ def test_bench_supervision_core() -> None:
     # crash → restarted child, zero backoff: from the crashing tell to the new generation's started().
     up: list[float] = []
     ready = threading.Event()
-    tree = SupervisionTree.start(SupervisorFlags(max_restarts=100_000, period_s=1),
-                                 [ChildSpec.worker("echo", Echo, up, ready)])
+    tree = SupervisionTree.start(
+        SupervisorFlags(max_restarts=100_000, period_s=1), [ChildSpec.worker("echo", Echo, up, ready)]
+    )
     latencies = []
     ref = None
     for _ in range(300):

@@ -60,8 +60,13 @@ class Journal:
 class Worker(SupervisedActor):
     """A child that does what it is told: echo, crash, stop, exit with an error, raise SystemExit."""
 
-    def __init__(self, ctx: ChildContext, journal: Journal | None = None, fail_start: bool = False,
-                 hang_on_stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        ctx: ChildContext,
+        journal: Journal | None = None,
+        fail_start: bool = False,
+        hang_on_stop: threading.Event | None = None,
+    ) -> None:
         super().__init__(ctx)
         self.journal = journal
         self.fail_start = fail_start

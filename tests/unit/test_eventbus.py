@@ -22,7 +22,9 @@ def task_event(n: int) -> TaskCreated:
 @pytest.fixture
 def tree():
     env = SupervisionEnv.create(FakeClock())
-    tree = SupervisionTree.start(SupervisorFlags(max_restarts=5), [ChildSpec.worker("bus", EventBus)], env=env)
+    tree = SupervisionTree.start(
+        SupervisorFlags(max_restarts=5), [ChildSpec.worker("bus", EventBus)], env=env
+    )
     with env.hub.subscribe() as probe:  # let the start-up events pass before a test subscribes
         env.publish(task_event(-1))
         expect_event(probe, lambda e: isinstance(e, TaskCreated))

@@ -7,7 +7,16 @@ import itertools
 import pytest
 
 from protocols.errors import TransitionError, UsageError
-from protocols.fsm import PHASE_PLANNED, Event, Source, Status, allowed_events, parse_event, parse_status, transition
+from protocols.fsm import (
+    PHASE_PLANNED,
+    Event,
+    Source,
+    Status,
+    allowed_events,
+    parse_event,
+    parse_status,
+    transition,
+)
 
 # Written out from the issue, independently of protocols/fsm.py's table.
 EXPECTED = {
@@ -73,7 +82,11 @@ def test_invalid_transition_lists_what_is_allowed() -> None:
 def test_allowed_events_hide_user_only_ones_from_agents() -> None:
     assert allowed_events(Status.DONE, Source.AGENT) == ()
     assert allowed_events(Status.DONE, Source.USER) == (
-        Event.START_OVER, Event.REIMPLEMENT, Event.REQUEST_REVIEW, Event.CANCEL)
+        Event.START_OVER,
+        Event.REIMPLEMENT,
+        Event.REQUEST_REVIEW,
+        Event.CANCEL,
+    )
 
 
 @pytest.mark.parametrize(

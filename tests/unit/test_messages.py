@@ -11,26 +11,49 @@ from protocols import messages as m
 
 EXAMPLES: list[msgspec.Struct] = [
     m.ChildStarted(supervisor="root", child_id="bus", generation=1, restarted=True, ts=1.5),
-    m.ChildExited(supervisor="root", child_id="a", generation=2, reason=m.ExitReason.error("E", "msg", "f:1"),
-                  restart_type="transient", restarting=True),
-    m.ChildRestarting(supervisor="root", child_id="a", generation=3, delay_s=0.2, attempt=2,
-                      reason=m.ExitReason.normal()),
+    m.ChildExited(
+        supervisor="root",
+        child_id="a",
+        generation=2,
+        reason=m.ExitReason.error("E", "msg", "f:1"),
+        restart_type="transient",
+        restarting=True,
+    ),
+    m.ChildRestarting(
+        supervisor="root", child_id="a", generation=3, delay_s=0.2, attempt=2, reason=m.ExitReason.normal()
+    ),
     m.ChildStartFailed(supervisor="root", child_id="a", generation=3, reason=m.ExitReason.error("E", "x")),
-    m.SupervisorGaveUp(supervisor="root/p", restarts=4, period_s=5.0, last_child="a",
-                       reason=m.ExitReason.error("E", "x")),
+    m.SupervisorGaveUp(
+        supervisor="root/p", restarts=4, period_s=5.0, last_child="a", reason=m.ExitReason.error("E", "x")
+    ),
     m.SupervisorEscalated(supervisor="root/p", parent="root", reason=m.ExitReason.shutdown()),
     m.TaskCreated(project="p", task="t", status="ready"),
-    m.TaskTransitioned(project="p", task="t", from_status="ready", event="plan_start", to_status="planning",
-                       source="agent", signal_id=9),
+    m.TaskTransitioned(
+        project="p",
+        task="t",
+        from_status="ready",
+        event="plan_start",
+        to_status="planning",
+        source="agent",
+        signal_id=9,
+    ),
     m.SignalEmitted(project="p", task="t", signal_id=1, signal_type="plan_start"),
-    m.SignalProcessed(project="p", task="t", signal_id=1, signal_type="plan_start", status="failed",
-                      result="invalid transition"),
+    m.SignalProcessed(
+        project="p",
+        task="t",
+        signal_id=1,
+        signal_type="plan_start",
+        status="failed",
+        result="invalid transition",
+    ),
     m.Lagged(missed=12),
     m.Ping(),
     m.CreateTask(project="p", name="t", title="T", topic="x", content="# T"),
     m.TransitionTask(project="p", task="t", event="cancel", payload="why"),
     m.SetTaskStatus(project="p", task="t", status="planned", reason="fix"),
-    m.EmitSignal(project="p", task="t", signal_type="review_approved", payload='{"body": "ok"}', source="user"),
+    m.EmitSignal(
+        project="p", task="t", signal_type="review_approved", payload='{"body": "ok"}', source="user"
+    ),
 ]
 
 

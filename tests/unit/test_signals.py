@@ -45,7 +45,9 @@ def test_a_json_object_payload_keeps_its_fields() -> None:
 
 def test_wave_payload_is_validated_and_named() -> None:
     t = parse_signal_type("implement_task_finished")
-    assert decode_payload(t, normalize_payload(t, '{"wave_number": 2, "task_number": 5}')) == WaveTaskFinished(2, 5)
+    assert decode_payload(
+        t, normalize_payload(t, '{"wave_number": 2, "task_number": 5}')
+    ) == WaveTaskFinished(2, 5)
     with pytest.raises(PayloadError, match="needs a payload"):
         normalize_payload(t, "")
     with pytest.raises(PayloadError, match=r"Object missing required field `task_number`"):

@@ -50,8 +50,9 @@ TreeFactory = Callable[..., SupervisionTree]
 def make_tree() -> Iterator[TreeFactory]:
     trees: list[SupervisionTree] = []
 
-    def make(children: Sequence[ChildSpec], flags: SupervisorFlags | None = None,
-             clock: FakeClock | None = None) -> SupervisionTree:
+    def make(
+        children: Sequence[ChildSpec], flags: SupervisorFlags | None = None, clock: FakeClock | None = None
+    ) -> SupervisionTree:
         env = SupervisionEnv.create(clock or FakeClock(), seed=7)
         env.hub.subscribe  # noqa: B018 - the hub exists before the tree starts
         tree = SupervisionTree.start(flags or SupervisorFlags(max_restarts=10, period_s=5), children, env=env)
@@ -302,8 +303,9 @@ def test_root_giving_up_ends_the_tree_with_the_reason(make_tree: TreeFactory) ->
 def test_backoff_waits_on_the_injected_clock_and_doubles_up_to_the_cap(make_tree: TreeFactory) -> None:
     clock = FakeClock()
     backoff = BackoffSpec(min_s=1, max_s=4, jitter=0, reset_after_s=100)
-    tree = make_tree([ChildSpec.worker("w", Worker, backoff=backoff)], SupervisorFlags(max_restarts=50,
-                                                                                        period_s=1), clock)
+    tree = make_tree(
+        [ChildSpec.worker("w", Worker, backoff=backoff)], SupervisorFlags(max_restarts=50, period_s=1), clock
+    )
     sub = tree.env.hub.subscribe()
     delays = []
     for n in range(4):
@@ -323,8 +325,9 @@ def test_backoff_waits_on_the_injected_clock_and_doubles_up_to_the_cap(make_tree
 def test_backoff_resets_once_the_child_stayed_up_for_the_stable_period(make_tree: TreeFactory) -> None:
     clock = FakeClock()
     backoff = BackoffSpec(min_s=1, max_s=60, jitter=0, reset_after_s=30)
-    tree = make_tree([ChildSpec.worker("w", Worker, backoff=backoff)], SupervisorFlags(max_restarts=50,
-                                                                                        period_s=1), clock)
+    tree = make_tree(
+        [ChildSpec.worker("w", Worker, backoff=backoff)], SupervisorFlags(max_restarts=50, period_s=1), clock
+    )
     sub = tree.env.hub.subscribe()
 
     def crash_and_restart() -> float:
@@ -342,8 +345,9 @@ def test_backoff_resets_once_the_child_stayed_up_for_the_stable_period(make_tree
 def test_a_crash_during_backoff_of_a_sibling_is_handled_at_once(make_tree: TreeFactory) -> None:
     clock = FakeClock()
     backoff = BackoffSpec(min_s=30, max_s=60, jitter=0)
-    tree = make_tree([ChildSpec.worker("slow", Worker, backoff=backoff), ChildSpec.worker("fast", Worker)],
-                     clock=clock)
+    tree = make_tree(
+        [ChildSpec.worker("slow", Worker, backoff=backoff), ChildSpec.worker("fast", Worker)], clock=clock
+    )
     sub = tree.env.hub.subscribe()
     alive(tree, "slow").tell("crash")
     expect_event(sub, lambda e: isinstance(e, ChildRestarting) and e.child_id == "slow")
@@ -440,8 +444,10 @@ def test_a_stale_exit_report_from_an_old_generation_is_ignored(make_tree: TreeFa
 
 
 def test_statistics_report_children_and_restarts_in_the_window(make_tree: TreeFactory) -> None:
-    tree = make_tree([ChildSpec.worker("a", Worker), ChildSpec.worker("b", Worker)],
-                     SupervisorFlags(Strategy.ONE_FOR_ONE, 3, 5))
+    tree = make_tree(
+        [ChildSpec.worker("a", Worker), ChildSpec.worker("b", Worker)],
+        SupervisorFlags(Strategy.ONE_FOR_ONE, 3, 5),
+    )
     sub = tree.env.hub.subscribe()
     alive(tree, "a").tell("crash")
     expect_event(sub, lambda e: isinstance(e, ChildStarted) and e.restarted)

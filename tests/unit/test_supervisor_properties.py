@@ -86,7 +86,9 @@ def _quiet_pykka(caplog: pytest.LogCaptureFixture) -> None:
     sequence=ops,
 )
 def test_random_crash_sequences_keep_permanent_children_alive_or_escalate(
-    restarts: tuple[Restart, ...], strategy: Strategy, max_restarts: int,
+    restarts: tuple[Restart, ...],
+    strategy: Strategy,
+    max_restarts: int,
     sequence: list[tuple[str, str, float]],
 ) -> None:
     clock = FakeClock()
@@ -107,8 +109,15 @@ def test_random_crash_sequences_keep_permanent_children_alive_or_escalate(
             assert ref is not None, f"{child} should be running"
             gen = {c.id: c.generation for c in tree.ask(WhichChildren())}[child]
             ref.tell(how)
-            expect_event(sub, lambda e, c=child, g=gen: isinstance(e, ChildExited) and e.child_id == c
-                         and e.generation == g and e.reason.kind != "shutdown")
+            expect_event(
+                sub,
+                lambda e, c=child, g=gen: (
+                    isinstance(e, ChildExited)
+                    and e.child_id == c
+                    and e.generation == g
+                    and e.reason.kind != "shutdown"
+                ),
+            )
             model.exit(child, how)
             if model.gave_up:
                 expect_event(sub, lambda e: isinstance(e, SupervisorGaveUp))
