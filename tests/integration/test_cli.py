@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tomllib
@@ -13,18 +12,10 @@ import pytest
 
 from frontends.cli import main as cli_main
 from tests.conftest import git
+from tests.integration.cli_kit import clean_env, corral
 
 ROOT = Path(__file__).resolve().parents[2]
-CORRAL = str(Path(sys.executable).with_name("corral"))
 NOT_IN_REPO = "corral: error: corral must be run from within a git repository\n"
-_STRIPPED = ("CORRAL_MANAGED", "CORRAL_DEBUG", "GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")
-
-
-def corral(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k not in _STRIPPED} | env
-    return subprocess.run(
-        [CORRAL, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60, check=False
-    )
 
 
 def pyproject_version() -> str:
@@ -197,7 +188,7 @@ HEAVY = ("aiohttp", "pykka", "blessed")
 
 
 def _modules_after(cwd: Path, *args: str) -> tuple[int, set[str]]:
-    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
+    env = clean_env()
     done = subprocess.run(
         [sys.executable, "-c", _IMPORT_PROBE, *args],
         cwd=cwd,

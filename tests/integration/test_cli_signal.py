@@ -3,42 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from actors.store import Store
-
-CORRAL = str(Path(sys.executable).with_name("corral"))
-_STRIPPED = ("CORRAL_MANAGED", "CORRAL_DEBUG", "GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")
-
-
-def corral(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k not in _STRIPPED} | env
-    return subprocess.run(
-        [CORRAL, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
-def ok(cwd: Path, *args: str, **env: str) -> str:
-    result = corral(cwd, *args, **env)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    return result.stdout
-
-
-def fails(cwd: Path, code: int, *args: str, **env: str) -> str:
-    """Run a command that must fail with `code` and no traceback; return its error message, unprefixed."""
-    result = corral(cwd, *args, **env)
-    assert result.returncode == code, result.stdout + result.stderr
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    last = result.stderr.splitlines()[-1]
-    assert last.startswith("corral: error: ")
-    return last.removeprefix("corral: error: ")
+from tests.integration.cli_kit import fails, ok
 
 
 @pytest.fixture

@@ -3,47 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-CORRAL = str(Path(sys.executable).with_name("corral"))
-_STRIPPED = ("CORRAL_MANAGED", "CORRAL_DEBUG", "GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")
-
-
-def corral(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
-    return subprocess.run(
-        [CORRAL, *args],
-        cwd=cwd,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def ok(cwd: Path, *args: str, stdin: str | None = None) -> str:
-    result = corral(cwd, *args, stdin=stdin)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    return result.stdout
-
-
-def fails(cwd: Path, code: int, *args: str) -> str:
-    """Run a command that must fail with `code` and no traceback; return its error message, unprefixed."""
-    result = corral(cwd, *args)
-    assert result.returncode == code, result.stdout + result.stderr
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    last = result.stderr.splitlines()[-1]
-    assert last.startswith("corral: error: ")
-    return last.removeprefix("corral: error: ")
+from tests.integration.cli_kit import CORRAL, clean_env, fails, ok
 
 
 @pytest.fixture
@@ -311,7 +276,7 @@ def test_a_reader_that_stops_early_is_not_an_error(repo: Path, tmp_path: Path) -
     big = tmp_path / "big.md"
     big.write_text("x" * 300_000)  # more than a pipe holds: corral is still writing when the reader leaves
     ok(repo, "task", "create", "big", "--file", str(big))
-    env = {k: v for k, v in os.environ.items() if k not in _STRIPPED}
+    env = clean_env()
     with subprocess.Popen(
         [CORRAL, "task", "list", "--json"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     ) as process:
