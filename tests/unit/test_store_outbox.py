@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -12,22 +11,6 @@ from actors.clock import FakeClock, utc_stamp
 from actors.store import Store
 from protocols.errors import NotFoundError, UsageError
 from protocols.records import Project
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    with Store.open(tmp_path / "corral.db", clock=clock) as store:
-        yield store
-
-
-@pytest.fixture
-def project(store: Store, tmp_path: Path) -> Project:
-    return store.ensure_project(tmp_path)
 
 
 def test_the_same_key_twice_is_one_item(store: Store, project: Project) -> None:

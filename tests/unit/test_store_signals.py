@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -13,24 +12,6 @@ from actors.store import Store
 from protocols.errors import ConflictError, NotFoundError, PayloadError, UsageError
 from protocols.fsm import Event, Source, Status
 from protocols.records import Project, SignalOutcome
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    with Store.open(tmp_path / "corral.db", clock=clock) as store:
-        yield store
-
-
-@pytest.fixture
-def project(store: Store, tmp_path: Path) -> Project:
-    root = tmp_path / "repo"
-    root.mkdir()
-    return store.ensure_project(root)
 
 
 def audit_for(store: Store, signal_id: int) -> list[str]:

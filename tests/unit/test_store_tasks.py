@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -16,24 +15,6 @@ from protocols.records import Project, task_name
 
 EVERY_TRANSITION = [(status, event) for status, row in TRANSITIONS.items() for event in row]
 EVERY_REFUSAL = [(s, e) for s in Status for e in Event if e not in TRANSITIONS[s]]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    with Store.open(tmp_path / "corral.db", clock=clock) as store:
-        yield store
-
-
-@pytest.fixture
-def project(store: Store, tmp_path: Path) -> Project:
-    root = tmp_path / "repo"
-    root.mkdir()
-    return store.ensure_project(root)
 
 
 # -- projects ------------------------------------------------------------------------------------------------
