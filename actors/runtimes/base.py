@@ -1,0 +1,234 @@
+"""The one runtime interface: what an Instance asks of the actor that runs its agent, whatever runs it.
+
+    create      started() adopts a live agent of the same name or starts one (tmux agents outlive the daemon)
+    send        Send(text) — C-u first, long or multi-line text pasted, Enter after the harness's settle delay
+    capture     Capture(lines=N) — the last N lines of the screen, or Capture() for the full history
+    is_alive    IsAlive()
+    destroy     Destroy() — kill the agent and every process it started, check for survivors
+    attach_info GetAttachInfo() — how a person gets at the agent's terminal
+    metrics     GetMetrics() — cpu %, rss, uptime of the agent's process tree
+
+A runtime actor is a child of its Instance with restart type transient: when the agent exits with status 0
+the runtime ends `normal` and stays down; when it dies any other way the runtime ends with an error reason
+("exit status 137", "killed by SIGKILL") and its Instance restarts it with backoff. Output is pushed, never
+polled on a timer: the runtime tells its Instance `RuntimeActivity` (coalesced) when the agent wrote
+something, and the Instance captures the screen only then.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import msgspec
+
+from actors.runtimes.procinfo import RuntimeMetrics
+from actors.supervision import SupervisedActor
+from actors.supervision.context import ChildContext
+from protocols.errors import UsageError
+from protocols.messages import ExitReason
+
+__all__ = [
+    "AttachInfo",
+    "Capture",
+    "Destroy",
+    "GetAttachInfo",
+    "GetMetrics",
+    "IsAlive",
+    "Resize",
+    "RuntimeActivity",
+    "RuntimeActor",
+    "RuntimeMetrics",
+    "RuntimeSpec",
+    "RuntimeStats",
+    "Send",
+    "SendKeys",
+    "agent_exit_reason",
+    "valid_session_name",
+]
+
+_NAME = re.compile(r"[a-zA-Z0-9_-]+")
+
+
+def valid_session_name(name: str) -> str:
+    """Runtime names end up as tmux session names and file names: [a-zA-Z0-9_-]+ only."""
+    if not _NAME.fullmatch(name):
+        raise UsageError(f"invalid runtime name {name!r}: use letters, digits, '_' and '-' only")
+    return name
+
+
+class RuntimeSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything needed to start (or restart, or re-adopt) one agent; built by its Instance."""
+
+    name: str  # corral_<project>_<title>, slugged: the tmux session name and the log's name
+    argv: tuple[str, ...]  # the agent's command, already wrapped (nice/ionice)
+    cwd: str
+    env: tuple[tuple[str, str], ...] = ()  # added to the agent's environment
+    log_path: str
+    log_max_bytes: int = 8 * 1024 * 1024
+    log_backups: int = 3
+    cols: int = 200
+    rows: int = 50
+    history_lines: int = 10_000
+    ring_bytes: int = 4 * 1024 * 1024  # pty: the in-memory output kept for capture
+    settle_s: float = 0.3  # between pasting text and pressing Enter (per harness)
+    sdk_transport: Literal["", "codex", "claude"] = ""
+    sdk_session_id: str = ""  # resume this conversation (sdk)
+
+    def __post_init__(self) -> None:
+        valid_session_name(self.name)
+        if not self.argv:
+            raise UsageError(f"runtime {self.name}: empty command")
+
+
+# -- what an Instance asks (ask: each returns a reply; errors go back to the asker) -------------------------
+
+
+class Send(msgspec.Struct, frozen=True):
+    text: str
+    enter: bool = True
+
+
+class SendKeys(msgspec.Struct, frozen=True):
+    """Keys by name (tmux key names: "Enter", "Escape", "C-c", "y"), sent as keys, not text."""
+
+    keys: tuple[str, ...]
+
+
+class Capture(msgspec.Struct, frozen=True):
+    lines: int | None = 50  # None: the full history
+    ansi: bool = False
+
+
+class IsAlive(msgspec.Struct, frozen=True):
+    pass
+
+
+class GetAttachInfo(msgspec.Struct, frozen=True):
+    pass
+
+
+class GetMetrics(msgspec.Struct, frozen=True):
+    pass
+
+
+class Resize(msgspec.Struct, frozen=True):
+    cols: int
+    rows: int
+
+
+class Destroy(msgspec.Struct, frozen=True):
+    """Kill the agent and everything it started; the runtime then ends `normal` (not restarted)."""
+
+
+class AttachInfo(msgspec.Struct, frozen=True):
+    kind: Literal["tmux", "pty", "none"]
+    argv: tuple[str, ...] = ()  # what a person runs to attach (tmux), empty when corral must proxy it
+    detail: str = ""
+
+
+class RuntimeStats(msgspec.Struct, frozen=True):
+    name: str
+    kind: str
+    alive: bool
+    pid: int | None
+    bytes_read: int
+    last_output_at: float | None  # monotonic
+    adopted: bool  # found running at start (re-adopted after a daemon restart) rather than started
+
+
+# -- what a runtime tells its Instance ----------------------------------------------------------------------
+
+
+class RuntimeActivity(msgspec.Struct, frozen=True):
+    """The agent wrote `nbytes` since the last notice (coalesced: at most one per flush interval)."""
+
+    child_id: str
+    generation: int
+    nbytes: int
+    at: float  # monotonic
+
+
+def agent_exit_reason(exit_status: int | None, signal_number: int | None) -> ExitReason:
+    """How an agent's own exit ends its runtime: status 0 → normal, anything else → error with the cause."""
+    if signal_number:
+        import signal as _signal
+
+        try:
+            name = _signal.Signals(signal_number).name
+        except ValueError:
+            name = f"signal {signal_number}"
+        return ExitReason.error("AgentKilled", f"killed by {name}")
+    if exit_status == 0:
+        return ExitReason.normal()
+    return ExitReason.error("AgentExited", f"exit status {exit_status}")
+
+
+class RuntimeActor(SupervisedActor):
+    """The base of TmuxRuntime, PtyRuntime and SdkRuntime: message dispatch and the activity notice."""
+
+    kind = "none"
+
+    def __init__(self, ctx: ChildContext, spec: RuntimeSpec) -> None:
+        super().__init__(ctx)
+        self.spec = spec
+
+    # Subclasses implement these; each runs on the actor's thread.
+    def send(self, text: str, enter: bool) -> None:
+        raise NotImplementedError
+
+    def send_keys(self, keys: tuple[str, ...]) -> None:
+        raise NotImplementedError
+
+    def capture(self, lines: int | None, ansi: bool) -> str:
+        raise NotImplementedError
+
+    def is_alive(self) -> bool:
+        raise NotImplementedError
+
+    def destroy(self) -> list[int]:
+        """Kill everything; return the pids that survived (empty: clean)."""
+        raise NotImplementedError
+
+    def attach_info(self) -> AttachInfo:
+        return AttachInfo(kind="none", detail=f"{self.kind} agents cannot be attached")
+
+    def metrics(self) -> RuntimeMetrics:
+        raise NotImplementedError
+
+    def resize(self, cols: int, rows: int) -> None:
+        raise NotImplementedError
+
+    def statistics(self) -> RuntimeStats:
+        raise NotImplementedError
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Send):
+            return self.send(message.text, message.enter)
+        if isinstance(message, SendKeys):
+            return self.send_keys(message.keys)
+        if isinstance(message, Capture):
+            return self.capture(message.lines, message.ansi)
+        if isinstance(message, IsAlive):
+            return self.is_alive()
+        if isinstance(message, GetAttachInfo):
+            return self.attach_info()
+        if isinstance(message, GetMetrics):
+            return self.metrics()
+        if isinstance(message, Resize):
+            return self.resize(message.cols, message.rows)
+        if isinstance(message, Destroy):
+            survivors = self.destroy()
+            self.stop()
+            return survivors
+        return self.on_runtime_message(message)
+
+    def on_runtime_message(self, message: Any) -> Any:
+        """Messages of a runtime's own (from its reader thread); unknown ones are logged by pykka."""
+        return super().on_receive(message)
+
+    def notify_activity(self, nbytes: int, at: float) -> None:
+        """Tell the Instance the agent wrote something (call at most once per flush interval)."""
+        parent = self.ctx.parent
+        if parent is not None:
+            parent.tell(RuntimeActivity(self.ctx.child_id, self.ctx.generation, nbytes, at))

@@ -1,0 +1,158 @@
+"""What the kernel says about an agent's processes: /proc reads, metrics, and killing a whole tree.
+
+Agent CLIs are wrappers around native children, and children may call setsid() to escape their process
+group, so "kill the agent" means: SIGTERM the process group, wait, SIGKILL it, then sweep every process whose
+session id is the agent's and SIGKILL those too, and finally check that nothing is left (the reference's
+troubleshooting: "process keeps running after destroy()"). Linux only; every read tolerates a process that
+vanished in between.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterable
+
+import msgspec
+
+__all__ = ["CpuSampler", "ProcStat", "RuntimeMetrics", "kill_tree", "read_stat", "session_processes", "tree"]
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class ProcStat(msgspec.Struct, frozen=True):
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    state: str
+    cpu_s: float  # user + system
+    rss_bytes: int
+    start_ticks: int
+
+
+class RuntimeMetrics(msgspec.Struct, frozen=True):
+    """cpu % since the previous sample, resident memory and uptime of the agent's process tree."""
+
+    pid: int | None
+    processes: int
+    cpu_percent: float
+    rss_bytes: int
+    uptime_s: float
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """Parse /proc/<pid>/stat; None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name is in parentheses and may itself contain spaces or parentheses.
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return ProcStat(
+        pid=pid,
+        ppid=int(fields[1]),
+        pgid=int(fields[2]),
+        sid=int(fields[3]),
+        state=fields[0],
+        cpu_s=(int(fields[11]) + int(fields[12])) / _CLK_TCK,
+        rss_bytes=int(fields[21]) * _PAGE,
+        start_ticks=int(fields[19]),
+    )
+
+
+def _all_stats() -> list[ProcStat]:
+    stats = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (st := read_stat(int(name))) is not None:
+            stats.append(st)
+    return stats
+
+
+def tree(root: int) -> list[ProcStat]:
+    """`root` and all its descendants that are alive (zombies excluded)."""
+    stats = _all_stats()
+    children: dict[int, list[ProcStat]] = {}
+    for st in stats:
+        children.setdefault(st.ppid, []).append(st)
+    top = next((st for st in stats if st.pid == root), None)
+    if top is None:
+        return []
+    out, todo = [], [top]
+    while todo:
+        st = todo.pop()
+        if st.state != "Z":
+            out.append(st)
+        todo.extend(children.get(st.pid, ()))
+    return out
+
+
+def session_processes(sids: Iterable[int]) -> list[ProcStat]:
+    """Every live process whose session id is one of `sids`."""
+    wanted = set(sids)
+    return [st for st in _all_stats() if st.sid in wanted and st.state != "Z"]
+
+
+def _signal(pids: Iterable[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def kill_tree(root: int | None, *, sids: Iterable[int] = (), grace_s: float = 2.0) -> list[int]:
+    """Kill `root`'s process tree and every process in the sessions `sids` (plus root's own session).
+
+    SIGTERM everything, wait up to `grace_s` for it to go, SIGKILL what is left, sweep the sessions again
+    (a setsid grandchild escapes its group but keeps a recognisable parent chain until then). Returns the
+    pids still alive afterwards: an empty list means nothing survived.
+    """
+    sessions = set(sids)
+    targets = {st.pid for st in tree(root)} if root else set()
+    if root and (st := read_stat(root)) is not None:
+        sessions.add(st.sid)
+    targets |= {st.pid for st in session_processes(sessions)}
+    targets.discard(os.getpid())
+    _signal(targets, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _alive(targets):
+            break
+        time.sleep(0.02)
+    survivors = _alive(targets) | {st.pid for st in session_processes(sessions)} - {os.getpid()}
+    _signal(survivors, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and _alive(survivors):
+        time.sleep(0.01)
+    return sorted(_alive(survivors))
+
+
+def _alive(pids: Iterable[int]) -> set[int]:
+    return {pid for pid in pids if (st := read_stat(pid)) is not None and st.state != "Z"}
+
+
+class CpuSampler:
+    """cpu % of a process tree between two samples (like top): keep one per runtime."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, float] | None = None
+
+    def sample(self, root: int | None, started_at: float) -> RuntimeMetrics:
+        now = time.monotonic()
+        procs = tree(root) if root else []
+        cpu = sum(st.cpu_s for st in procs)
+        percent = 0.0
+        if self._last is not None and now > self._last[0]:
+            percent = max(0.0, (cpu - self._last[1]) / (now - self._last[0]) * 100)
+        self._last = (now, cpu)
+        return RuntimeMetrics(
+            pid=root,
+            processes=len(procs),
+            cpu_percent=round(percent, 1),
+            rss_bytes=sum(st.rss_bytes for st in procs),
+            uptime_s=max(0.0, now - started_at),
+        )
