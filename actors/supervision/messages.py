@@ -18,6 +18,7 @@ __all__ = [
     "ChildInfo",
     "ChildStartResult",
     "GetStatistics",
+    "RestartChild",
     "RestartDue",
     "RestartFailed",
     "StartChild",
@@ -53,6 +54,12 @@ class ChildStartResult(msgspec.Struct, frozen=True):
     child_id: str
     ok: bool
     reason: ExitReason | None = None
+
+
+class RestartChild(msgspec.Struct, frozen=True):
+    """Start a stopped child again from its kept spec (OTP's restart_child); its backoff starts afresh."""
+
+    child_id: str
 
 
 class TerminateChild(msgspec.Struct, frozen=True):

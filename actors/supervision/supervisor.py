@@ -36,6 +36,7 @@ from actors.supervision.messages import (
     ChildInfo,
     ChildStartResult,
     GetStatistics,
+    RestartChild,
     RestartDue,
     RestartFailed,
     StartChild,
@@ -145,6 +146,8 @@ class Supervisor(SupervisedActor):
             return self._on_start_child(message)
         if isinstance(message, TerminateChild):
             return self._terminate_child(message.child_id)
+        if isinstance(message, RestartChild):
+            return self._restart_child(message.child_id)
         if isinstance(message, WhichChildren):
             return self.which_children()
         if isinstance(message, GetStatistics):
@@ -291,6 +294,7 @@ class Supervisor(SupervisedActor):
         child.restarts += 1
         if len(self._window) > self.flags.max_restarts:
             self._give_up(child, reason)
+            return
         backoff = child.spec.backoff
         if (
             backoff is not None
@@ -369,10 +373,23 @@ class Supervisor(SupervisedActor):
             )
         )
         self._stop_all_children()
-        raise SupervisionError(
-            f"{self.ctx.path} gave up: {restarts} restarts within {self.flags.period_s:g} s "
-            f"(max_restarts {self.flags.max_restarts}); last: {child.spec.id}: {reason}"
+        self._window.clear()
+        self.gave_up(
+            SupervisionError(
+                f"{self.ctx.path} gave up: {restarts} restarts within {self.flags.period_s:g} s "
+                f"(max_restarts {self.flags.max_restarts}); last: {child.spec.id}: {reason}"
+            ),
+            child.spec.id,
+            reason,
         )
+
+    def gave_up(self, error: SupervisionError, child_id: str, reason: ExitReason) -> None:
+        """Past the intensity, after every child was stopped. By default: fail, so the parent decides.
+
+        A subclass may instead record the failure and live on with its children stopped — an Instance
+        becomes `failed` with the reason and waits for a person to restart it.
+        """
+        raise error
 
     def _trim_window(self, now: float) -> None:
         horizon = now - self.flags.period_s
@@ -419,6 +436,20 @@ class Supervisor(SupervisedActor):
             raise NotFoundError(f"no child {child_id!r} under {self.ctx.path}")
         self._terminate(child)
         del self._children[child_id]
+
+    def _restart_child(self, child_id: str) -> ChildInfo:
+        child = self._children.get(child_id)
+        if child is None:
+            raise NotFoundError(f"no child {child_id!r} under {self.ctx.path}")
+        if child.ref is not None:
+            raise ConflictError(f"{self.ctx.path}/{child_id} is running: terminate it first")
+        if child.timer is not None:
+            child.timer.cancel()
+        child.token, child.timer, child.due, child.failures_in_row = 0, None, None, 0
+        reason = self._start(child, restarted=True)
+        if reason is not None:
+            raise SupervisionError(f"{self.ctx.path}/{child_id} failed to start: {reason}")
+        return self._info(child, self.ctx.env.clock.monotonic())
 
     def _stop_all_children(self) -> None:
         for child in reversed(list(self._children.values())):

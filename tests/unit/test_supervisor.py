@@ -495,3 +495,36 @@ def test_strategy_and_restart_type_of_the_crashed_child(
         assert generations == GENERATIONS_AFTER_B_CRASHES[strategy]
     for child in generations:
         assert alive(tree, child)
+
+
+# -- a supervisor that handles giving up itself -----------------------------------------------------------
+
+
+def test_a_supervisor_may_record_giving_up_and_live_on_until_asked_to_restart(make_tree: TreeFactory) -> None:
+    from actors.supervision import RestartChild, Supervisor
+
+    recorded: list[str] = []
+
+    class Keeper(Supervisor):
+        def gave_up(self, error: SupervisionError, child_id: str, reason: ExitReason) -> None:
+            recorded.append(f"{child_id}: {reason}")
+
+    keeper = ChildSpec.supervisor(
+        "keeper",
+        SupervisorFlags(max_restarts=1, period_s=60),
+        [ChildSpec.worker("rt", Worker)],
+        supervisor_class=Keeper,
+    )
+    tree = make_tree([keeper])
+    sub = tree.env.hub.subscribe()
+    for _ in range(2):
+        wait_until(lambda: alive(tree, "rt", "root/keeper"), what="rt running").tell("crash")
+        expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "rt")
+    expect_event(sub, lambda e: isinstance(e, SupervisorGaveUp))
+    assert recorded == ["rt: RuntimeError: rt crashed on purpose"]
+    assert tree.ask(WhichChildren(), path="root/keeper")[0].state == "stopped"
+    assert alive(tree, "keeper")  # not escalated
+    info = tree.ask(RestartChild("rt"), path="root/keeper")
+    assert (info.state, info.generation, info.failures_in_row) == ("running", 3, 0)
+    with pytest.raises(ConflictError, match="is running"):
+        tree.ask(RestartChild("rt"), path="root/keeper")
