@@ -1,0 +1,163 @@
+"""The two SDK transports decoded into one set of events; never an exception for what comes off the wire."""
+
+from __future__ import annotations
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocols.sdk import (
+    AgentText,
+    Approval,
+    CodexClient,
+    Connected,
+    ResumeFailed,
+    SdkError,
+    SessionStarted,
+    TurnCompleted,
+    TurnStarted,
+    Unhandled,
+    claude_argv_flags,
+    claude_user_message,
+    decode_claude,
+)
+
+
+def line(obj: object) -> bytes:
+    return msgspec.json.encode(obj) + b"\n"
+
+
+def sent(data: bytes) -> dict:
+    return msgspec.json.decode(data)
+
+
+def test_codex_handshake_thread_and_turn() -> None:
+    client = CodexClient()
+    init = sent(client.initialize())
+    assert init["method"] == "initialize" and init["params"]["clientInfo"]["name"] == "corral"
+    assert "jsonrpc" not in init  # codex omits it on the wire
+    assert client.decode(line({"id": init["id"], "result": {"userAgent": "x"}})) == [Connected()]
+    assert sent(client.initialized()) == {"method": "initialized"}
+    start = sent(client.thread_start("/w", fast=True))
+    assert start["params"] == {
+        "cwd": "/w",
+        "approvalPolicy": "on-request",
+        "sandbox": "workspace-write",
+        "serviceTier": "fast",
+    }
+    assert client.decode(line({"id": start["id"], "result": {"thread": {"id": "thr_1"}}})) == [
+        SessionStarted("thr_1")
+    ]
+    turn = sent(client.send_text("do it"))
+    assert turn["method"] == "turn/start"
+    assert turn["params"] == {"threadId": "thr_1", "input": [{"type": "text", "text": "do it"}]}
+    assert client.decode(line({"method": "turn/started", "params": {"turn": {"id": "t1"}}})) == [
+        TurnStarted("t1")
+    ]
+    steer = sent(client.send_text("also this"))
+    assert steer["method"] == "turn/steer" and steer["params"]["turnId"] == "t1"
+    delta = {"method": "item/agentMessage/delta", "params": {"delta": "hel"}}
+    assert client.decode(line(delta)) == [AgentText("hel")]
+    done = {"method": "turn/completed", "params": {"turn": {"id": "t1", "status": "completed"}}}
+    assert client.decode(line(done)) == [TurnCompleted("t1", "completed")]
+    assert sent(client.send_text("next"))["method"] == "turn/start"
+
+
+def test_codex_approvals_are_answered_by_request_id() -> None:
+    client = CodexClient()
+    request = {
+        "id": 42,
+        "method": "item/commandExecution/requestApproval",
+        "params": {"threadId": "t", "command": "npm test"},
+    }
+    (approval,) = client.decode(line(request))
+    assert approval == Approval(42, "command", "npm test")
+    assert sent(client.answer_approval(approval, True)) == {"id": 42, "result": {"decision": "accept"}}
+    assert sent(client.answer_approval(approval, False)) == {"id": 42, "result": {"decision": "decline"}}
+    perms = {
+        "id": "p1",
+        "method": "item/permissions/requestApproval",
+        "params": {"permissions": {"network": {}}},
+    }
+    (approval,) = client.decode(line(perms))
+    assert sent(client.answer_approval(approval, True))["result"] == {
+        "permissions": {"network": {}},
+        "scope": "turn",
+    }
+    assert sent(client.answer_approval(approval, False))["result"] == {"permissions": {}, "scope": "turn"}
+
+
+def test_codex_unknown_server_request_gets_method_not_found() -> None:
+    (event,) = CodexClient().decode(line({"id": 7, "method": "item/tool/call", "params": {}}))
+    assert isinstance(event, Unhandled)
+    assert sent(event.reply) == {
+        "id": 7,
+        "error": {"code": -32601, "message": "item/tool/call not supported"},
+    }
+
+
+def test_codex_errors_and_failed_resume() -> None:
+    client = CodexClient()
+    resume = sent(client.thread_resume("thr_old"))
+    failed = client.decode(line({"id": resume["id"], "error": {"code": 1, "message": "thread not found"}}))
+    assert failed == [ResumeFailed("thread not found")]
+    init = sent(client.initialize())
+    (err,) = client.decode(line({"id": init["id"], "error": {"code": 1, "message": "Not logged in"}}))
+    assert err == SdkError("initialize failed: Not logged in", fatal=True)
+    note = {"method": "error", "params": {"error": {"message": "stream disconnected"}, "willRetry": True}}
+    assert client.decode(line(note)) == [SdkError("stream disconnected", fatal=False)]
+
+
+def test_claude_stream_json() -> None:
+    assert claude_argv_flags("s1")[-2:] == ["--resume", "s1"]
+    assert sent(claude_user_message("hi"))["message"]["content"] == [{"type": "text", "text": "hi"}]
+    assert decode_claude(line({"type": "system", "subtype": "init", "session_id": "s1"})) == [
+        SessionStarted("s1")
+    ]
+    assistant = {
+        "type": "assistant",
+        "message": {"content": [{"type": "text", "text": "ok"}, {"type": "tool_use"}]},
+    }
+    assert decode_claude(line(assistant)) == [AgentText("ok")]
+    result = {"type": "result", "is_error": True, "result": "Invalid API key · Please run /login"}
+    assert decode_claude(line(result)) == [
+        TurnCompleted(
+            status="failed",
+            error="Invalid API key · Please run /login",
+            text="Invalid API key · Please run /login",
+        )
+    ]
+    assert decode_claude(b"Error: not logged in\n") == [SdkError("Error: not logged in")]
+
+
+@given(data=st.binary(max_size=300))
+def test_any_bytes_decode_without_raising(data: bytes) -> None:
+    CodexClient().decode(data)
+    decode_claude(data)
+
+
+@given(
+    obj=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        lambda c: (
+            st.lists(c, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(
+                    ["id", "method", "params", "result", "error", "type", "turn", "message", "delta"]
+                ),
+                c,
+                max_size=4,
+            )
+        ),
+        max_leaves=12,
+    )
+)
+def test_any_json_decodes_without_raising(obj: object) -> None:
+    CodexClient().decode(line(obj))
+    decode_claude(line(obj))
+
+
+def test_odd_approval_params_still_make_an_approval() -> None:
+    odd = {"id": 1, "method": "item/permissions/requestApproval", "params": {"permissions": 5}}
+    (approval,) = CodexClient().decode(line(odd))
+    assert approval.summary == "item/permissions/requestApproval"
