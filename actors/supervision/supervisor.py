@@ -229,6 +229,7 @@ class Supervisor(SupervisedActor):
                 supervisor=self.ctx.path, child_id=spec.id, generation=child.generation, restarted=restarted
             )
         )
+        self.child_started(spec.id, child.generation, restarted)
         return None
 
     def _on_start_child(self, message: StartChild) -> ChildInfo | None:
@@ -274,6 +275,7 @@ class Supervisor(SupervisedActor):
                 restarting=restart,
             )
         )
+        self.child_exited(child.spec.id, child.generation, message.reason, restart)
         if child.spec.restart is Restart.TEMPORARY:
             del self._children[child.spec.id]
         elif restart:
@@ -382,6 +384,12 @@ class Supervisor(SupervisedActor):
             child.spec.id,
             reason,
         )
+
+    def child_started(self, child_id: str, generation: int, restarted: bool) -> None:
+        """Hook: a child's new generation finished its `started()` (runs on the supervisor's thread)."""
+
+    def child_exited(self, child_id: str, generation: int, reason: ExitReason, restarting: bool) -> None:
+        """Hook: a running child ended by itself (not stopped by this supervisor), before any restart."""
 
     def gave_up(self, error: SupervisionError, child_id: str, reason: ExitReason) -> None:
         """Past the intensity, after every child was stopped. By default: fail, so the parent decides.

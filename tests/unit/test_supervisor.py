@@ -506,6 +506,12 @@ def test_a_supervisor_may_record_giving_up_and_live_on_until_asked_to_restart(ma
     recorded: list[str] = []
 
     class Keeper(Supervisor):
+        def child_started(self, child_id: str, generation: int, restarted: bool) -> None:
+            recorded.append(f"started {child_id} {generation}")
+
+        def child_exited(self, child_id: str, generation: int, reason: ExitReason, restarting: bool) -> None:
+            recorded.append(f"exited {child_id} {generation} restarting={restarting}")
+
         def gave_up(self, error: SupervisionError, child_id: str, reason: ExitReason) -> None:
             recorded.append(f"{child_id}: {reason}")
 
@@ -521,7 +527,13 @@ def test_a_supervisor_may_record_giving_up_and_live_on_until_asked_to_restart(ma
         wait_until(lambda: alive(tree, "rt", "root/keeper"), what="rt running").tell("crash")
         expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "rt")
     expect_event(sub, lambda e: isinstance(e, SupervisorGaveUp))
-    assert recorded == ["rt: RuntimeError: rt crashed on purpose"]
+    assert recorded == [
+        "started rt 1",
+        "exited rt 1 restarting=True",
+        "started rt 2",
+        "exited rt 2 restarting=True",
+        "rt: RuntimeError: rt crashed on purpose",
+    ]
     assert tree.ask(WhichChildren(), path="root/keeper")[0].state == "stopped"
     assert alive(tree, "keeper")  # not escalated
     info = tree.ask(RestartChild("rt"), path="root/keeper")
