@@ -2,6 +2,7 @@
 
     config = load_config(repo_root)                   # defaults when the file is missing
     profile = config.profile_for_phase("implementing")
+    harness = config.harness_for(profile.program)     # built-in, or a [harnesses.<name>] table
     settings = resolve_resources(config.resources)
     env = agent_environment(os.environ, settings)
     argv = [*wrapper_argv(settings, have_nice, have_ionice, is_linux), *command]
@@ -27,6 +28,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from protocols.errors import ConfigError
+from protocols.harness import (
+    BUILTIN_HARNESSES,
+    ExecutionMode,
+    Harness,
+    PromptDelivery,
+    ScreenPrompt,
+    SdkLaunch,
+    harness_for_program,
+    program_name,
+)
 
 __all__ = [
     "CONFIG_PATH",
@@ -37,6 +48,7 @@ __all__ = [
     "AgentProfile",
     "Config",
     "ExecutionMode",
+    "HarnessConfig",
     "OrchestrationConfig",
     "PhasesConfig",
     "ResourceSettings",
@@ -52,11 +64,13 @@ __all__ = [
 CONFIG_PATH = Path(".corral") / "config.toml"
 """Where the config lives, relative to the repository root."""
 
-ExecutionMode = Literal["tmux", "pty", "sdk"]
-
 _NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+_Positive = Annotated[int, msgspec.Meta(ge=1)]
+_Seconds = Annotated[float, msgspec.Meta(ge=0)]
 _ROLE_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Harness names are matched against the lower-cased file name of a profile's program.
+_HARNESS_NAME = re.compile(r"[a-z0-9][a-z0-9._+-]*")
 # What git check-ref-format refuses, as far as a prefix can tell.
 _BAD_BRANCH_PREFIX = re.compile(r"[\s~^:?*\[\\\x00-\x1f\x7f]|\.\.|@\{|^[/-]")
 
@@ -156,6 +170,57 @@ _RESOURCE_KEYS: tuple[str, ...] = tuple(
 )
 
 
+class HarnessConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One `[harnesses.<name>]` table: a program described with the same keys as a built-in harness.
+
+    Every key left out (None) comes from `extends`: by default the built-in of the same name when there is
+    one — so `[harnesses.claude]` adjusts claude when its screens change — else the generic `custom`. The
+    table's name is the program's name as detection sees it (see `harness_for_program`).
+    """
+
+    extends: str = ""
+    description: str | None = None
+    program: str | None = None
+    skip_permissions_flags: tuple[str, ...] | None = None
+    model_flag: str | None = None
+    prompt_delivery: PromptDelivery | None = None
+    prompt_flag: str | None = None
+    long_prompt_chars: _NonNegative | None = None
+    long_prompt_flag: str | None = None
+    long_prompt_text: str | None = None
+    start_screens: tuple[ScreenPrompt, ...] | None = None
+    permission_patterns: tuple[ScreenPrompt, ...] | None = None
+    question_patterns: tuple[ScreenPrompt, ...] | None = None
+    ready_patterns: tuple[str, ...] | None = None
+    working_patterns: tuple[str, ...] | None = None
+    volatile_patterns: tuple[str, ...] | None = None
+    ready_lines: _Positive | None = None
+    scan_lines: _Positive | None = None
+    enter_settle_s: _Seconds | None = None
+    ready_settle_s: _Seconds | None = None
+    start_timeout_s: _Seconds | None = None
+    quiet_unknown_s: _Seconds | None = None
+    sdk: tuple[SdkLaunch, ...] | None = None
+    resume_args: tuple[str, ...] | None = None
+    continue_args: tuple[str, ...] | None = None
+    session_id_args: tuple[str, ...] | None = None
+
+    def base(self, name: str) -> Harness:
+        """The harness this table's missing keys come from (`corral-sim` extends `sim`, its alias)."""
+        detected = program_name(name)
+        return BUILTIN_HARNESSES[self.extends or (detected if detected in BUILTIN_HARNESSES else "custom")]
+
+    def resolve(self, name: str) -> Harness:
+        """The harness this table describes; `program` defaults to the base's, or else to `name`."""
+        base = self.base(name)
+        given = {key: value for key in _HARNESS_KEYS if (value := getattr(self, key)) is not None}
+        given.setdefault("program", base.program or (name if name != "custom" else ""))
+        return msgspec.structs.replace(base, name=name, **given)
+
+
+_HARNESS_KEYS: tuple[str, ...] = tuple(key for key in Harness.__struct_fields__ if key != "name")
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The whole `.corral/config.toml`; `Config()` is what a repository without one gets."""
 
@@ -167,6 +232,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     ui: UIConfig = msgspec.field(default_factory=UIConfig)
     orchestration: OrchestrationConfig = msgspec.field(default_factory=OrchestrationConfig)
     resources: ResourcesConfig = msgspec.field(default_factory=ResourcesConfig)
+    harnesses: dict[str, HarnessConfig] = {}
 
     def profile_for_phase(self, phase: str) -> AgentProfile:
         """The profile that runs `phase`: phase → role → `[agents.<role>]`.
@@ -179,6 +245,14 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         if profile is None or not profile.enabled or not profile.program.strip():
             return AgentProfile(program=self.default_program)
         return profile
+
+    def custom_harnesses(self) -> dict[str, Harness]:
+        """The `[harnesses.<name>]` tables, resolved over their bases, by name."""
+        return {name: table.resolve(name) for name, table in self.harnesses.items()}
+
+    def harness_for(self, program: str) -> Harness:
+        """The harness that runs `program`: a `[harnesses.<name>]` table, else a built-in, else custom."""
+        return harness_for_program(program, self.custom_harnesses())
 
 
 # --- resources --------------------------------------------------------------------------------------------
@@ -379,6 +453,8 @@ def _problems(config: Config) -> Iterator[tuple[str, str]]:
         if role and not _ROLE_NAME.fullmatch(role):
             yield f"phases.{phase}", f"{_show(role)} is not a role name (must match [a-z][a-z0-9_-]*)"
     yield from _resource_problems(config.resources)
+    for name, table in config.harnesses.items():
+        yield from _harness_problems(name, table)
 
 
 def _resource_problems(res: ResourcesConfig) -> Iterator[tuple[str, str]]:
@@ -415,6 +491,48 @@ def _resource_problems(res: ResourcesConfig) -> Iterator[tuple[str, str]]:
                 f'only applies to ionice_class = "best-effort" ({_class_here(cls)}); '
                 "remove it or set it to 0",
             )
+
+
+def _harness_problems(name: str, table: HarnessConfig) -> Iterator[tuple[str, str]]:
+    def key(*path: Any) -> str:
+        return _dotted(("harnesses", name, *path))
+
+    if not _HARNESS_NAME.fullmatch(name):
+        yield (
+            key(),
+            "a harness name must match [a-z0-9][a-z0-9._+-]*: it is the program's file name, lower-cased",
+        )
+        return
+    if table.extends and table.extends not in BUILTIN_HARNESSES:
+        names = ", ".join(f'"{n}"' for n in BUILTIN_HARNESSES)
+        yield key("extends"), f"{_show(table.extends)} is not a built-in harness (one of: {names})"
+        return
+    for field in ("ready_patterns", "working_patterns", "volatile_patterns"):
+        for i, pattern in enumerate(getattr(table, field) or ()):
+            if reason := _regex_problem(pattern):
+                yield key(field, i), reason
+    for field in ("start_screens", "permission_patterns", "question_patterns"):
+        for i, prompt in enumerate(getattr(table, field) or ()):
+            if reason := _regex_problem(prompt.pattern):
+                yield key(field, i, "pattern"), reason
+    harness = table.resolve(name)
+    if harness.prompt_delivery == "flag" and not harness.prompt_flag:
+        yield key("prompt_flag"), 'must name the flag that carries the prompt when prompt_delivery = "flag"'
+    if harness.long_prompt_chars and "{file}" not in harness.long_prompt_text:
+        yield key("long_prompt_text"), "must contain {file}, where the prompt's file name goes"
+    for field in ("resume_args", "session_id_args"):
+        args = getattr(harness, field)
+        if args and not any("{session}" in arg for arg in args):
+            yield key(field), "must contain {session}, where the conversation's id goes"
+
+
+def _regex_problem(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    # Beyond re.error: absurdly nested or sized patterns.
+    except (re.error, RecursionError, OverflowError, ValueError) as exc:
+        return f"invalid regular expression {_show(pattern)}: {exc}"
+    return ""
 
 
 def _class_here(cls: str) -> str:
@@ -589,5 +707,20 @@ profile = "normal"
 # Variables set in every agent's environment; they always win over the calling environment.
 # [resources.env]
 # MAKEFLAGS = "-j2"
+
+# Describe another agent program, or adjust a built-in one when its screens change (see docs/agents.md).
+# A table takes every key a built-in harness has; the keys left out come from `extends` (by default the
+# built-in of the same name, else "custom"). The name is the program's file name, as corral detects it.
+# [harnesses.mybot]
+# extends = "custom"                  # claude, codex, opencode, gemini, aider, amp, sim or custom
+# program = "mybot"                   # run when a profile names no program
+# prompt_delivery = "send"            # "argv", "flag" (with prompt_flag = "--prompt") or "send"
+# ready_patterns = ['^mybot> ']       # regular expressions, one screen line each
+# working_patterns = ['esc to cancel']
+# [[harnesses.mybot.permission_patterns]]
+# pattern = '^Allow this action'
+# label = "permission"
+# yes = ["y", "Enter"]
+# no = ["n", "Enter"]
 """
 """A commented config documenting every key; parses to `Config()`. `corral setup` writes it."""

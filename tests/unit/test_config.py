@@ -21,6 +21,7 @@ from protocols.config import (
     PHASES,
     AgentProfile,
     Config,
+    HarnessConfig,
     OrchestrationConfig,
     PhasesConfig,
     ResourcesConfig,
@@ -33,6 +34,8 @@ from protocols.config import (
     wrapper_argv,
 )
 from protocols.errors import ConfigError
+from protocols.harness import BUILTIN_HARNESSES, Harness, ScreenPrompt, SdkLaunch, get_harness, plan_launch
+from protocols.status import PermissionPolicy, auto_answer
 
 FILE = "cfg.toml"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "config.md"
@@ -72,6 +75,7 @@ def test_public_names_are_pinned() -> None:
             "AgentProfile",
             "Config",
             "ExecutionMode",
+            "HarnessConfig",
             "OrchestrationConfig",
             "PhasesConfig",
             "ResourceSettings",
@@ -467,6 +471,13 @@ def test_env_value_must_be_a_string() -> None:
         ("[orchestration]\nplanners = []\n", "orchestration.planners", OrchestrationConfig),
         ('[resources]\nprofile = "custom"\nnicenes = 3\n', "resources.nicenes", ResourcesConfig),
         ("[telemetry]\nenabled = true\n", "telemetry", Config),
+        ("[harnesses.bot]\nready_pattern = []\n", "harnesses.bot.ready_pattern", HarnessConfig),
+        (
+            "[[harnesses.bot.start_screens]]\npatern = 'x'\n",
+            "harnesses.bot.start_screens[0].patern",
+            ScreenPrompt,
+        ),
+        ("[[harnesses.bot.sdk]]\ntransport = 'codex'\nargv = []\n", "harnesses.bot.sdk[0].argv", SdkLaunch),
     ],
 )
 def test_unknown_key_is_reported_with_the_known_keys_of_its_table(text: str, key: str, table: type) -> None:
@@ -686,9 +697,172 @@ def test_defaults_resolve_every_phase_to_default_program() -> None:
         assert Config().profile_for_phase(phase) == AgentProfile(program="claude")
 
 
+# --- [harnesses.<name>] -------------------------------------------------------------------------------------
+
+MYBOT = """
+[agents.coder]
+program = "mybot --fast"
+
+[harnesses.mybot]
+program = "/opt/mybot/bin/mybot"
+prompt_delivery = "flag"
+prompt_flag = "--task"
+skip_permissions_flags = ["--trust-me"]
+ready_patterns = ['^mybot> ']
+working_patterns = ['thinking']
+
+[[harnesses.mybot.permission_patterns]]
+pattern = 'Allow (.+)\\?'
+label = "permission"
+yes = ["a", "Enter"]
+no = ["d", "Enter"]
+"""
+
+
+def test_a_harness_table_has_the_keys_of_a_harness() -> None:
+    assert set(HarnessConfig.__struct_fields__) == (set(Harness.__struct_fields__) - {"name"}) | {"extends"}
+
+
+def test_a_custom_harness_is_configured_with_the_fields_of_a_built_in() -> None:
+    config = parse(MYBOT)
+    profile = config.profile_for_phase("implementing")
+    harness = config.harness_for(profile.program)
+    custom = get_harness("custom")
+    assert harness == msgspec.structs.replace(
+        custom,
+        name="mybot",
+        program="/opt/mybot/bin/mybot",
+        prompt_delivery="flag",
+        prompt_flag="--task",
+        skip_permissions_flags=("--trust-me",),
+        ready_patterns=("^mybot> ",),
+        working_patterns=("thinking",),
+        permission_patterns=(
+            ScreenPrompt(pattern=r"Allow (.+)\?", label="permission", yes=("a", "Enter"), no=("d", "Enter")),
+        ),
+    )
+    launch = plan_launch(harness, program=profile.program, skip_permissions=True, prompt="go")
+    assert launch.argv == ("mybot", "--fast", "--trust-me", "--task", "go")
+    policy = PermissionPolicy(mode="allow_all")
+    assert auto_answer(harness, "Allow rm -rf build?\n", True, policy) == ("a", "Enter")
+
+
+def test_a_custom_harness_is_found_by_its_programs_name_too() -> None:
+    config = parse(MYBOT)
+    assert config.harness_for("/opt/mybot/bin/mybot").name == "mybot"
+    assert config.harness_for("mybot").name == "mybot"
+    assert config.harness_for("claude").name == "claude"
+    assert config.harness_for("other").name == "custom"
+
+
+def test_a_table_named_like_a_built_in_adjusts_it() -> None:
+    config = parse("[harnesses.claude]\nready_patterns = ['^READY$']\nenter_settle_s = 0.6\n")
+    harness = config.harness_for("claude --verbose")
+    assert harness == msgspec.structs.replace(
+        get_harness("claude"), ready_patterns=("^READY$",), enter_settle_s=0.6
+    )
+
+
+def test_extends_names_the_built_in_a_table_starts_from() -> None:
+    config = parse('[harnesses.claude-nightly]\nextends = "claude"\nprogram = "/opt/cn/claude-nightly"\n')
+    harness = config.harness_for("claude-nightly")
+    assert harness == msgspec.structs.replace(
+        get_harness("claude"), name="claude-nightly", program="/opt/cn/claude-nightly"
+    )
+
+
+def test_a_custom_harness_program_defaults_to_its_name() -> None:
+    assert parse("[harnesses.mybot]\n").custom_harnesses()["mybot"].program == "mybot"
+
+
+def test_a_table_named_after_an_alias_adjusts_that_built_in() -> None:
+    harness = parse("[harnesses.corral-sim]\nenter_settle_s = 0.1\n").harness_for("corral-sim --fast")
+    assert harness == msgspec.structs.replace(get_harness("sim"), name="corral-sim", enter_settle_s=0.1)
+
+
+def test_a_custom_table_adjusts_what_unknown_programs_get() -> None:
+    config = parse("[harnesses.custom]\nquiet_unknown_s = 30.0\n")
+    harness = config.harness_for("some-agent")
+    assert harness == msgspec.structs.replace(get_harness("custom"), quiet_unknown_s=30.0)
+    assert config.harness_for("codex").name == "codex"
+
+
+def test_no_harness_tables_means_no_custom_harnesses() -> None:
+    assert Config().custom_harnesses() == {}
+    assert Config().harness_for("aider").name == "aider"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ('[harnesses."My Bot"]\n', 'harnesses."My Bot"', "a harness name must match [a-z0-9][a-z0-9._+-]*"),
+        (
+            '[harnesses.bot]\nextends = "cursor"\n',
+            "harnesses.bot.extends",
+            '"cursor" is not a built-in harness',
+        ),
+        (
+            "[harnesses.bot]\nready_patterns = ['ok', '(unclosed']\n",
+            "harnesses.bot.ready_patterns[1]",
+            "invalid regular",
+        ),
+        (
+            "[harnesses.bot]\nvolatile_patterns = ['*']\n",
+            "harnesses.bot.volatile_patterns[0]",
+            "invalid regular",
+        ),
+        (
+            "[[harnesses.bot.question_patterns]]\npattern = '['\n",
+            "harnesses.bot.question_patterns[0].pattern",
+            "invalid regular expression",
+        ),
+        (
+            '[harnesses.bot]\nprompt_delivery = "flag"\n',
+            "harnesses.bot.prompt_flag",
+            'must name the flag that carries the prompt when prompt_delivery = "flag"',
+        ),
+        (
+            '[harnesses.bot]\nlong_prompt_chars = 100\nlong_prompt_text = "see the file"\n',
+            "harnesses.bot.long_prompt_text",
+            "must contain {file}",
+        ),
+        (
+            '[harnesses.bot]\nresume_args = ["--resume"]\n',
+            "harnesses.bot.resume_args",
+            "must contain {session}",
+        ),
+        (
+            '[harnesses.bot]\nprompt_delivery = "stdin"\n',
+            "harnesses.bot.prompt_delivery",
+            'invalid value "stdin" (expected one of: "argv", "flag", "send")',
+        ),
+        ("[harnesses.bot]\nready_lines = 0\n", "harnesses.bot.ready_lines", "Expected `int` >= 1, got 0"),
+        ("[harnesses.bot]\nenter_settle_s = -1\n", "harnesses.bot.enter_settle_s", ">= 0"),
+        (
+            "[[harnesses.bot.sdk]]\ntransport = 'grpc'\n",
+            "harnesses.bot.sdk[0].transport",
+            'invalid value "grpc" (expected one of: "claude", "codex")',
+        ),
+        (
+            "[harnesses.bot]\nskip_permissions_flags = '--yolo'\n",
+            "harnesses.bot.skip_permissions_flags",
+            "array",
+        ),
+    ],
+)
+def test_a_bad_harness_table_is_reported_with_its_key(text: str, key: str, reason: str) -> None:
+    assert_error(text, key, reason)
+
+
+def test_an_unknown_extends_lists_the_built_ins() -> None:
+    err = config_error('[harnesses.bot]\nextends = "cursor"\n')
+    assert all(f'"{name}"' in err.reason for name in BUILTIN_HARNESSES)
+
+
 # --- the default config file and the docs -------------------------------------------------------------------
 
 ALL_TABLES = (Config, AgentProfile, PhasesConfig, UIConfig, OrchestrationConfig, ResourcesConfig)
+HARNESS_TABLES = (HarnessConfig, ScreenPrompt, SdkLaunch)
 
 
 def test_default_config_toml_parses_to_the_defaults() -> None:
@@ -701,7 +875,7 @@ def test_default_config_toml_mentions_every_key(table: type) -> None:
         assert name in DEFAULT_CONFIG_TOML
 
 
-@pytest.mark.parametrize("table", ALL_TABLES)
+@pytest.mark.parametrize("table", ALL_TABLES + HARNESS_TABLES)
 def test_docs_describe_every_key(table: type) -> None:
     docs = DOCS.read_text()
     for name in table.__struct_fields__:
@@ -732,7 +906,7 @@ def test_docs_interactive_preset_table_matches_the_code() -> None:
 # --- fuzzing: any input is a Config or a ConfigError --------------------------------------------------------
 
 KNOWN_NAMES = sorted(
-    {name for table in ALL_TABLES for name in table.__struct_fields__}
+    {name for table in ALL_TABLES + HARNESS_TABLES for name in table.__struct_fields__}
     | {"coder", "reviewer", "Coder", "MAKEFLAGS", "CORRAL_TASK", "normal", "interactive", "custom"}
 )
 keys = st.sampled_from(KNOWN_NAMES) | st.text(max_size=8)
@@ -804,6 +978,11 @@ def test_any_toml_document_gives_a_config_or_a_config_error(document: dict[str, 
             "phases": st.dictionaries(keys, values, max_size=3),
             "resources": st.dictionaries(keys, values, max_size=4),
             "ui": st.dictionaries(keys, values, max_size=3),
+            "harnesses": st.dictionaries(
+                st.sampled_from(["bot", "claude", "My Bot"]),
+                st.dictionaries(keys, values, max_size=4),
+                max_size=2,
+            ),
         },
     )
 )
