@@ -302,11 +302,11 @@ class SdkRuntime(RuntimeActor):
                 self._add_text(f"\n[error] {event.error}\n")
         elif isinstance(event, Approval):
             decision = self.policy(event)
-            if decision is None:
-                self.pending_approval = event
-                self._add_text(f"\n[approval needed] {event.kind}: {event.summary}\n")
-            else:
+            if decision is not None:
                 self._answer(event, decision)
+                return  # answered by policy: nothing for a person to see, so the status does not flash
+            self.pending_approval = event
+            self._add_text(f"\n[approval needed] {event.kind}: {event.summary}\n")
         elif isinstance(event, SdkError):
             self.last_error = event.message
             self._add_text(f"\n[error] {event.message}\n")
