@@ -25,6 +25,8 @@ __all__ = [
     "EmitSignal",
     "Event",
     "ExitReason",
+    "InstanceNote",
+    "InstanceStatusChanged",
     "Lagged",
     "Ping",
     "SetTaskStatus",
@@ -138,6 +140,26 @@ class SupervisorEscalated(_Event, tag="supervisor_escalated"):
     reason: ExitReason
 
 
+class InstanceStatusChanged(_Event, tag="instance_status_changed"):
+    """An agent's status changed (loading, running, ready, waiting, exited, failed, paused), with the reason."""
+
+    project: str
+    instance: str
+    status: str
+    previous: str
+    reason: str
+
+
+class InstanceNote(_Event, tag="instance_note"):
+    """Something corral did to or noticed about an agent that belongs in the audit log (keys sent, a
+    fallback taken, a start screen dismissed)."""
+
+    project: str
+    instance: str
+    message: str
+    level: Literal["info", "warn", "error"] = "info"
+
+
 class TaskCreated(_Event, tag="task_created"):
     project: str
     task: str
@@ -183,6 +205,8 @@ Event = (
     | ChildStartFailed
     | SupervisorGaveUp
     | SupervisorEscalated
+    | InstanceStatusChanged
+    | InstanceNote
     | TaskCreated
     | TaskTransitioned
     | SignalEmitted

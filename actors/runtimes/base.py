@@ -44,6 +44,7 @@ __all__ = [
     "Send",
     "SendKeys",
     "agent_exit_reason",
+    "exit_details",
     "valid_session_name",
 ]
 
@@ -162,6 +163,26 @@ def agent_exit_reason(exit_status: int | None, signal_number: int | None) -> Exi
     if exit_status == 0:
         return ExitReason.normal()
     return ExitReason.error("AgentExited", f"exit status {exit_status}")
+
+
+_EXIT_STATUS = re.compile(r"exit status (-?\d+)")
+
+
+def exit_details(reason: ExitReason) -> tuple[int | None, int | None]:
+    """(exit status, signal number) back from a reason `agent_exit_reason` made; (None, None) otherwise."""
+    if reason.kind == "normal":
+        return 0, None
+    if reason.error_type == "AgentKilled":
+        import signal as _signal
+
+        name = reason.message.removeprefix("killed by ").split()[0]
+        try:
+            return None, int(_signal.Signals[name])
+        except KeyError:
+            return None, None
+    if match := _EXIT_STATUS.search(reason.message):
+        return int(match.group(1)), None
+    return None, None
 
 
 class RuntimeActor(SupervisedActor):

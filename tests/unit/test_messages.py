@@ -27,6 +27,14 @@ EXAMPLES: list[msgspec.Struct] = [
         supervisor="root/p", restarts=4, period_s=5.0, last_child="a", reason=m.ExitReason.error("E", "x")
     ),
     m.SupervisorEscalated(supervisor="root/p", parent="root", reason=m.ExitReason.shutdown()),
+    m.InstanceStatusChanged(
+        project="p",
+        instance="t-coder",
+        status="waiting",
+        previous="running",
+        reason="permission prompt: Yes, allow once",
+    ),
+    m.InstanceNote(project="p", instance="t-coder", message="trust screen dismissed", level="warn"),
     m.TaskCreated(project="p", task="t", status="ready"),
     m.TaskTransitioned(
         project="p",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.runtimes.base import RuntimeSpec, agent_exit_reason, valid_session_name
+from actors.runtimes.base import RuntimeSpec, agent_exit_reason, exit_details, valid_session_name
 from actors.runtimes.logfile import RotatingLog
 from actors.runtimes.procinfo import CpuSampler, kill_tree, read_stat, tree
 from protocols.errors import UsageError
@@ -82,10 +82,12 @@ def test_tree_and_metrics_cover_the_process_and_its_children() -> None:
         proc.wait(5)
 
 
-def test_exit_reasons_say_how_the_agent_ended() -> None:
+def test_exit_reasons_say_how_the_agent_ended_and_read_back() -> None:
     assert agent_exit_reason(0, None).kind == "normal"
     assert str(agent_exit_reason(137, None)) == "AgentExited: exit status 137"
     assert str(agent_exit_reason(None, 9)) == "AgentKilled: killed by SIGKILL"
+    for status, sig in [(0, None), (137, None), (1, None), (None, 9), (None, 15)]:
+        assert exit_details(agent_exit_reason(status, sig)) == (status, sig)
 
 
 def test_runtime_names_are_restricted_to_safe_characters() -> None:
