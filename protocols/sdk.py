@@ -40,6 +40,7 @@ __all__ = [
     "TurnStarted",
     "Unhandled",
     "claude_argv_flags",
+    "claude_control_response",
     "claude_user_message",
     "decode_claude",
 ]
@@ -289,13 +290,59 @@ class CodexClient:
 
 
 def claude_argv_flags(session_id: str = "") -> list[str]:
-    """The flags that make `claude` (or the sim) speak stream-json; `--resume` continues a session."""
-    flags = ["-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"]
+    """The flags that make `claude` (or the sim) speak stream-json, with permission requests sent to corral
+    as `control_request`s (`--permission-prompt-tool stdio`); `--resume` continues a session."""
+    flags = [
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--permission-prompt-tool",
+        "stdio",
+    ]
     return [*flags, "--resume", session_id] if session_id else flags
 
 
 def claude_user_message(text: str) -> bytes:
     return _line({"type": "user", "message": {"role": "user", "content": [{"type": "text", "text": text}]}})
+
+
+_CLAUDE_COMMAND_TOOLS = {"Bash", "BashOutput", "KillShell"}
+
+
+def claude_control_response(approval: Approval, allow: bool) -> bytes:
+    """The answer to a `can_use_tool` control request."""
+    if allow:
+        answer: dict[str, Any] = {"behavior": "allow", "updatedInput": approval.requested or {}}
+    else:
+        answer = {"behavior": "deny", "message": "denied by corral's permission policy"}
+    return _line(
+        {
+            "type": "control_response",
+            "response": {"subtype": "success", "request_id": approval.request_id, "response": answer},
+        }
+    )
+
+
+def _claude_control_request(msg: dict[str, Any]) -> SdkEvent:
+    request_id = msg.get("request_id")
+    request = msg.get("request") if isinstance(msg.get("request"), dict) else {}
+    subtype = _text_of(request.get("subtype"))
+    if subtype == "can_use_tool":
+        tool = _text_of(request.get("tool_name")) or "tool"
+        tool_input = request.get("input") if isinstance(request.get("input"), dict) else {}
+        detail = _text_of(tool_input.get("command")) or _text_of(tool_input.get("file_path"))
+        kind = "command" if tool in _CLAUDE_COMMAND_TOOLS else "file change"
+        return Approval(request_id, kind, f"{tool}({detail})" if detail else tool, tool_input)
+    reply = _line(
+        {
+            "type": "control_response",
+            "response": {"subtype": "error", "request_id": request_id, "error": f"unsupported: {subtype}"},
+        }
+    )
+    return Unhandled(f"control_request {subtype} refused", reply)
 
 
 def decode_claude(line: bytes) -> list[SdkEvent]:
@@ -319,6 +366,8 @@ def decode_claude(line: bytes) -> list[SdkEvent]:
             _text_of(c.get("text")) for c in content if isinstance(c, dict) and c.get("type") == "text"
         )
         return [AgentText(text)] if text else []
+    if kind == "control_request":
+        return [_claude_control_request(msg)]
     if kind == "result":
         text = _text_of(msg.get("result"))
         if msg.get("is_error"):

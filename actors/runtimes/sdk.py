@@ -44,6 +44,7 @@ from protocols.sdk import (
     TurnCompleted,
     TurnStarted,
     Unhandled,
+    claude_control_response,
     claude_user_message,
     decode_claude,
 )
@@ -336,6 +337,8 @@ class SdkRuntime(RuntimeActor):
     def _answer(self, approval: Approval, allow: bool) -> None:
         if self.codex is not None:
             self._write(self.codex.answer_approval(approval, allow))
+        else:
+            self._write(claude_control_response(approval, allow))
         self._add_text(f"\n[{'allowed' if allow else 'denied'}] {approval.kind}: {approval.summary}\n")
         if self.pending_approval is approval:
             self.pending_approval = None

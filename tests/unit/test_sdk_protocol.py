@@ -18,6 +18,7 @@ from protocols.sdk import (
     TurnStarted,
     Unhandled,
     claude_argv_flags,
+    claude_control_response,
     claude_user_message,
     decode_claude,
 )
@@ -128,6 +129,28 @@ def test_claude_stream_json() -> None:
         )
     ]
     assert decode_claude(b"Error: not logged in\n") == [SdkError("Error: not logged in")]
+
+
+def test_claude_permission_requests_come_to_corral_and_are_answered() -> None:
+    assert claude_argv_flags()[-2:] == ["--permission-prompt-tool", "stdio"]
+    request = {
+        "type": "control_request",
+        "request_id": "r1",
+        "request": {"subtype": "can_use_tool", "tool_name": "Bash", "input": {"command": "npm test"}},
+    }
+    (approval,) = decode_claude(line(request))
+    assert approval == Approval("r1", "command", "Bash(npm test)", {"command": "npm test"})
+    allow = sent(claude_control_response(approval, True))
+    assert allow["response"] == {
+        "subtype": "success",
+        "request_id": "r1",
+        "response": {"behavior": "allow", "updatedInput": {"command": "npm test"}},
+    }
+    deny = sent(claude_control_response(approval, False))["response"]["response"]
+    assert deny["behavior"] == "deny"
+    other = {"type": "control_request", "request_id": "r2", "request": {"subtype": "mcp_message"}}
+    (event,) = decode_claude(line(other))
+    assert sent(event.reply)["response"]["subtype"] == "error"
 
 
 @given(data=st.binary(max_size=300))
