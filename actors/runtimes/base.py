@@ -21,6 +21,7 @@ import re
 from typing import Any, Literal
 
 import msgspec
+import pykka
 
 from actors.runtimes.procinfo import RuntimeMetrics
 from actors.supervision import SupervisedActor
@@ -240,7 +241,7 @@ class RuntimeActor(SupervisedActor):
             return self.resize(message.cols, message.rows)
         if isinstance(message, Destroy):
             survivors = self.destroy()
-            self.stop()
+            self.exit(ExitReason.normal())  # destroyed on purpose: not a failure, not restarted
             return survivors
         return self.on_runtime_message(message)
 
@@ -252,4 +253,7 @@ class RuntimeActor(SupervisedActor):
         """Tell the Instance the agent wrote something (call at most once per flush interval)."""
         parent = self.ctx.parent
         if parent is not None:
-            parent.tell(RuntimeActivity(self.ctx.child_id, self.ctx.generation, nbytes, at))
+            try:
+                parent.tell(RuntimeActivity(self.ctx.child_id, self.ctx.generation, nbytes, at))
+            except pykka.ActorDeadError:
+                pass  # the Instance is stopping: nobody needs the notice

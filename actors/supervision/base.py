@@ -51,6 +51,7 @@ class SupervisedActor(pykka.ThreadingActor):
         super().__init__()
         self.ctx = ctx
         self._exit_reason = ExitReason.normal()
+        self._exiting = False
         self._reported = False
 
     # -- hooks for subclasses -----------------------------------------------------------------------------
@@ -67,7 +68,14 @@ class SupervisedActor(pykka.ThreadingActor):
     # -- ending on purpose --------------------------------------------------------------------------------
 
     def exit(self, reason: ExitReason) -> None:
-        """End this actor with `reason` (e.g. the agent process exited with status 137) after this message."""
+        """End this actor with `reason` (e.g. the agent process exited with status 137) after this message.
+
+        The first decision stands: once an actor is exiting, a later `exit()` (say, the agent's death seen
+        right after a Destroy that already ended it normally) does not change the reason.
+        """
+        if self._exiting:
+            return
+        self._exiting = True
         self._exit_reason = reason
         self.actor_ref.tell(pykka.messages._ActorStop())
 

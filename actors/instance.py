@@ -1,0 +1,456 @@
+"""An Instance: one agent — its runtime, supervised with backoff, and its status with the evidence for it.
+
+    Instance (a Supervisor, one_for_one, e.g. 3 restarts in 60 s)
+    └── runtime   TmuxRuntime | PtyRuntime | SdkRuntime, restart transient, exponential backoff
+
+When the agent dies abnormally its runtime ends with the reason and is restarted after a backoff; past the
+intensity the Instance does not escalate (one broken agent must not take its project down): it stops the
+runtime and becomes `failed` with the reason, and waits for a person to restart it.
+
+Status is decided by `protocols.status.decide` from evidence the Instance gathers without polling: the
+runtime's activity notices (the screen is captured only after output, coalesced), SDK turn events, exits
+and restarts, and the `wake_at` the decision asks for (ready is reached by a still screen, i.e. by time
+passing). Every change is published as `InstanceStatusChanged` with its reason; keys the decision wants
+sent (dismissing a start screen, auto-yes) are sent and noted.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pykka
+
+from actors.runtimes.base import (
+    Capture,
+    Destroy,
+    GetAttachInfo,
+    GetMetrics,
+    RuntimeActivity,
+    Send,
+    SendKeys,
+    exit_details,
+)
+from actors.runtimes.sdk import SdkNotice
+from actors.supervision import ChildSpec, Supervisor, SupervisorFlags
+from actors.supervision.context import ChildContext
+from protocols.errors import ConflictError, SupervisionError
+from protocols.harness import Harness
+from protocols.messages import ExitReason, InstanceNote, InstanceStatusChanged
+from protocols.status import AgentStatus, Decision, Evidence, PermissionPolicy, TrackerState, decide
+
+__all__ = [
+    "RUNTIME",
+    "GetInstanceInfo",
+    "Instance",
+    "InstanceCapture",
+    "InstanceInfo",
+    "InstanceKill",
+    "InstanceRestart",
+    "InstanceSend",
+    "InstanceSendKeys",
+    "InstanceSpec",
+    "runtime_child",
+]
+
+log = logging.getLogger(__name__)
+
+RUNTIME = "runtime"
+CAPTURE_DELAY_S = 0.05  # coalesce a burst of output into one capture
+ASK_TIMEOUT_S = 10.0
+
+
+class InstanceSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """Who the agent is and how it is watched; the runtime's own spec travels in `runtime`."""
+
+    project: str
+    title: str
+    harness: Harness
+    mode: str
+    runtime: Any  # the ChildSpec of its runtime (id must be RUNTIME)
+    first_prompt: str = ""  # sent once the agent is ready (tmux/pty) or as the first turn (sdk)
+    prompt_file: str = ""  # written (relative to cwd) before the runtime starts
+    prompt_file_text: str = ""
+    cwd: str = ""
+    auto_yes: bool = False
+    permissions: PermissionPolicy = msgspec.field(default_factory=PermissionPolicy)
+    flags: SupervisorFlags = SupervisorFlags(max_restarts=3, period_s=60.0)
+    resource_profile: str = "normal"
+    task: str = ""
+    agent_type: str = ""
+
+
+# -- what people (the daemon, the CLI through it) ask an Instance ------------------------------------------
+
+
+class InstanceSend(msgspec.Struct, frozen=True):
+    text: str
+    enter: bool = True
+
+
+class InstanceSendKeys(msgspec.Struct, frozen=True):
+    keys: tuple[str, ...]
+
+
+class InstanceCapture(msgspec.Struct, frozen=True):
+    lines: int | None = 50
+    ansi: bool = False
+
+
+class InstanceRestart(msgspec.Struct, frozen=True):
+    """Kill the agent (if it runs) and start it again; resets a failed instance."""
+
+
+class InstanceKill(msgspec.Struct, frozen=True):
+    """Kill the agent and everything it started; the instance stays, exited, until restarted."""
+
+
+class GetInstanceInfo(msgspec.Struct, frozen=True):
+    pass
+
+
+class InstanceInfo(msgspec.Struct, frozen=True):
+    project: str
+    title: str
+    status: str
+    reason: str
+    since: float
+    mode: str
+    restarts: int
+    resource_profile: str
+    task: str = ""
+    agent_type: str = ""
+    attach: Any = None
+    metrics: Any = None
+
+
+class _Evaluate(msgspec.Struct, frozen=True):
+    token: int
+
+
+class Instance(Supervisor):
+    """One agent under supervision. Runs on its own thread; its runtime child on another."""
+
+    def __init__(self, ctx: ChildContext, spec: InstanceSpec) -> None:
+        if spec.runtime.id != RUNTIME:
+            raise ValueError(f"instance {spec.title}: its runtime child must have id {RUNTIME!r}")
+        super().__init__(ctx, spec.flags, (spec.runtime,))
+        self.spec = spec
+        self.state = TrackerState.start(ctx.env.clock.monotonic())
+        self._restarts = 0
+        self._alive = False
+        self._gave_up = False
+        self._killed = False
+        self._manual_restart = False
+        self._prompt_sent = not spec.first_prompt
+        self._input_sent_at: float | None = None
+        self._last_output_at: float | None = None
+        self._capture_token = 0
+        self._capture_pending = False
+        self._wake = None
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    def started(self) -> None:
+        if self.spec.prompt_file and self.spec.prompt_file_text:
+            path = Path(self.spec.cwd or ".") / self.spec.prompt_file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(self.spec.prompt_file_text)
+        super().started()
+        if self.spec.mode == "sdk" and not self._prompt_sent:
+            self._send_first_prompt()
+
+    def stopping(self) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+        super().stopping()
+
+    # -- supervision hooks --------------------------------------------------------------------------------
+
+    def child_started(self, child_id: str, generation: int, restarted: bool) -> None:
+        if child_id != RUNTIME:
+            return
+        self._alive = True
+        if restarted and not self._manual_restart:
+            self._restarts += 1
+        self._manual_restart = False
+        self._decide(Evidence(mode=self.spec.mode, alive=True, restarts=self._restarts))
+
+    def child_exited(self, child_id: str, generation: int, reason: ExitReason, restarting: bool) -> None:
+        if child_id != RUNTIME:
+            return
+        self._alive = False
+        status, signal = exit_details(reason)
+        if status is None and signal is None and reason.is_error:
+            status = 1  # the runtime itself failed: treat as an abnormal exit
+        self._decide(
+            Evidence(
+                mode=self.spec.mode,
+                alive=False,
+                exit_status=status,
+                exit_signal=signal,
+                restarts=self._restarts,
+            )
+        )
+        if not restarting:
+            self._note(f"agent ended: {reason}", "info" if not reason.is_error else "warn")
+
+    def gave_up(self, error: SupervisionError, child_id: str, reason: ExitReason) -> None:
+        self._gave_up = True
+        self._alive = False
+        status, signal = exit_details(reason)
+        why = f"gave up after {self.flags.max_restarts} restarts within {self.flags.period_s:g} s"
+        agent_says = reason.message.rsplit(" (exit status", 1)[0] if reason.is_error else ""
+        if agent_says and not agent_says.startswith(("exit status", "killed by")):
+            why += f" (last error: {agent_says})"
+        self._decide(
+            Evidence(
+                mode=self.spec.mode,
+                alive=False,
+                exit_status=status,
+                exit_signal=signal,
+                restarts=self._restarts,
+                gave_up=True,
+                give_up_reason=why,
+            )
+        )
+        self._note(str(error), "error")
+
+    # -- messages -----------------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RuntimeActivity):
+            return self._on_activity(message)
+        if isinstance(message, SdkNotice):
+            if self._current(message.child_id, message.generation):
+                self._decide(
+                    Evidence(mode="sdk", alive=True, restarts=self._restarts, sdk_events=(message.event,))
+                )
+            return None
+        if isinstance(message, _Evaluate):
+            return self._on_evaluate(message.token)
+        if isinstance(message, InstanceSend):
+            return self._send(message.text, message.enter)
+        if isinstance(message, InstanceSendKeys):
+            return self._runtime_ask(SendKeys(message.keys))
+        if isinstance(message, InstanceCapture):
+            return self._runtime_ask(Capture(message.lines, message.ansi))
+        if isinstance(message, InstanceRestart):
+            return self._restart_agent()
+        if isinstance(message, InstanceKill):
+            return self._kill()
+        if isinstance(message, GetInstanceInfo):
+            return self.info()
+        return super().on_receive(message)
+
+    def info(self) -> InstanceInfo:
+        attach = metrics = None
+        if self._runtime() is not None:
+            try:
+                attach = self._runtime_ask(GetAttachInfo())
+                metrics = self._runtime_ask(GetMetrics())
+            except Exception as exc:  # the runtime is going away: info without them
+                log.debug("%s: info without runtime details: %s", self.spec.title, exc)
+        return InstanceInfo(
+            project=self.spec.project,
+            title=self.spec.title,
+            status=str(self.state.status),
+            reason=self.state.reason,
+            since=self.state.since,
+            mode=self.spec.mode,
+            restarts=self._restarts,
+            resource_profile=self.spec.resource_profile,
+            task=self.spec.task,
+            agent_type=self.spec.agent_type,
+            attach=attach,
+            metrics=metrics,
+        )
+
+    # -- evidence -----------------------------------------------------------------------------------------
+
+    def _on_activity(self, message: RuntimeActivity) -> None:
+        if not self._current(message.child_id, message.generation):
+            return
+        self._last_output_at = message.at
+        if not self._capture_pending:
+            self._capture_pending = True
+            self._schedule(CAPTURE_DELAY_S)
+
+    def _on_evaluate(self, token: int) -> None:
+        if token != self._capture_token:
+            return
+        self._capture_pending = False
+        self._wake = None
+        screen = None
+        if self._alive and self.spec.mode != "sdk":
+            try:
+                screen = self._runtime_ask(Capture(self.spec.harness.scan_lines, False))
+            except Exception as exc:
+                log.debug("%s: capture failed: %s", self.spec.title, exc)
+        self._decide(
+            Evidence(
+                mode=self.spec.mode,
+                alive=self._alive,
+                restarts=self._restarts,
+                screen=screen,
+                last_output_at=self._last_output_at,
+                input_sent_at=self._input_sent_at,
+            )
+        )
+
+    def _decide(self, evidence: Evidence) -> None:
+        now = self.ctx.env.clock.monotonic()
+        if evidence.input_sent_at is None and self._input_sent_at is not None:
+            evidence = msgspec.structs.replace(evidence, input_sent_at=self._input_sent_at)
+        decision: Decision = decide(
+            self.state,
+            evidence,
+            self.spec.harness,
+            now,
+            auto_yes=self.spec.auto_yes,
+            permissions=self.spec.permissions,
+        )
+        self.state = decision.state
+        if decision.change is not None:
+            change = decision.change
+            self.ctx.env.publish(
+                InstanceStatusChanged(
+                    project=self.spec.project,
+                    instance=self.spec.title,
+                    status=str(change.status),
+                    previous=str(change.previous),
+                    reason=change.reason,
+                    ts=self.ctx.env.clock.now().timestamp(),
+                )
+            )
+        if decision.keys and self._alive:
+            try:
+                self._runtime_ask(SendKeys(decision.keys))
+                self._note(decision.keys_reason or f"sent {' '.join(decision.keys)}")
+            except Exception as exc:
+                self._note(f"could not send {decision.keys}: {exc}", "warn")
+        if not self._prompt_sent and self.state.status is AgentStatus.READY and self._alive:
+            self._send_first_prompt()
+        if decision.wake_at is not None and not self._capture_pending:
+            self._schedule(max(0.0, decision.wake_at - now))
+
+    def _publish_status(self, previous: str) -> None:
+        self.ctx.env.publish(
+            InstanceStatusChanged(
+                project=self.spec.project,
+                instance=self.spec.title,
+                status=str(self.state.status),
+                previous=previous,
+                reason=self.state.reason,
+                ts=self.ctx.env.clock.now().timestamp(),
+            )
+        )
+
+    def _schedule(self, delay: float) -> None:
+        if self._wake is not None:
+            self._wake.cancel()
+        self._capture_token += 1
+        scheduler = self.ctx.env.scheduler
+        if scheduler is None:
+            return
+        ref = self.actor_ref
+        self._wake = scheduler.call_later(
+            delay, functools.partial(_tell, ref, _Evaluate(self._capture_token))
+        )
+
+    # -- acting on the agent ------------------------------------------------------------------------------
+
+    def _send_first_prompt(self) -> None:
+        self._prompt_sent = True
+        try:
+            self._send(self.spec.first_prompt, True)
+        except Exception as exc:
+            self._prompt_sent = False
+            self._note(f"could not send the first prompt yet: {exc}", "warn")
+
+    def _send(self, text: str, enter: bool) -> None:
+        self._input_sent_at = self.ctx.env.clock.monotonic()
+        self._runtime_ask(Send(text, enter))
+
+    def _restart_agent(self) -> InstanceInfo:
+        """Kill the agent if it runs, then start a fresh runtime generation with a fresh backoff."""
+        if self._runtime() is not None:
+            try:
+                self._runtime_ask(Destroy())
+            except Exception as exc:
+                self._note(f"restart: destroying the old agent failed: {exc}", "warn")
+        child = self._children.get(RUNTIME)
+        if child is not None:
+            self._terminate(child)  # synchronous: its late exit report is then stale and ignored
+        self._killed = False
+        self._gave_up = False
+        self._restarts = 0
+        previous = self.state.status
+        self.state = msgspec.structs.replace(
+            TrackerState.start(self.ctx.env.clock.monotonic()), reason="restarted by request"
+        )
+        self._publish_status(str(previous))
+        self._manual_restart = True
+        self._restart_child(RUNTIME)
+        self._note("restarted by request")
+        return self.info()
+
+    def _kill(self) -> list[int]:
+        if self._runtime() is None:
+            return []
+        self._killed = True
+        survivors = self._runtime_ask(Destroy())
+        self._note("killed by request" + (f"; survivors {survivors}" if survivors else ""))
+        return survivors
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _runtime(self) -> pykka.ActorRef[Any] | None:
+        return self.ctx.env.directory.get(f"{self.ctx.path}/{RUNTIME}")
+
+    def _runtime_ask(self, message: Any) -> Any:
+        ref = self._runtime()
+        if ref is None:
+            raise ConflictError(f"instance {self.spec.title} is not running (status {self.state.status})")
+        return ref.ask(message, timeout=ASK_TIMEOUT_S)
+
+    def _current(self, child_id: str, generation: int) -> bool:
+        return child_id == RUNTIME and any(
+            c.id == RUNTIME and c.generation == generation and c.state == "running"
+            for c in self.which_children()
+        )
+
+    def _note(self, message: str, level: str = "info") -> None:
+        self.ctx.env.publish(
+            InstanceNote(
+                project=self.spec.project,
+                instance=self.spec.title,
+                message=message,
+                level=level,
+                ts=self.ctx.env.clock.now().timestamp(),
+            )
+        )
+
+
+def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        pass
+
+
+def runtime_child(runtime_class: type, *args: Any, backoff: Any = None, **kwargs: Any) -> ChildSpec:
+    """The runtime's child spec: transient (exit 0 ends it for good), with the instance's backoff."""
+    from actors.supervision import BackoffSpec, Restart
+
+    return ChildSpec.worker(
+        RUNTIME,
+        runtime_class,
+        *args,
+        restart=Restart.TRANSIENT,
+        backoff=backoff or BackoffSpec(min_s=0.5, max_s=30.0, jitter=0.2, reset_after_s=30.0),
+        **kwargs,
+    )
