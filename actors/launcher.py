@@ -1,0 +1,167 @@
+"""Turning "run this agent for that task" into an InstanceSpec: the one place the pieces meet.
+
+    request ──► harness (config's [harnesses], built-ins, custom)
+            ──► worktree (its own branch, a given branch, the task's shared one, or none)
+            ──► launch plan (argv, how the first prompt gets in, sdk fallback notes)
+            ──► resource controls (nice/ionice wrapper, build hints, CORRAL_* environment)
+            ──► RuntimeSpec + the runtime's child spec (tmux | pty | sdk) ──► InstanceSpec
+
+Only decisions and cheap I/O happen here (git worktree, a lookup on PATH); starting is the Instance's job.
+Every note (a fallback from sdk to tmux, a missing wrapper) is returned for the audit log.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from actors.git import Worktree, create_worktree, shared_worktree
+from actors.instance import InstanceSpec, runtime_child
+from actors.resources import ResourceControls
+from actors.runtimes.base import RuntimeSpec
+from actors.runtimes.tmux_server import session_name
+from actors.supervision import BackoffSpec, SupervisorFlags
+from protocols.config import Config
+from protocols.harness import plan_launch
+from protocols.status import PermissionPolicy
+
+__all__ = ["AgentRequest", "Prepared", "prepare_instance"]
+
+WorktreeMode = Literal["own", "branch", "shared", "none"]
+
+
+class AgentRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """What a caller (the daemon, a task, `corral instance start`) asks for."""
+
+    project: str
+    repo_root: str
+    title: str
+    program: str = ""  # "" → the config's default_program
+    mode: str = "tmux"  # tmux | pty | sdk ("headless" = sdk)
+    prompt: str = ""
+    model: str = ""
+    flags: tuple[str, ...] = ()
+    skip_permissions: bool = False
+    auto_yes: bool = False
+    worktree: WorktreeMode = "own"
+    branch: str = ""  # worktree="branch": work on this branch
+    task: str = ""  # worktree="shared": the task whose worktree to share
+    agent_type: str = ""
+    wave: int | None = None
+    peers: int = 0
+    env: tuple[tuple[str, str], ...] = ()
+
+
+class Prepared(msgspec.Struct, frozen=True):
+    spec: InstanceSpec
+    worktree: Worktree | None
+    notes: tuple[str, ...]
+
+
+def prepare_instance(
+    request: AgentRequest,
+    config: Config,
+    controls: ResourceControls,
+    *,
+    tmux_server: Any = None,
+    flags: SupervisorFlags | None = None,
+    backoff: BackoffSpec | None = None,
+    base_env: dict[str, str] | None = None,
+    sdk_policy: Any = None,
+) -> Prepared:
+    """Decide everything about one agent and make its worktree; the returned spec starts it."""
+    program = request.program or config.default_program
+    harness = config.harness_for(program)
+    worktree = _worktree(request, config)
+    cwd = worktree.path if worktree is not None else request.repo_root
+    name = session_name(request.project, request.title)
+    plan = plan_launch(
+        harness,
+        program=program,
+        model=request.model,
+        flags=request.flags,
+        skip_permissions=request.skip_permissions,
+        prompt=request.prompt,
+        prompt_file=_prompt_file(name, request.prompt, harness.long_prompt_chars),
+        mode=request.mode,
+    )
+    base = dict(os.environ if base_env is None else base_env)
+    extra = {
+        "CORRAL_MANAGED": "1",
+        "CORRAL_PROJECT": request.project,
+        "CORRAL_INSTANCE_TITLE": request.title,
+        "CORRAL_TASK": request.task,
+        "CORRAL_AGENT_TYPE": request.agent_type,
+        "CORRAL_WAVE": "" if request.wave is None else str(request.wave),
+        "CORRAL_PEERS": str(request.peers),
+        **dict(request.env),
+    }
+    launch = controls.launch(plan.argv, base, extra)
+    changed = tuple((k, v) for k, v in launch.env if base.get(k) != v)  # the server/daemon env holds the rest
+    runtime_spec = RuntimeSpec(
+        name=name,
+        argv=launch.argv,
+        cwd=str(cwd),
+        env=changed,
+        log_path=str(Path(request.repo_root) / ".corral" / "logs" / f"{name}.log"),
+        settle_s=plan.enter_settle_s,
+        sdk_transport=plan.sdk_transport,
+    )
+    runtime = _runtime(plan.mode, runtime_spec, tmux_server, backoff, sdk_policy)
+    notes = tuple(n for n in (plan.note, *launch.notes) if n)
+    spec = InstanceSpec(
+        project=request.project,
+        title=request.title,
+        harness=harness,
+        mode=plan.mode,
+        runtime=runtime,
+        first_prompt=plan.send,
+        prompt_file=plan.prompt_file,
+        prompt_file_text=request.prompt if plan.prompt_file else "",
+        cwd=str(cwd),
+        auto_yes=request.auto_yes,
+        permissions=PermissionPolicy(),
+        flags=flags or SupervisorFlags(max_restarts=3, period_s=60.0),
+        resource_profile=launch.resource_profile,
+        task=request.task,
+        agent_type=request.agent_type,
+    )
+    return Prepared(spec, worktree, notes)
+
+
+def _worktree(request: AgentRequest, config: Config) -> Worktree | None:
+    if request.worktree == "none":
+        return None
+    if request.worktree == "shared":
+        if not request.task:
+            raise ValueError(f"instance {request.title}: a shared worktree needs its task")
+        return shared_worktree(request.repo_root, request.task, prefix=config.branch_prefix)
+    branch = request.branch if request.worktree == "branch" else ""
+    return create_worktree(
+        request.repo_root, request.title, prefix=config.branch_prefix, branch=branch or None
+    )
+
+
+def _prompt_file(name: str, prompt: str, threshold: int) -> str:
+    """Where a long first prompt is written (relative to the agent's cwd); "" when it goes inline."""
+    return f".corral/prompts/{name}.md" if threshold and len(prompt) > threshold else ""
+
+
+def _runtime(mode: str, spec: RuntimeSpec, server: Any, backoff: BackoffSpec | None, policy: Any) -> Any:
+    if mode == "sdk":
+        from actors.runtimes.sdk import SdkRuntime, SessionMemo
+
+        kwargs: dict[str, Any] = {"memo": SessionMemo(spec.sdk_session_id)}
+        if policy is not None:
+            kwargs["policy"] = policy
+        return runtime_child(SdkRuntime, spec, backoff=backoff, **kwargs)
+    if mode == "pty":
+        from actors.runtimes.pty import PtyRuntime
+
+        return runtime_child(PtyRuntime, spec, backoff=backoff)
+    from actors.runtimes.tmux import TmuxRuntime
+
+    return runtime_child(TmuxRuntime, spec, server, backoff=backoff)
