@@ -141,7 +141,7 @@ class SupervisorEscalated(_Event, tag="supervisor_escalated"):
 
 
 class InstanceStatusChanged(_Event, tag="instance_status_changed"):
-    """An agent's status changed (loading, running, ready, waiting, exited, failed, paused), with the reason."""
+    """An agent's status changed (loading, running, ready, waiting, exited, failed, paused), and why."""
 
     project: str
     instance: str
