@@ -49,7 +49,9 @@ __all__ = [
     "InstanceCapture",
     "InstanceInfo",
     "InstanceKill",
+    "InstancePause",
     "InstanceRestart",
+    "InstanceResume",
     "InstanceSend",
     "InstanceSendKeys",
     "InstanceSpec",
@@ -81,6 +83,10 @@ class InstanceSpec(msgspec.Struct, frozen=True, kw_only=True):
     resource_profile: str = "normal"
     task: str = ""
     agent_type: str = ""
+    worktree: Any = None  # actors.git.Worktree: paused and resumed with the agent (unless shared)
+    restart_runtime: Any = (
+        None  # the runtime's ChildSpec for every start after the first (continue, no prompt)
+    )
 
 
 # -- what people (the daemon, the CLI through it) ask an Instance ------------------------------------------
@@ -106,6 +112,14 @@ class InstanceRestart(msgspec.Struct, frozen=True):
 
 class InstanceKill(msgspec.Struct, frozen=True):
     """Kill the agent and everything it started; the instance stays, exited, until restarted."""
+
+
+class InstancePause(msgspec.Struct, frozen=True):
+    """Stop the agent, commit its uncommitted work, remove its worktree and keep the branch."""
+
+
+class InstanceResume(msgspec.Struct, frozen=True):
+    """Put the worktree back (refused if its branch is checked out elsewhere) and start the agent again."""
 
 
 class GetInstanceInfo(msgspec.Struct, frozen=True):
@@ -144,6 +158,7 @@ class Instance(Supervisor):
         self._alive = False
         self._gave_up = False
         self._killed = False
+        self._paused = False
         self._manual_restart = False
         self._prompt_sent = not spec.first_prompt
         self._input_sent_at: float | None = None
@@ -174,6 +189,9 @@ class Instance(Supervisor):
         if child_id != RUNTIME:
             return
         self._alive = True
+        child = self._children.get(RUNTIME)
+        if self.spec.restart_runtime is not None and child is not None:
+            child.spec = self.spec.restart_runtime  # later starts continue the conversation
         if restarted and not self._manual_restart:
             self._restarts += 1
         self._manual_restart = False
@@ -242,6 +260,10 @@ class Instance(Supervisor):
             return self._restart_agent()
         if isinstance(message, InstanceKill):
             return self._kill()
+        if isinstance(message, InstancePause):
+            return self._pause()
+        if isinstance(message, InstanceResume):
+            return self._resume()
         if isinstance(message, GetInstanceInfo):
             return self.info()
         return super().on_receive(message)
@@ -305,6 +327,8 @@ class Instance(Supervisor):
         now = self.ctx.env.clock.monotonic()
         if evidence.input_sent_at is None and self._input_sent_at is not None:
             evidence = msgspec.structs.replace(evidence, input_sent_at=self._input_sent_at)
+        if self._paused:
+            evidence = msgspec.structs.replace(evidence, paused=True)
         decision: Decision = decide(
             self.state,
             evidence,
@@ -396,6 +420,58 @@ class Instance(Supervisor):
         self._manual_restart = True
         self._restart_child(RUNTIME)
         self._note("restarted by request")
+        return self.info()
+
+    def _pause(self) -> InstanceInfo:
+        """Pause = the agent stopped and its work kept on its branch: commit if dirty, worktree removed."""
+        if self._paused:
+            return self.info()
+        if self._runtime() is not None:
+            self._runtime_ask(Destroy())
+        child = self._children.get(RUNTIME)
+        if child is not None:
+            self._terminate(child)  # synchronous: the exit report that follows is stale, not a failure
+        self._alive = False
+        detail = ""
+        wt = self.spec.worktree
+        if wt is not None and not wt.shared:
+            from actors.git import pause_worktree
+
+            result = pause_worktree(wt, self.spec.title)
+            detail = (
+                f": committed {result.commit[:7]} on {result.branch}" if result.commit else f" on {wt.branch}"
+            )
+        self._paused = True
+        previous = self.state.status
+        self.state = msgspec.structs.replace(
+            self.state,
+            status=AgentStatus.PAUSED,
+            reason=f"paused{detail}",
+            since=self.ctx.env.clock.monotonic(),
+        )
+        self._publish_status(str(previous))
+        self._note(f"paused{detail}")
+        return self.info()
+
+    def _resume(self) -> InstanceInfo:
+        if not self._paused:
+            raise ConflictError(f"instance {self.spec.title} is not paused (status {self.state.status})")
+        wt = self.spec.worktree
+        if wt is not None and not wt.shared:
+            from actors.git import resume_worktree
+
+            resume_worktree(
+                wt.repo_root, wt.branch, wt.path, base_commit=wt.base_commit
+            )  # may refuse: stays paused
+        self._paused = False
+        previous = self.state.status
+        self.state = msgspec.structs.replace(
+            TrackerState.start(self.ctx.env.clock.monotonic()), reason="resumed by request"
+        )
+        self._publish_status(str(previous))
+        self._manual_restart = True
+        self._restart_child(RUNTIME)
+        self._note("resumed")
         return self.info()
 
     def _kill(self) -> list[int]:

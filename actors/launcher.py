@@ -111,6 +111,21 @@ def prepare_instance(
         sdk_transport=plan.sdk_transport,
     )
     runtime = _runtime(plan.mode, runtime_spec, tmux_server, backoff, sdk_policy)
+    restart_runtime = None
+    if plan.mode != "sdk" and (harness.continue_args or harness.resume_args):
+        # A restarted (or resumed) agent continues its conversation instead of starting the task over.
+        again = plan_launch(
+            harness,
+            program=program,
+            model=request.model,
+            flags=request.flags,
+            skip_permissions=request.skip_permissions,
+            mode=plan.mode,
+            resume=True,
+        )
+        again_launch = controls.launch(again.argv, base, extra)
+        again_spec = msgspec.structs.replace(runtime_spec, argv=again_launch.argv)
+        restart_runtime = _runtime(plan.mode, again_spec, tmux_server, backoff, sdk_policy)
     notes = tuple(n for n in (plan.note, *launch.notes) if n)
     spec = InstanceSpec(
         project=request.project,
@@ -128,6 +143,8 @@ def prepare_instance(
         resource_profile=launch.resource_profile,
         task=request.task,
         agent_type=request.agent_type,
+        worktree=worktree,
+        restart_runtime=restart_runtime,
     )
     return Prepared(spec, worktree, notes)
 

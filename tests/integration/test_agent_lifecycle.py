@@ -16,13 +16,21 @@ from typing import Any
 
 import pytest
 
-from actors.instance import GetInstanceInfo, Instance, InstanceKill, InstanceSendKeys
+from actors.instance import (
+    GetInstanceInfo,
+    Instance,
+    InstanceKill,
+    InstancePause,
+    InstanceResume,
+    InstanceSendKeys,
+)
 from actors.launcher import AgentRequest, prepare_instance
 from actors.resources import ResourceControls
 from actors.runtimes.procinfo import read_stat
 from actors.runtimes.tmux_server import TmuxServer
 from actors.supervision import BackoffSpec, ChildSpec, SupervisionTree, SupervisorFlags
 from protocols.config import Config, ResourceSettings
+from protocols.errors import ConflictError
 from protocols.messages import InstanceNote, InstanceStatusChanged
 from tests.conftest import git
 from tests.unit.actor_kit import expect_event, wait_until
@@ -178,3 +186,35 @@ def test_notes_record_what_corral_did(
     sub = tree.env.hub.subscribe()
     note = expect_event(sub, lambda e: isinstance(e, InstanceNote) and "trust" in e.message, timeout=30)
     assert note.instance == "fix-login-coder"
+
+
+def test_pause_commits_the_work_and_removes_the_worktree_resume_brings_it_back(
+    trees: list[SupervisionTree], git_repo: Path, corral_home: Path, tmux: TmuxServer, tmp_path: Path
+) -> None:
+    tree, prepared = run_agent(trees, git_repo, tmux, prompt="/edit draft.txt half done")
+    sub = tree.env.hub.subscribe()
+    worktree, branch = Path(prepared.worktree.path), prepared.worktree.branch
+    expect_event(sub, status("waiting", "permission"), timeout=30)
+    ask(tree, InstanceSendKeys(("1",)))
+    wait_until(lambda: (worktree / "draft.txt").exists(), timeout=30, what="the uncommitted edit")
+    expect_event(sub, status("ready"), timeout=30)
+    info = ask(tree, InstancePause())
+    assert info.status == "paused" and info.reason.startswith("paused: committed ")
+    assert not worktree.exists()
+    assert git(git_repo, "log", "-1", "--format=%s", branch).strip() == "[corral] paused fix-login-coder"
+    assert git(git_repo, "show", f"{branch}:draft.txt").strip() == "half done"
+    # While paused, someone checks the branch out elsewhere: resume refuses and the instance stays paused.
+    elsewhere = tmp_path / "elsewhere"
+    git(git_repo, "worktree", "add", str(elsewhere), branch)
+    with pytest.raises(ConflictError, match="already checked out"):
+        ask(tree, InstanceResume())
+    assert ask(tree, GetInstanceInfo()).status == "paused"
+    git(git_repo, "worktree", "remove", str(elsewhere))
+    ask(tree, InstanceResume())
+    assert (worktree / "draft.txt").read_text().strip() == "half done"
+    back = expect_event(sub, lambda e: isinstance(e, InstanceStatusChanged) and e.previous == "paused")
+    assert (back.status, back.reason) == ("loading", "resumed by request")
+    expect_event(sub, status("ready"), timeout=30)
+    pid = ask(tree, GetInstanceInfo()).metrics.pid
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"--continue" in argv and b"/edit draft.txt half done" not in argv  # continues, does not redo the task
