@@ -84,9 +84,8 @@ class InstanceSpec(msgspec.Struct, frozen=True, kw_only=True):
     task: str = ""
     agent_type: str = ""
     worktree: Any = None  # actors.git.Worktree: paused and resumed with the agent (unless shared)
-    restart_runtime: Any = (
-        None  # the runtime's ChildSpec for every start after the first (continue, no prompt)
-    )
+    restart_runtime: Any = None  # the runtime ChildSpec of every start after the first: continue, no prompt
+    notes: tuple[str, ...] = ()  # what the launch could not do as asked (sdk fallback, missing nice)
 
 
 # -- what people (the daemon, the CLI through it) ask an Instance ------------------------------------------
@@ -174,6 +173,8 @@ class Instance(Supervisor):
             path = Path(self.spec.cwd or ".") / self.spec.prompt_file
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(self.spec.prompt_file_text)
+        for note in self.spec.notes:
+            self._note(note, "warn")
         super().started()
         if self.spec.mode == "sdk" and not self._prompt_sent:
             self._send_first_prompt()

@@ -128,6 +128,7 @@ def prepare_instance(
         restart_runtime = _runtime(plan.mode, again_spec, tmux_server, backoff, sdk_policy)
     notes = tuple(n for n in (plan.note, *launch.notes) if n)
     spec = InstanceSpec(
+        notes=notes,
         project=request.project,
         title=request.title,
         harness=harness,

@@ -23,21 +23,26 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import TracebackType
 
 from protocols.errors import ConflictError, CorralError, NotFoundError, UsageError
 
 __all__ = [
     "GIT_TIMEOUT_S",
     "SLOW_GIT_TIMEOUT_S",
+    "BackgroundGit",
     "BranchNameError",
     "GitError",
     "NoRemoteError",
     "WorktreeConflict",
+    "git_answer",
     "git_env",
     "git_succeeds",
     "run_git",
+    "start_git",
 ]
 
 GIT_TIMEOUT_S = 30.0
@@ -120,6 +125,71 @@ def git_succeeds(repo: str | os.PathLike[str], *args: str, timeout: float = GIT_
     return _run(repo, args, timeout).returncode == 0
 
 
+def git_answer(repo: str | os.PathLike[str], *args: str, timeout: float = GIT_TIMEOUT_S) -> str | None:
+    """The stdout of `git -C repo args…` when it exits 0, None when it exits otherwise: one call for the
+    questions git answers with both (`config --get`, `show-ref`). A timeout or a missing git still raises."""
+    done = _run(repo, args, timeout)
+    return _decode(done.stdout, "surrogateescape") if done.returncode == 0 else None
+
+
+class BackgroundGit:
+    """A git command `start_git` left running while its caller does something else.
+
+        with start_git(root, "config", key, value) as record:
+            run_git(root, "worktree", "add", …)  # both run at once
+            recorded = record.succeeded()
+
+    Used as a context manager it is waited for on leaving the block however that happens, so no git
+    outlives its caller's work.
+    """
+
+    def __init__(self, repo: str | os.PathLike[str], args: tuple[str, ...], timeout: float) -> None:
+        self._repo, self._args, self._timeout = repo, args, timeout
+        self._deadline = time.monotonic() + timeout
+        try:
+            self._proc = subprocess.Popen(
+                ["git", "-C", os.fspath(repo), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=git_env(),
+            )
+        except OSError as exc:
+            raise _not_started(repo, args, exc) from None
+
+    def succeeded(self) -> bool:
+        """Wait for git; whether it exited 0. Raises GitError when it ran longer than its timeout (counted
+        from its start; it is killed)."""
+        try:
+            return self._proc.wait(max(0.0, self._deadline - time.monotonic())) == 0
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+            how, detail = "timed out", f"no answer after {self._timeout:g}s; git was stopped"
+            raise GitError(
+                _failure(self._repo, self._args, how, detail), argv=self._args, cwd=str(self._repo)
+            ) from None
+
+    def __enter__(self) -> BackgroundGit:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.succeeded()
+        except GitError:
+            if kind is None:  # else the caller's own error is the one to see
+                raise
+
+
+def start_git(repo: str | os.PathLike[str], *args: str, timeout: float = GIT_TIMEOUT_S) -> BackgroundGit:
+    """Start `git -C repo args…` (the same environment, no shell, stdin closed) and return at once, for a
+    command whose outcome is only its exit status and which can run alongside the caller's next one.
+    Raises GitError when git cannot be started."""
+    return BackgroundGit(repo, args, timeout)
+
+
 def _run(
     repo: str | os.PathLike[str], args: tuple[str, ...], timeout: float
 ) -> subprocess.CompletedProcess[bytes]:
@@ -135,11 +205,15 @@ def _run(
             cwd=str(repo),
         ) from None
     except OSError as exc:  # git missing or not executable
-        raise GitError(
-            f"cannot run git ({exc.strerror or exc}): install git and make sure it is on PATH",
-            argv=args,
-            cwd=str(repo),
-        ) from None
+        raise _not_started(repo, args, exc) from None
+
+
+def _not_started(repo: str | os.PathLike[str], args: tuple[str, ...], exc: OSError) -> GitError:
+    return GitError(
+        f"cannot run git ({exc.strerror or exc}): install git and make sure it is on PATH",
+        argv=args,
+        cwd=str(repo),
+    )
 
 
 def _failure(repo: str | os.PathLike[str], args: tuple[str, ...], how: str, detail: str) -> str:

@@ -31,6 +31,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from stat import S_ISDIR
 
 import msgspec
 
@@ -42,8 +43,10 @@ from actors.git.runner import (
     GitError,
     NoRemoteError,
     WorktreeConflict,
+    git_answer,
     git_succeeds,
     run_git,
+    start_git,
 )
 
 __all__ = [
@@ -81,6 +84,9 @@ _IN_PROGRESS = {
     "rebase-apply": "a rebase or `git am`",
     "BISECT_LOG": "a bisect",
 }
+# root → (the identity of root/.git, git common dir): a root keeps its repository until that `.git` is
+# replaced (a directory by its inode; a gitfile, which git rewrites when a worktree moves, also by mtime).
+_common_dirs: dict[Path, tuple[tuple[int, int, int] | None, Path]] = {}
 # Who commits a pause when the user has no identity configured (git would refuse to commit).
 _FALLBACK_IDENTITY = ("-c", "user.name=corral", "-c", "user.email=corral@localhost")
 
@@ -111,9 +117,12 @@ def create_worktree(
     """
     root = Path(repo_root).resolve()
     name = check_branch_name(branch) if branch is not None else branch_for(title, prefix)
-    path = worktree_path(root, name)
+    path = root / WORKTREES_DIR / slug(name)
     with _repo_lock(root) as common_dir:
         ensure_excluded(root, common_dir=common_dir)
+        made = _add_unheard_of(root, name, path, base)
+        if made is not None:
+            return made
         if _existing(root, name, path):
             return _describe(root, path, name, base)
         return _add(root, name, path, base)
@@ -284,7 +293,23 @@ def _repo_lock(root: Path) -> Iterator[Path]:
 
 
 def _common_dir(root: Path) -> Path:
-    return (root / run_git(root, "rev-parse", "--git-common-dir").strip()).resolve()
+    """`git rev-parse --git-common-dir` of `root`, asked once per root and `.git` (see `_common_dirs`)."""
+    try:
+        st = os.lstat(root / ".git")
+        seen: tuple[int, int, int] | None = (
+            st.st_dev,
+            st.st_ino,
+            0 if S_ISDIR(st.st_mode) else st.st_mtime_ns,
+        )
+    except OSError:  # a subdirectory of a work tree, or no repository: git knows
+        seen = None
+    cached = _common_dirs.get(root)
+    if cached is not None and cached[0] == seen:
+        return cached[1]
+    common = (root / run_git(root, "rev-parse", "--git-common-dir").strip()).resolve()
+    if seen is not None:
+        _common_dirs[root] = (seen, common)
+    return common
 
 
 def _same(a: str | Path, b: str | Path) -> bool:
@@ -321,6 +346,43 @@ def _existing(root: Path, branch: str, path: Path) -> bool:
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise WorktreeConflict(f"{path} already exists and is not the worktree of {branch!r}; move it away")
     return False
+
+
+def _add_unheard_of(root: Path, branch: str, path: Path, base: str) -> Worktree | None:
+    """The common case, in one look-up and one `git worktree add`: nothing is at `path` and no branch by
+    that name exists, local or remote-tracking, so nothing can be in the way but a stale registration of
+    the path. None when that is not sure, or `git worktree add` failed: the full path (`_existing`, `_add`),
+    which reads every worktree, then decides, prunes and retries, or says what is wrong.
+
+    The base is recorded before the worktree is made, so a crash in between loses nothing. `git worktree
+    add -b` creates the branch before it looks at the path: when it fails with the branch made at
+    `base_commit`, that branch is this one's and keeps its record; otherwise the record is taken back.
+    """
+    if os.path.lexists(path):
+        return None
+    refs = git_answer(root, "show-ref", "--head", "--", branch)  # HEAD and every ref ending in /<branch>
+    if refs is None:  # no HEAD: the full path says what is wrong
+        return None
+    head = None
+    for line in refs.splitlines():
+        commit, _, ref = line.partition(" ")
+        if ref == "HEAD":
+            head = commit
+        elif ref == f"refs/heads/{branch}" or (
+            ref.startswith("refs/remotes/") and ref.endswith(f"/{branch}")
+        ):
+            return None
+    base_commit = head if base == "HEAD" and head else _resolve(root, base)
+    key = f"branch.{branch}.{BASE_CONFIG_KEY}"
+    add = ("worktree", "add", "--quiet", "--no-track", "-b", branch, str(path), base_commit)
+    with start_git(root, "config", key, base_commit) as record:  # at the same time: one git less to wait for
+        added = git_succeeds(root, *add, timeout=SLOW_GIT_TIMEOUT_S)
+        recorded = record.succeeded()
+    if added:
+        return Worktree(repo_root=str(root), path=str(path), branch=branch, base_commit=base_commit)
+    if recorded and _tip(root, branch) != base_commit:
+        git_succeeds(root, "config", "--unset", key)
+    return None
 
 
 def _add(root: Path, branch: str, path: Path, base: str) -> Worktree:
@@ -373,11 +435,8 @@ def _describe(root: Path, path: Path, branch: str, base: str, *, base_commit: st
 
 
 def _recorded_base(root: Path, branch: str) -> str | None:
-    key = f"branch.{branch}.{BASE_CONFIG_KEY}"
-    if not git_succeeds(root, "config", "--get", key):
-        return None
-    sha = run_git(root, "config", "--get", key).strip()
-    return sha if _ref_exists(root, f"{sha}^{{commit}}") else None
+    sha = git_answer(root, "config", "--get", f"branch.{branch}.{BASE_CONFIG_KEY}")
+    return sha.strip() if sha is not None and _ref_exists(root, f"{sha.strip()}^{{commit}}") else None
 
 
 def _merge_base(root: Path, branch: str, base: str) -> str:
@@ -393,6 +452,11 @@ def _resolve(root: Path, rev: str) -> str:
         return run_git(root, "rev-parse", "--verify", "--end-of-options", f"{rev}^{{commit}}").strip()
     except GitError:
         raise GitError(f"{rev!r} is not a commit in {root}; give a branch, tag or commit as base") from None
+
+
+def _tip(root: Path, branch: str) -> str | None:
+    out = git_answer(root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"refs/heads/{branch}")
+    return out.strip() if out is not None else None
 
 
 def _ref_exists(root: Path, ref: str) -> bool:

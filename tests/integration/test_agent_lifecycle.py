@@ -28,7 +28,7 @@ from actors.launcher import AgentRequest, prepare_instance
 from actors.resources import ResourceControls
 from actors.runtimes.procinfo import read_stat
 from actors.runtimes.tmux_server import TmuxServer
-from actors.supervision import BackoffSpec, ChildSpec, SupervisionTree, SupervisorFlags
+from actors.supervision import BackoffSpec, ChildSpec, SupervisionEnv, SupervisionTree, SupervisorFlags
 from protocols.config import Config, ResourceSettings
 from protocols.errors import ConflictError
 from protocols.messages import InstanceNote, InstanceStatusChanged
@@ -217,4 +217,28 @@ def test_pause_commits_the_work_and_removes_the_worktree_resume_brings_it_back(
     expect_event(sub, status("ready"), timeout=30)
     pid = ask(tree, GetInstanceInfo()).metrics.pid
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    assert b"--continue" in argv and b"/edit draft.txt half done" not in argv  # continues, does not redo the task
+    assert (
+        b"--continue" in argv and b"/edit draft.txt half done" not in argv
+    )  # continues, does not redo the task
+
+
+def test_a_request_for_sdk_with_a_program_that_has_none_falls_back_to_tmux_with_a_note(
+    trees: list[SupervisionTree], git_repo: Path, corral_home: Path, tmux: TmuxServer, tmp_path: Path
+) -> None:
+    fake_aider = tmp_path / "bin" / "aider"
+    fake_aider.parent.mkdir()
+    fake_aider.symlink_to(SIM)  # the aider harness, played by the sim
+    request = AgentRequest(
+        project="proj", repo_root=str(git_repo), title="helper", program=str(fake_aider), mode="headless"
+    )
+    prepared = prepare_instance(request, Config(), ResourceControls(ResourceSettings()), tmux_server=tmux)
+    assert prepared.spec.mode == "tmux"
+    assert any("sdk" in note and "tmux" in note for note in prepared.notes), prepared.notes
+    env = SupervisionEnv.create()
+    sub = env.hub.subscribe()  # before the start: the note is published as the instance starts
+    tree = SupervisionTree.start(
+        SupervisorFlags(), [ChildSpec.worker("agent", Instance, prepared.spec)], env=env
+    )
+    trees.append(tree)
+    note = expect_event(sub, lambda e: isinstance(e, InstanceNote) and "tmux" in e.message)
+    assert note.level == "warn"
