@@ -402,37 +402,41 @@ class Instance(Supervisor):
 
     def _restart_agent(self) -> InstanceInfo:
         """Kill the agent if it runs, then start a fresh runtime generation with a fresh backoff."""
+        self._stop_runtime("restart")
+        self._killed = False
+        self._gave_up = False
+        self._restarts = 0
+        self._start_again("restarted by request")
+        return self.info()
+
+    def _stop_runtime(self, why: str) -> None:
+        """Destroy the agent and stop its runtime child synchronously, so its late exit report is stale."""
         if self._runtime() is not None:
             try:
                 self._runtime_ask(Destroy())
             except Exception as exc:
-                self._note(f"restart: destroying the old agent failed: {exc}", "warn")
+                self._note(f"{why}: destroying the agent failed: {exc}", "warn")
         child = self._children.get(RUNTIME)
         if child is not None:
-            self._terminate(child)  # synchronous: its late exit report is then stale and ignored
-        self._killed = False
-        self._gave_up = False
-        self._restarts = 0
+            self._terminate(child)
+        self._alive = False
+
+    def _start_again(self, reason: str) -> None:
+        """A new start of the runtime, announced as `loading` with `reason` (restart and resume)."""
         previous = self.state.status
         self.state = msgspec.structs.replace(
-            TrackerState.start(self.ctx.env.clock.monotonic()), reason="restarted by request"
+            TrackerState.start(self.ctx.env.clock.monotonic()), reason=reason
         )
         self._publish_status(str(previous))
         self._manual_restart = True
         self._restart_child(RUNTIME)
-        self._note("restarted by request")
-        return self.info()
+        self._note(reason)
 
     def _pause(self) -> InstanceInfo:
         """Pause = the agent stopped and its work kept on its branch: commit if dirty, worktree removed."""
         if self._paused:
             return self.info()
-        if self._runtime() is not None:
-            self._runtime_ask(Destroy())
-        child = self._children.get(RUNTIME)
-        if child is not None:
-            self._terminate(child)  # synchronous: the exit report that follows is stale, not a failure
-        self._alive = False
+        self._stop_runtime("pause")
         detail = ""
         wt = self.spec.worktree
         if wt is not None and not wt.shared:
@@ -465,14 +469,7 @@ class Instance(Supervisor):
                 wt.repo_root, wt.branch, wt.path, base_commit=wt.base_commit
             )  # may refuse: stays paused
         self._paused = False
-        previous = self.state.status
-        self.state = msgspec.structs.replace(
-            TrackerState.start(self.ctx.env.clock.monotonic()), reason="resumed by request"
-        )
-        self._publish_status(str(previous))
-        self._manual_restart = True
-        self._restart_child(RUNTIME)
-        self._note("resumed")
+        self._start_again("resumed by request")
         return self.info()
 
     def _kill(self) -> list[int]:

@@ -16,7 +16,21 @@ from collections.abc import Iterable
 
 import msgspec
 
-__all__ = ["CpuSampler", "ProcStat", "RuntimeMetrics", "kill_tree", "read_stat", "session_processes", "tree"]
+__all__ = [
+    "TOKEN_VAR",
+    "CpuSampler",
+    "ProcStat",
+    "RuntimeMetrics",
+    "kill_tree",
+    "read_stat",
+    "session_processes",
+    "tagged_sessions",
+    "tree",
+]
+
+TOKEN_VAR = "CORRAL_RUNTIME_TOKEN"
+"""Every agent's environment carries a unique token: a sweep finds, by it, the processes that escaped both
+the agent's process group and its session (setsid), even after the agent itself is gone."""
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -94,6 +108,24 @@ def session_processes(sids: Iterable[int]) -> list[ProcStat]:
     """Every live process whose session id is one of `sids`."""
     wanted = set(sids)
     return [st for st in _all_stats() if st.sid in wanted and st.state != "Z"]
+
+
+def tagged_sessions(token: str) -> set[int]:
+    """The session ids of live processes whose environment holds `TOKEN_VAR=token`."""
+    needle = f"{TOKEN_VAR}={token}\0".encode()
+    me = os.getpid()
+    sids = set()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue  # gone, or not ours to read
+        if needle in environ and (st := read_stat(int(name))) is not None and st.state != "Z":
+            sids.add(st.sid)
+    return sids
 
 
 def _signal(pids: Iterable[int], sig: int) -> None:

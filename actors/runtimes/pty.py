@@ -47,18 +47,17 @@ from actors.runtimes.base import (
     agent_exit_reason,
 )
 from actors.runtimes.logfile import RotatingLog
-from actors.runtimes.procinfo import CpuSampler, kill_tree, read_stat
+from actors.runtimes.procinfo import TOKEN_VAR, CpuSampler, kill_tree, read_stat, tagged_sessions
 from actors.runtimes.reactor import Channel, PtyReactor, default_reactor
 from actors.runtimes.ring import RingBuffer, screen_lines, stream_lines
 from actors.supervision.context import ChildContext
 from protocols.errors import ConflictError, UsageError
 from protocols.messages import ExitReason
 
-__all__ = ["KEYS", "LINE_MAX", "PASTE_OVER_CHARS", "TOKEN_VAR", "PtyRuntime", "encode_text", "key_bytes"]
+__all__ = ["KEYS", "LINE_MAX", "PASTE_OVER_CHARS", "PtyRuntime", "encode_text", "key_bytes"]
 
 log = logging.getLogger(__name__)
 
-TOKEN_VAR = "CORRAL_RUNTIME_TOKEN"
 PASTE_OVER_CHARS = 200  # longer text is pasted rather than typed (as the tmux runtime does)
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 LINE_MAX = 4095  # what Linux's N_TTY holds of pending input in canonical mode; more can be silently dropped
@@ -488,7 +487,7 @@ class PtyRuntime(RuntimeActor):
         if not self.token:
             return []
         mine = os.getsid(0)
-        return sorted({sid for sid in _processes_tagged(self.token) if sid != mine})
+        return sorted({sid for sid in tagged_sessions(self.token) if sid != mine})
 
     def _kill_hook(self) -> None:
         """Run by the supervisor when this actor does not stop in time: SIGKILL everything, no grace.
@@ -499,21 +498,3 @@ class PtyRuntime(RuntimeActor):
         sids = self._tagged_sids()
         if pid is not None or sids:
             kill_tree(pid, sids=sids, grace_s=0)
-
-
-def _processes_tagged(token: str) -> set[int]:
-    """The session ids of live processes whose environment holds `TOKEN_VAR=token`."""
-    needle = f"{TOKEN_VAR}={token}\0".encode()
-    sids = set()
-    me = os.getpid()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue  # gone, or not ours to read
-        if needle in environ and (st := read_stat(int(name))) is not None and st.state != "Z":
-            sids.add(st.sid)
-    return sids

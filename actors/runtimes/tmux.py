@@ -65,7 +65,15 @@ import msgspec
 import pykka
 
 from actors.runtimes.base import AttachInfo, RuntimeActor, RuntimeSpec, RuntimeStats, agent_exit_reason
-from actors.runtimes.procinfo import CpuSampler, RuntimeMetrics, kill_tree, read_stat, tree
+from actors.runtimes.procinfo import (
+    TOKEN_VAR,
+    CpuSampler,
+    RuntimeMetrics,
+    kill_tree,
+    read_stat,
+    tagged_sessions,
+    tree,
+)
 from actors.runtimes.tmux_output import Output, PaneDied, PipeClosed, Tap, TapEvent
 from actors.runtimes.tmux_server import (
     PaneInfo,
@@ -84,7 +92,6 @@ __all__ = ["TmuxError", "TmuxRuntime", "TmuxServer", "default_server", "list_ses
 
 log = logging.getLogger(__name__)
 
-TOKEN_VAR = "CORRAL_RUNTIME_TOKEN"  # the same mark as the PTY runtime's: how a sweep finds escaped processes
 _default_lock = threading.Lock()
 _default: TmuxServer | None = None
 
@@ -214,7 +221,7 @@ class TmuxRuntime(RuntimeActor):
 
     def _remove_dead(self, pane: PaneInfo) -> None:
         """Kill what a dead agent left behind, then its session (it would stay, dead, for a person to see)."""
-        kill_tree(None, sids={pane.pid} | tagged_sids(self.token), grace_s=1.0)
+        kill_tree(None, sids={pane.pid} | tagged_sessions(self.token), grace_s=1.0)
         self.server.kill_session(pane.session)
 
     # -- output and exit (told by the output thread) ------------------------------------------------------
@@ -386,7 +393,7 @@ class TmuxRuntime(RuntimeActor):
             return []
         # The tree first: once the session is killed, a setsid grandchild is reparented and only its
         # session id (recorded here) still ties it to the agent.
-        sids = {st.sid for st in tree(pane.pid)} | {pane.pid} | tagged_sids(self.token)
+        sids = {st.sid for st in tree(pane.pid)} | {pane.pid} | tagged_sessions(self.token)
         try:
             self.server.kill_session(pane.session)
         except TmuxError as exc:
@@ -443,24 +450,6 @@ def _check_launch(spec: RuntimeSpec) -> None:
     env_path = dict(spec.env).get("PATH", os.environ.get("PATH", os.defpath))
     if shutil.which(program, path=env_path) is None:
         raise UsageError(f"runtime {spec.name}: command {program!r} not found on PATH")
-
-
-def tagged_sids(token: str) -> set[int]:
-    """The session ids of live processes whose environment holds `TOKEN_VAR=token`."""
-    needle = f"{TOKEN_VAR}={token}\0".encode()
-    me = os.getpid()
-    sids = set()
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == me:
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue  # gone, or not ours to read
-        if needle in environ and (st := read_stat(int(name))) is not None and st.state != "Z":
-            sids.add(st.sid)
-    return sids
 
 
 def _process_started_at(pid: int) -> float:

@@ -35,8 +35,8 @@ from actors.runtimes.base import (
     Send,
     SendKeys,
 )
-from actors.runtimes.procinfo import read_stat
-from actors.runtimes.pty import TOKEN_VAR, PtyRuntime, encode_text, key_bytes
+from actors.runtimes.procinfo import TOKEN_VAR, read_stat
+from actors.runtimes.pty import PtyRuntime, encode_text, key_bytes
 from actors.runtimes.reactor import default_reactor
 from actors.supervision import (
     BackoffSpec,

@@ -37,8 +37,8 @@ from actors.runtimes.base import (
     Send,
     SendKeys,
 )
-from actors.runtimes.procinfo import read_stat
-from actors.runtimes.tmux import TOKEN_VAR, TmuxRuntime
+from actors.runtimes.procinfo import TOKEN_VAR, read_stat
+from actors.runtimes.tmux import TmuxRuntime
 from actors.runtimes.tmux_server import TmuxServer
 from actors.supervision import (
     BackoffSpec,
