@@ -58,3 +58,27 @@ def stop_actors() -> Iterator[None]:
     import pykka
 
     pykka.ActorRegistry.stop_all(block=True, timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def _quiet_pykka() -> Iterator[None]:
+    """Crashes are what the supervision tests provoke: keep pykka's tracebacks out of the report.
+
+    (Not caplog.set_level: that also raises caplog's own handler level, hiding other loggers from tests.)
+    """
+    import logging
+
+    logger = logging.getLogger("pykka")
+    before = logger.level
+    logger.setLevel(logging.CRITICAL)
+    yield
+    logger.setLevel(before)
+
+
+@pytest.fixture
+def trees() -> Iterator[list]:
+    """Supervision trees a test started; each is stopped (children in reverse order) at teardown."""
+    made: list = []
+    yield made
+    for tree in made:
+        tree.stop(timeout=20)

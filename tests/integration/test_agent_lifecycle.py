@@ -5,7 +5,6 @@ Real tmux on a private socket, real git worktrees, real processes; the simulated
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import sys
@@ -39,24 +38,11 @@ pytestmark = pytest.mark.usefixtures("stop_actors")
 SIM = str(Path(sys.executable).with_name("corral-sim"))
 
 
-@pytest.fixture(autouse=True)
-def _quiet(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="pykka")
-
-
 @pytest.fixture
 def tmux() -> Iterator[TmuxServer]:
     server = TmuxServer(socket=f"corral-test-{uuid.uuid4().hex[:8]}")
     yield server
     server.kill()
-
-
-@pytest.fixture
-def trees() -> Iterator[list[SupervisionTree]]:
-    made: list[SupervisionTree] = []
-    yield made
-    for tree in made:
-        tree.stop(timeout=20)
 
 
 def run_agent(

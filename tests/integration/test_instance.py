@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +28,6 @@ from tests.unit.actor_kit import expect_event, wait_until
 
 pytestmark = pytest.mark.usefixtures("stop_actors")
 SIM = str(Path(sys.executable).with_name("corral-sim"))
-
-
-@pytest.fixture(autouse=True)
-def _quiet(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="pykka")
-
-
-@pytest.fixture
-def trees() -> Iterator[list[SupervisionTree]]:
-    made: list[SupervisionTree] = []
-    yield made
-    for tree in made:
-        tree.stop(timeout=20)
 
 
 def start_instance(

@@ -9,7 +9,6 @@ process a test starts is killed in teardown.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import shutil
 import signal
@@ -56,11 +55,6 @@ pytestmark = pytest.mark.usefixtures("stop_actors")
 PY = sys.executable
 SIM = shutil.which("corral-sim", path=str(Path(sys.executable).parent))
 RT = "root/inst/rt"
-
-
-@pytest.fixture(autouse=True)
-def _quiet_pykka(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="pykka")
 
 
 def alive(pid: int) -> bool:

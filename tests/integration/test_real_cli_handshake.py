@@ -8,10 +8,8 @@ clear error, never a hang.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,25 +31,12 @@ def find_cli(name: str) -> str:
     return found
 
 
-@pytest.fixture(autouse=True)
-def _quiet(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="pykka")
-
-
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A throwaway HOME so the CLIs never read or write the user's own configuration."""
     home = tmp_path / "home"
     (home / ".codex").mkdir(parents=True)
     return home
-
-
-@pytest.fixture
-def trees() -> Iterator[list[SupervisionTree]]:
-    made: list[SupervisionTree] = []
-    yield made
-    for tree in made:
-        tree.stop(timeout=20)
 
 
 def start(

@@ -9,7 +9,6 @@ agent when it is installed. Every wait is on a condition.
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import secrets
 import shutil
@@ -59,11 +58,6 @@ PY = sys.executable
 SIM = shutil.which("corral-sim", path=str(Path(sys.executable).parent))
 RT = "root/inst/rt"
 NAME = "corral_proj_task-1"
-
-
-@pytest.fixture(autouse=True)
-def _quiet_pykka(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="pykka")
 
 
 def alive(pid: int) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import Any
@@ -47,11 +46,6 @@ class Plain(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         return message
-
-
-@pytest.fixture(autouse=True)
-def _quiet(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="pykka")
 
 
 def test_bench_supervision_core() -> None:

@@ -16,7 +16,6 @@ that crossed the PTY (MB = 10⁶ bytes). Set CORRAL_BENCH_PTY_MB to change the 2
 
 from __future__ import annotations
 
-import logging
 import os
 import pty
 import select
@@ -62,11 +61,6 @@ while left > 0:
     left -= os.write(1, chunk[:left])
 sys.stdin.read()
 """
-
-
-@pytest.fixture(autouse=True)
-def _quiet(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="pykka")
 
 
 def flood_file(path: Path, mb: int) -> Path:

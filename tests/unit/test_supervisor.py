@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
@@ -36,11 +35,6 @@ from protocols.messages import (
 from tests.unit.actor_kit import Journal, Worker, expect_event, wait_until
 
 pytestmark = pytest.mark.usefixtures("stop_actors")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_pykka(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="pykka")
 
 
 TreeFactory = Callable[..., SupervisionTree]

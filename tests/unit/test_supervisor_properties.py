@@ -3,10 +3,7 @@ supervisor gives up exactly when the restart intensity is exceeded — never sil
 
 from __future__ import annotations
 
-import logging
-
 import pykka
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -71,11 +68,6 @@ class Model:
                 self.running.discard(other)
             else:
                 self.running.add(other)
-
-
-@pytest.fixture(autouse=True)
-def _quiet_pykka(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="pykka")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
