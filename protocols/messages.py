@@ -22,6 +22,8 @@ import msgspec
 __all__ = [
     "Command",
     "CreateTask",
+    "DaemonReloaded",
+    "DaemonStopping",
     "EmitSignal",
     "Event",
     "ExitReason",
@@ -29,6 +31,7 @@ __all__ = [
     "InstanceStatusChanged",
     "Lagged",
     "Ping",
+    "RepoRegistered",
     "SetTaskStatus",
     "TransitionTask",
     "decode_command",
@@ -192,6 +195,27 @@ class SignalProcessed(_Event, tag="signal_processed"):
     result: str
 
 
+class RepoRegistered(_Event, tag="repo_registered"):
+    """A repository was registered as a project through the daemon's API (`POST /v1/repos`)."""
+
+    project: str
+    root: str
+
+
+class DaemonReloaded(_Event, tag="daemon_reloaded"):
+    """The configuration was re-read (`source`: "SIGHUP" or "api"); `problems` names each invalid file."""
+
+    source: str
+    repos: int
+    problems: tuple[str, ...] = ()
+
+
+class DaemonStopping(_Event, tag="daemon_stopping"):
+    """An orderly shutdown began (`reason`: "SIGTERM", "SIGINT", "api"); the event stream ends right after."""
+
+    reason: str
+
+
 class Lagged(_Event, tag="lagged"):
     """Delivered to a subscriber in place of `missed` events it was too slow to take."""
 
@@ -211,6 +235,9 @@ Event = (
     | TaskTransitioned
     | SignalEmitted
     | SignalProcessed
+    | RepoRegistered
+    | DaemonReloaded
+    | DaemonStopping
     | Lagged
 )
 

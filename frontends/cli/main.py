@@ -85,6 +85,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "task": ("frontends.cli.tasks", "create, list, show and move tasks"),
     "signal": ("frontends.cli.signals", "emit and list signals (requests to move a task)"),
     "doctor": ("frontends.cli.doctor", "check that this machine can run corral, and how to fix it"),
+    "daemon": ("frontends.cli.daemon", "start, stop and inspect the daemon; list its repositories"),
 }
 
 

@@ -1,0 +1,303 @@
+"""The control API: JSON over HTTP on the daemon's Unix socket, and its event stream (SSE).
+
+    GET  /v1/ping        Pong                       the daemon is up
+    GET  /v1/status      DaemonStatus               pid, uptime, socket, database, repos, supervision
+    GET  /v1/repos       [Project]                  registered repositories
+    POST /v1/repos       {path} → Project           register (201; 200 if it already was; 400 if not a repo)
+    POST /v1/reload      ReloadReport               re-read the configuration (as SIGHUP does)
+    POST /v1/shutdown    Stopping (202)             orderly shutdown (as SIGTERM does)
+    GET  /v1/events      text/event-stream          every event published in the daemon, `data: <json>`
+
+Bodies are the Structs of `frontends.daemon.schema`; docs/daemon.md shows them.
+
+**The loop never blocks.** The handlers run on the server's own event loop (see `server.py`). Everything that
+touches the store or an actor comes from the daemon (`DaemonControl`) as a `concurrent.futures.Future`,
+awaited through `asyncio.wrap_future` with a timeout. A pykka future is never awaited here: its `__await__`
+calls `get()`, which would freeze every connection until the actor answers.
+
+**Errors** are `{"error": "..."}` with 4xx for a client's mistake (bad JSON, a path that is not a repository,
+an unknown route), 503 when the daemon does not answer in time, and 500 — logged with its traceback — only
+for a bug. Bad input never produces a 500.
+
+**The event stream** subscribes to the EventHub with `on_ready` bridged by `call_soon_threadsafe`, so a
+publisher (any actor thread) wakes the stream without the loop polling. The subscription's queue is bounded:
+a client too slow to read gets a `{"type": "lagged", "missed": N}` event in place of what it missed. The
+first thing sent is the comment `: subscribed`, after which no event is missed. On shutdown, `on_shutdown`
+wakes every stream to end it at once; without that, aiohttp would wait its whole shutdown timeout for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from actors.eventbus import EventHub, Subscription
+from actors.supervision import SupervisorStats
+from frontends.daemon.schema import ApiError, DaemonStatus, Pong, RegisterRepo, ReloadReport, Stopping
+from protocols.errors import ConflictError, CorralError, NotFoundError, StoreError, UsageError
+from protocols.messages import encode
+from protocols.records import Project
+
+__all__ = ["ANSWER_TIMEOUT_S", "KEEPALIVE_S", "DaemonControl", "DaemonInfo", "make_app"]
+
+log = logging.getLogger(__name__)
+
+ANSWER_TIMEOUT_S = 5.0
+"""How long a handler waits for the store or an actor before answering 503."""
+
+KEEPALIVE_S = 15.0
+"""An idle event stream sends a comment this often, so a vanished client is noticed and its queue freed."""
+
+_STREAM_QUEUE = 1024
+_STREAM_BATCH = 256
+_T = TypeVar("_T")
+
+
+class DaemonInfo(msgspec.Struct, frozen=True):
+    """What does not change during a daemon's life."""
+
+    pid: int
+    version: str
+    started_at: str
+    socket: str
+    runtime_dir: str
+    database: str
+
+
+class DaemonControl(Protocol):
+    """What the API needs from the daemon. Every method is thread-safe and returns at once; the work is done
+    on the daemon's threads and its result delivered through the future."""
+
+    @property
+    def info(self) -> DaemonInfo: ...
+
+    @property
+    def hub(self) -> EventHub: ...
+
+    def uptime_s(self) -> float: ...
+
+    def supervision(self) -> concurrent.futures.Future[SupervisorStats]: ...
+
+    def list_projects(self) -> concurrent.futures.Future[list[Project]]: ...
+
+    def register_project(self, path: str) -> concurrent.futures.Future[tuple[Project, bool]]: ...
+
+    def request_reload(self, source: str) -> concurrent.futures.Future[ReloadReport]: ...
+
+    def request_stop(self, reason: str) -> None: ...
+
+
+class _Streams:
+    """The wake-up events of the open event streams, and whether the server is closing."""
+
+    def __init__(self) -> None:
+        self.wakes: set[asyncio.Event] = set()
+        self.closing = False
+
+
+CONTROL = web.AppKey("control", DaemonControl)
+STREAMS = web.AppKey("streams", _Streams)
+
+
+class _ClientMistake(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def make_app(control: DaemonControl) -> web.Application:
+    """The aiohttp application serving `control`."""
+    app = web.Application(middlewares=[_errors])
+    app[CONTROL] = control
+    app[STREAMS] = _Streams()
+    app.router.add_get("/v1/ping", _ping)
+    app.router.add_get("/v1/status", _status)
+    app.router.add_get("/v1/repos", _list_repos)
+    app.router.add_post("/v1/repos", _register_repo)
+    app.router.add_post("/v1/reload", _reload)
+    app.router.add_post("/v1/shutdown", _shutdown)
+    app.router.add_get("/v1/events", _events)
+    app.on_shutdown.append(_end_streams)
+    return app
+
+
+# -- responses and errors ----------------------------------------------------------------------------------
+
+
+def _json(value: Any, status: int = 200) -> web.Response:
+    return web.Response(body=msgspec.json.encode(value), status=status, content_type="application/json")
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json(ApiError(message), status)
+
+
+_STATUS_OF: tuple[tuple[type[CorralError], int], ...] = (
+    (UsageError, 400),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (StoreError, 503),
+)
+
+
+@web.middleware
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> Any:
+    try:
+        return await handler(request)
+    except _ClientMistake as exc:
+        return _error(exc.status, str(exc))
+    except web.HTTPException as exc:  # the router's 404 and 405, the body-size limit's 413
+        if exc.status < 400:
+            raise
+        message = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason
+        if isinstance(exc, web.HTTPNotFound):
+            message = f"no such route: {request.method} {request.path}"
+        elif isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = ", ".join(sorted(exc.allowed_methods))
+            message = f"{request.path} does not take {request.method} (it takes {allowed})"
+        return _error(exc.status, message)
+    except CorralError as exc:
+        status = next((code for kind, code in _STATUS_OF if isinstance(exc, kind)), 500)
+        if status == 500:
+            log.error("%s %s failed: %s", request.method, request.path, exc)
+        return _error(status, str(exc))
+    except TimeoutError as exc:
+        return _error(503, str(exc) or "the daemon did not answer in time; see its log")
+    except Exception as exc:
+        log.exception("%s %s: unexpected error", request.method, request.path)
+        return _error(
+            500, f"internal error: {type(exc).__name__}: {exc} (a bug in corral; see the daemon's log)"
+        )
+
+
+async def _answer(future: concurrent.futures.Future[_T], timeout: float | None = None) -> _T:
+    """The result of work done on a daemon thread, without blocking the loop; TimeoutError past `timeout`
+    (default ANSWER_TIMEOUT_S). Giving up does not cancel the work (shield): the daemon may already be
+    doing it, and would find its reply future cancelled under it."""
+    limit = ANSWER_TIMEOUT_S if timeout is None else timeout
+    try:
+        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), limit)
+    except TimeoutError:
+        raise TimeoutError(f"the daemon did not answer within {limit:g} s; see its log") from None
+
+
+async def _body(request: web.Request, kind: type[_T]) -> _T:
+    data = await request.read()
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as exc:  # a subclass of DecodeError: first
+        raise _ClientMistake(400, f"the request body does not fit: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise _ClientMistake(400, f"the request body is not valid JSON: {exc}") from None
+
+
+# -- handlers ----------------------------------------------------------------------------------------------
+
+
+async def _ping(request: web.Request) -> web.Response:
+    info = request.app[CONTROL].info
+    return _json(Pong(pid=info.pid, version=info.version))
+
+
+async def _status(request: web.Request) -> web.Response:
+    control = request.app[CONTROL]
+    info = control.info
+    repos = await _answer(control.list_projects())
+    try:
+        stats: dict[str, Any] | None = msgspec.to_builtins(await _answer(control.supervision()))
+    except (TimeoutError, CorralError) as exc:
+        log.warning("status: the root supervisor did not answer: %s", exc or "timeout")
+        stats = None
+    status = DaemonStatus(
+        pid=info.pid,
+        version=info.version,
+        started_at=info.started_at,
+        uptime_s=round(control.uptime_s(), 3),
+        socket=info.socket,
+        runtime_dir=info.runtime_dir,
+        database=info.database,
+        repos=tuple(repos),
+        supervision=stats,
+    )
+    return _json(status)
+
+
+async def _list_repos(request: web.Request) -> web.Response:
+    return _json(await _answer(request.app[CONTROL].list_projects()))
+
+
+async def _register_repo(request: web.Request) -> web.Response:
+    body = await _body(request, RegisterRepo)
+    project, created = await _answer(request.app[CONTROL].register_project(body.path))
+    return _json(project, 201 if created else 200)
+
+
+async def _reload(request: web.Request) -> web.Response:
+    return _json(await _answer(request.app[CONTROL].request_reload("api"), timeout=30.0))
+
+
+async def _shutdown(request: web.Request) -> web.Response:
+    control = request.app[CONTROL]
+    control.request_stop("api")
+    return _json(Stopping(pid=control.info.pid), 202)
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    control, streams = request.app[CONTROL], request.app[STREAMS]
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+
+    def on_ready() -> None:  # on a publisher's thread
+        try:
+            loop.call_soon_threadsafe(wake.set)
+        except RuntimeError:
+            pass  # the loop closed between the stream's end and this event: nobody is listening
+
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    sub = control.hub.subscribe(maxsize=_STREAM_QUEUE, on_ready=on_ready)
+    streams.wakes.add(wake)
+    try:
+        await response.write(b": subscribed\n\n")
+        while True:
+            wake.clear()  # before taking: an event put after this sets it again, so no wake-up is lost
+            batch = _take(sub, _STREAM_BATCH)
+            if batch:
+                await response.write(b"".join(b"data: " + encode(event) + b"\n\n" for event in batch))
+                continue
+            if streams.closing:  # what was queued before the shutdown has been sent
+                break
+            try:
+                await asyncio.wait_for(wake.wait(), KEEPALIVE_S)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+    except ConnectionError:
+        pass  # the client went away: let go of its subscription
+    finally:
+        streams.wakes.discard(wake)
+        sub.close()
+    return response
+
+
+def _take(sub: Subscription, limit: int) -> list[Any]:
+    batch = []
+    while len(batch) < limit and (event := sub.get(timeout=0)) is not None:
+        batch.append(event)
+    return batch
+
+
+async def _end_streams(app: web.Application) -> None:
+    streams = app[STREAMS]
+    streams.closing = True
+    for wake in list(streams.wakes):
+        wake.set()

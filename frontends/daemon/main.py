@@ -1,0 +1,101 @@
+"""Run the daemon in the foreground: `python -m frontends.daemon.main`, or `corral daemon start --foreground`.
+
+    exit 0   an orderly shutdown (SIGTERM, SIGINT, POST /v1/shutdown), or another daemon already runs
+    exit 1   the daemon could not start (unsafe runtime directory, unusable database, socket in use…)
+             or its root supervisor gave up; the reason is the last line of the log
+
+Signals are handled on the main thread, the only one Python delivers them to: SIGTERM and SIGINT ask for an
+orderly shutdown (the API stops, then the supervision tree stops its children in reverse start order);
+SIGHUP asks for a reload. The handlers only put a request on the daemon's queue: a handler interrupts the
+main thread anywhere, possibly inside the logging module or holding a lock, so doing the work — or even
+logging — inside it could deadlock.
+
+The log goes to stderr with timestamps; `corral daemon start` points stderr at `<runtime dir>/daemon.log`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from frontends.daemon.errors import AlreadyRunning
+from frontends.daemon.lock import PidLock
+from frontends.daemon.paths import RuntimePaths
+from protocols.errors import CorralError
+
+__all__ = ["run"]
+
+log = logging.getLogger("corral.daemon")
+
+_LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s"
+
+
+def run(runtime_dir: str | None = None) -> int:
+    """Run one daemon until it is stopped; returns the exit status."""
+    _setup_logging()
+    try:
+        paths = RuntimePaths.resolve(runtime_dir).prepare()
+        lock = PidLock.acquire(paths.pid_file)
+    except AlreadyRunning as exc:
+        print(f"corral daemon: {exc}", file=sys.stderr)
+        return 0
+    except CorralError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    with lock:
+        return _serve(paths)
+
+
+def _serve(paths: RuntimePaths) -> int:
+    from frontends.daemon.config import DaemonConfig
+    from frontends.daemon.root import Daemon
+
+    daemon = Daemon(DaemonConfig.load(paths))
+    previous = _install_signal_handlers(
+        {
+            signal.SIGTERM: lambda: daemon.request_stop("SIGTERM"),
+            signal.SIGINT: lambda: daemon.request_stop("SIGINT"),
+            signal.SIGHUP: lambda: daemon.request_reload("SIGHUP"),
+        }
+    )
+    try:
+        try:
+            daemon.start()
+        except CorralError as exc:
+            log.error("cannot start: %s", exc)
+            return 1
+        return daemon.run_until_stopped()
+    finally:
+        daemon.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _install_signal_handlers(actions: dict[signal.Signals, Callable[[], None]]) -> dict[signal.Signals, Any]:
+    previous = {}
+    for signum, action in actions.items():
+
+        def handler(_signum: int, _frame: FrameType | None, action: Callable[[], None] = action) -> None:
+            action()
+
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def _setup_logging() -> None:
+    level = logging.DEBUG if os.environ.get("CORRAL_DEBUG") == "1" else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

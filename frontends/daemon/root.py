@@ -1,0 +1,292 @@
+"""The composition root: what one daemon process is made of, started in order and stopped in reverse.
+
+    daemon = Daemon(DaemonConfig.load(paths))
+    daemon.start()                      # the supervision tree (root_children), the store thread, the API
+    code = daemon.run_until_stopped()   # on the main thread: reloads, until a stop or the root's failure
+    daemon.stop()                       # the API first, then the tree (children in reverse start order)
+
+The root supervisor's children come from `root_children(config)`: the place a new always-running actor is
+added, as one line (actors/ never imports frontends/, so it is here that frontends' actors meet the tree).
+`Daemon(config, extra_children=...)` appends more, which is how a test runs a daemon with an actor of its own.
+
+The control server is not a child of the tree: it reports on the tree, must outlive any restart inside it,
+and must stop *before* it — a request in flight asking the root for statistics while the root is busy
+stopping the server would otherwise wait on itself. It is started after the tree is up and stopped first.
+
+Threads: the main thread runs `run_until_stopped()` and is the only one that stops anything. Requests reach
+it through a `queue.SimpleQueue`, whose `put` is safe to call from a signal handler (it takes no lock a
+handler could find already held by the thread it interrupted). The store is used from one thread of its
+own (apsw connections belong to one thread); the API waits on the futures of both, never on a pykka one.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import pykka
+
+from actors.clock import utc_stamp
+from actors.eventbus import EventBus, EventHub
+from actors.store import Store
+from actors.supervision import (
+    ChildSpec,
+    GetStatistics,
+    Strategy,
+    SupervisionTree,
+    SupervisorFlags,
+    SupervisorStats,
+)
+from frontends.daemon.api import DaemonInfo, make_app
+from frontends.daemon.config import DaemonConfig, check_repo_configs
+from frontends.daemon.schema import ReloadReport
+from frontends.daemon.server import ControlServer
+from protocols.errors import NotFoundError, NotInRepoError, SupervisionError, UsageError
+from protocols.messages import DaemonReloaded, DaemonStopping, ExitReason, RepoRegistered
+from protocols.records import Project
+
+__all__ = ["ROOT_FLAGS", "Daemon", "root_children"]
+
+log = logging.getLogger(__name__)
+
+ROOT_FLAGS = SupervisorFlags(Strategy.ONE_FOR_ONE, max_restarts=3, period_s=5.0)
+"""More than 3 restarts among the root's children within 5 s: the root gives up and the daemon exits 1
+(systemd's Restart=on-failure then starts a fresh one)."""
+
+_STATS_TIMEOUT_S = 2.0
+_T = TypeVar("_T")
+
+
+def root_children(config: DaemonConfig) -> list[ChildSpec]:
+    """The root supervisor's children, in start order (they stop in reverse): the actors every daemon runs."""
+    return [
+        ChildSpec.worker("eventbus", EventBus),
+    ]
+
+
+class _Stop(msgspec.Struct, frozen=True):
+    reason: str
+
+
+class _Failed(msgspec.Struct, frozen=True):
+    reason: str
+
+
+class _Reload(msgspec.Struct, frozen=True):
+    source: str
+    reply: Any  # concurrent.futures.Future[ReloadReport]
+
+
+class Daemon:
+    """One daemon: its supervision tree, its store thread and its control server. Implements the API's
+    `DaemonControl`: every method of that protocol is thread-safe and returns at once."""
+
+    def __init__(self, config: DaemonConfig, *, extra_children: Sequence[ChildSpec] = ()) -> None:
+        self.config = config
+        self.children = [*root_children(config), *extra_children]
+        self.tree: SupervisionTree | None = None
+        self.server: ControlServer | None = None
+        self._inbox: queue.SimpleQueue[_Stop | _Failed | _Reload] = queue.SimpleQueue()
+        self._store_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="corral-store")
+        self._ask_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="corral-ask")
+        self._local = threading.local()
+        self._stores: list[Store] = []
+        self._started_mono = time.monotonic()
+        self._stopped = False
+        self._info = DaemonInfo(
+            pid=os.getpid(),
+            version=config.version,
+            started_at=utc_stamp(datetime.now(UTC)),
+            socket=str(config.paths.socket),
+            runtime_dir=config.runtime_dir,
+            database=config.database,
+        )
+
+    # -- lifecycle (main thread) ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the store, start the tree, then serve the API. CorralError if any of them cannot start;
+        whatever did start is stopped again by `stop()`."""
+        self._store_call(lambda store: None).result()  # fail now, with the path, if the database is unusable
+        self.tree = SupervisionTree.start(ROOT_FLAGS, self.children)
+        threading.Thread(
+            target=self._watch_tree, args=(self.tree,), name="corral-root-watch", daemon=True
+        ).start()
+        self.server = ControlServer(make_app(self), self.config.paths.socket, on_exit=self._server_exited)
+        self.server.start()
+        log.info(
+            "corral daemon %s started: pid %d, socket %s, database %s",
+            self._info.version,
+            self._info.pid,
+            self._info.socket,
+            self._info.database,
+        )
+
+    def run_until_stopped(self) -> int:
+        """Serve requests on this (the main) thread until a stop (→ 0) or the root's failure (→ 1)."""
+        while True:
+            request = self._inbox.get()
+            if isinstance(request, _Stop):
+                log.info("orderly shutdown (%s)", request.reason)
+                # Straight to the hub, not through the bus: queued for every stream before the server stops
+                # and the streams drain what they hold and end.
+                self.hub.fan_out(DaemonStopping(reason=request.reason, ts=time.time()))
+                return 0
+            if isinstance(request, _Failed):
+                log.error("the daemon is stopping on a failure: %s", request.reason)
+                return 1
+            if not request.reply.set_running_or_notify_cancel():
+                continue  # whoever asked has given up
+            try:
+                report = self._reload(request.source)
+            except Exception as exc:  # a bug: report it, and keep the daemon serving
+                log.exception("reload (%s) failed", request.source)
+                request.reply.set_exception(exc)
+            else:
+                request.reply.set_result(report)
+
+    def stop(self) -> None:
+        """The API first (its socket disappears), then the tree (children in reverse start order), then the
+        store. Safe after a partial start, and idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.server is not None:
+            self.server.stop()
+        if self.tree is not None:
+            self.tree.stop()
+        self._ask_pool.shutdown(wait=False, cancel_futures=True)
+        self._store_pool.submit(self._close_stores)
+        self._store_pool.shutdown(wait=True)
+        log.info("corral daemon stopped")
+
+    # -- requests from other threads and signal handlers --------------------------------------------------
+
+    def request_stop(self, reason: str) -> None:
+        """Ask for an orderly shutdown. Safe in a signal handler."""
+        self._inbox.put(_Stop(reason))
+
+    def request_reload(self, source: str) -> concurrent.futures.Future[ReloadReport]:
+        """Ask the main thread to reload; the future gets the report. Safe in a signal handler (a new
+        Future acquires no lock)."""
+        reply: concurrent.futures.Future[ReloadReport] = concurrent.futures.Future()
+        self._inbox.put(_Reload(source, reply))
+        return reply
+
+    def _watch_tree(self, tree: SupervisionTree) -> None:
+        tree.exited.wait()
+        reason: ExitReason | None = tree.exit_reason
+        if reason is not None and reason.is_error:
+            self._inbox.put(_Failed(f"the root supervisor failed: {reason}"))
+
+    def _server_exited(self, reason: str) -> None:
+        self._inbox.put(_Failed(reason))
+
+    # -- DaemonControl --------------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> DaemonInfo:
+        return self._info
+
+    @property
+    def hub(self) -> EventHub:
+        assert self.tree is not None and self.tree.env.hub is not None
+        return self.tree.env.hub
+
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._started_mono
+
+    def publish(self, event: Any) -> None:
+        """Publish an event on the bus, stamped now. Thread-safe."""
+        if self.tree is not None:
+            self.tree.env.publish(msgspec.structs.replace(event, ts=time.time()))
+
+    def supervision(self) -> concurrent.futures.Future[SupervisorStats]:
+        return self._ask_pool.submit(self._root_statistics)
+
+    def list_projects(self) -> concurrent.futures.Future[list[Project]]:
+        return self._store_call(lambda store: store.list_projects())
+
+    def register_project(self, path: str) -> concurrent.futures.Future[tuple[Project, bool]]:
+        return self._store_call(lambda store: self._register(store, path))
+
+    # -- work done on the daemon's threads -----------------------------------------------------------------
+
+    def _root_statistics(self) -> SupervisorStats:
+        if self.tree is None:
+            raise SupervisionError("the supervision tree is not running")
+        try:
+            return self.tree.ask(GetStatistics(), timeout=_STATS_TIMEOUT_S)
+        except pykka.Timeout:
+            raise TimeoutError(f"the root supervisor did not answer within {_STATS_TIMEOUT_S:g} s") from None
+        except pykka.ActorDeadError:
+            raise SupervisionError("the root supervisor is not running") from None
+
+    def _register(self, store: Store, path: str) -> tuple[Project, bool]:
+        from frontends.project import find_project_root
+
+        directory = Path(path)
+        if not directory.is_absolute():
+            raise UsageError(f"the path must be absolute, got {path!r}")
+        if not directory.is_dir():
+            raise UsageError(f"{path} is not a directory")
+        try:
+            root = find_project_root(directory)
+        except NotInRepoError:
+            raise UsageError(
+                f"{path} is not inside a git repository (a project is a git work tree)"
+            ) from None
+        try:
+            return store.get_project(str(root)), False
+        except NotFoundError:
+            pass
+        project = store.ensure_project(root)
+        log.info("registered %s as project %s", project.root, project.name)
+        self.publish(RepoRegistered(project=project.name, root=project.root))
+        return project, True
+
+    def _reload(self, source: str) -> ReloadReport:
+        try:
+            projects = self._store_call(lambda store: store.list_projects()).result(timeout=30)
+        except Exception as exc:
+            report = ReloadReport(source=source, repos=0, problems=(f"cannot list the repositories: {exc}",))
+        else:
+            report = ReloadReport(
+                source=source, repos=len(projects), problems=tuple(check_repo_configs(projects))
+            )
+        log.info(
+            "reload (%s): configuration of %d %s re-read, %s",
+            source,
+            report.repos,
+            "repository" if report.repos == 1 else "repositories",
+            f"{len(report.problems)} problem(s)" if report.problems else "no problems",
+        )
+        for problem in report.problems:
+            log.warning("reload: %s", problem)
+        self.publish(DaemonReloaded(source=source, repos=report.repos, problems=report.problems))
+        return report
+
+    def _store_call(self, work: Callable[[Store], _T]) -> concurrent.futures.Future[_T]:
+        return self._store_pool.submit(lambda: work(self._store()))
+
+    def _store(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = Store.open(Path(self.config.database))
+            self._local.store = store
+            self._stores.append(store)
+        return store
+
+    def _close_stores(self) -> None:
+        for store in self._stores:
+            store.close()
+        self._stores.clear()

@@ -1,0 +1,79 @@
+"""The composition root in this process, on a real socket and database: extra children join the tree after
+`root_children`, and a root supervisor that gives up ends the daemon with status 1 and its reason."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.supervision import ChildSpec, SupervisedActor
+from frontends.daemon import DaemonClient, RuntimePaths
+from frontends.daemon.config import DaemonConfig
+from frontends.daemon.root import Daemon, root_children
+
+pytestmark = pytest.mark.usefixtures("stop_actors")
+
+
+class Idle(SupervisedActor):
+    def on_receive(self, message: Any) -> Any:
+        return None
+
+
+class CrashesAtOnce(SupervisedActor):
+    """Starts fine, then crashes on its first message: every restart crashes again."""
+
+    def started(self) -> None:
+        self.actor_ref.tell("crash")
+
+    def on_receive(self, message: Any) -> Any:
+        raise RuntimeError("crashing on purpose")
+
+
+@pytest.fixture
+def config(corral_home: Path) -> Iterator[DaemonConfig]:
+    directory = Path(tempfile.mkdtemp(prefix="crl-r-", dir="/tmp"))
+    paths = RuntimePaths.resolve(directory).prepare()
+    yield DaemonConfig(runtime_dir=str(paths.dir), database=str(corral_home / "corral.db"), version="test")
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_root_children_today_are_the_event_bus(config: DaemonConfig) -> None:
+    assert [spec.id for spec in root_children(config)] == ["eventbus"]
+
+
+def test_extra_children_start_after_the_root_children_and_show_in_status(config: DaemonConfig) -> None:
+    daemon = Daemon(config, extra_children=[ChildSpec.worker("idle", Idle)])
+    daemon.start()
+    try:
+        status = DaemonClient(config.runtime_dir).call("GET", "/v1/status")
+        children = status["supervision"]["children"]
+        assert [(c["id"], c["state"]) for c in children] == [("eventbus", "running"), ("idle", "running")]
+        daemon.request_stop("test")
+        assert daemon.run_until_stopped() == 0
+    finally:
+        daemon.stop()
+    assert not Path(config.runtime_dir, "daemon.sock").exists()
+
+
+def test_a_root_supervisor_that_gives_up_ends_the_daemon_with_status_1(
+    config: DaemonConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon = Daemon(config, extra_children=[ChildSpec.worker("crasher", CrashesAtOnce)])
+    daemon.start()
+    outcome: list[int] = []
+    runner = threading.Thread(target=lambda: outcome.append(daemon.run_until_stopped()))
+    runner.start()
+    try:
+        runner.join(20)
+        assert outcome == [1]
+    finally:
+        daemon.request_stop("teardown")
+        runner.join(5)
+        daemon.stop()
+    assert "the daemon is stopping on a failure: the root supervisor failed" in caplog.text
