@@ -2,6 +2,9 @@
 
     run_git(repo, "rev-parse", "HEAD")                      # → "3f2a…\n"
     run_git(repo, "worktree", "add", path, branch, timeout=SLOW_GIT_TIMEOUT_S)
+    git_answer(repo, "config", "--get", key)                # → its stdout, or None when git says no
+    with start_git(repo, "config", key, value) as record:   # runs alongside the caller's next command
+        …; record.succeeded()
 
 Every call is `git -C <repo> <args…>` with no shell, stdin closed, and a timeout (git is killed when it runs
 out). The environment is the caller's, minus the variables that would point git at another repository

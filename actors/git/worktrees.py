@@ -22,6 +22,12 @@ The commit a new branch starts from is recorded in the repository's config as `b
 (as `gh` records `gh-merge-base`), so a crash between making the worktree and storing its record loses
 nothing, and git drops the entry with the branch. Without a record (a branch corral did not create), the base
 is the merge base of the branch and `base`.
+
+Starting an agent waits for `create_worktree`, so the common case (a new branch, nothing at its path) costs
+one `git show-ref` (which answers "is this name a local or remote branch?" and "what is HEAD?" at once) and
+one `git worktree add`, with the `git config` that records the base running alongside it; the git common
+dir is asked once per repository. Every other case, and any refusal by git, goes through the full check of
+every worktree, which is what makes the guarantees above.
 """
 
 from __future__ import annotations
@@ -84,9 +90,9 @@ _IN_PROGRESS = {
     "rebase-apply": "a rebase or `git am`",
     "BISECT_LOG": "a bisect",
 }
-# root → (the identity of root/.git, git common dir): a root keeps its repository until that `.git` is
-# replaced (a directory by its inode; a gitfile, which git rewrites when a worktree moves, also by mtime).
-_common_dirs: dict[Path, tuple[tuple[int, int, int] | None, Path]] = {}
+# root → (what root/.git is, the git common dir git gave for it): a root stays in its repository until that
+# `.git` is replaced.
+_common_dirs: dict[Path, tuple[tuple[int, int] | bytes, Path]] = {}
 # Who commits a pause when the user has no identity configured (git would refuse to commit).
 _FALLBACK_IDENTITY = ("-c", "user.name=corral", "-c", "user.email=corral@localhost")
 
@@ -120,7 +126,7 @@ def create_worktree(
     path = root / WORKTREES_DIR / slug(name)
     with _repo_lock(root) as common_dir:
         ensure_excluded(root, common_dir=common_dir)
-        made = _add_unheard_of(root, name, path, base)
+        made = _add_new_branch(root, name, path, base)
         if made is not None:
             return made
         if _existing(root, name, path):
@@ -293,14 +299,13 @@ def _repo_lock(root: Path) -> Iterator[Path]:
 
 
 def _common_dir(root: Path) -> Path:
-    """`git rev-parse --git-common-dir` of `root`, asked once per root and `.git` (see `_common_dirs`)."""
+    """`git rev-parse --git-common-dir` of `root`, asked again only when `root/.git` changes."""
+    dot_git = root / ".git"
+    seen: tuple[int, int] | bytes | None
     try:
-        st = os.lstat(root / ".git")
-        seen: tuple[int, int, int] | None = (
-            st.st_dev,
-            st.st_ino,
-            0 if S_ISDIR(st.st_mode) else st.st_mtime_ns,
-        )
+        st = dot_git.stat()
+        # a directory by its inode; a linked worktree's gitfile by its text, "gitdir: <its admin dir>"
+        seen = (st.st_dev, st.st_ino) if S_ISDIR(st.st_mode) else dot_git.read_bytes()
     except OSError:  # a subdirectory of a work tree, or no repository: git knows
         seen = None
     cached = _common_dirs.get(root)
@@ -348,20 +353,24 @@ def _existing(root: Path, branch: str, path: Path) -> bool:
     return False
 
 
-def _add_unheard_of(root: Path, branch: str, path: Path, base: str) -> Worktree | None:
-    """The common case, in one look-up and one `git worktree add`: nothing is at `path` and no branch by
-    that name exists, local or remote-tracking, so nothing can be in the way but a stale registration of
-    the path. None when that is not sure, or `git worktree add` failed: the full path (`_existing`, `_add`),
-    which reads every worktree, then decides, prunes and retries, or says what is wrong.
+def _add_new_branch(root: Path, branch: str, path: Path, base: str) -> Worktree | None:
+    """The common case, a branch nobody has yet, in one look-up and one `git worktree add` (the full path
+    reads every worktree, and asks for the branch, the remotes and the base one by one).
 
-    The base is recorded before the worktree is made, so a crash in between loses nothing. `git worktree
-    add -b` creates the branch before it looks at the path: when it fails with the branch made at
-    `base_commit`, that branch is this one's and keeps its record; otherwise the record is taken back.
+    Taken only when nothing is at `path` and no ref is named `branch`, locally or on a remote: then what
+    can still be in the way is a stale registration of the path, or a branch or directory made since the
+    look-up, and `git worktree add` refuses all three. None when the case is not that one or git refused:
+    the full path (`_existing`, `_add`) then decides, prunes and retries, or says what is wrong.
+
+    The base is recorded while the worktree is made (two git commands at once), so it is there as soon as
+    the worktree is. `git worktree add -b` creates the branch before it looks at the path; when it fails
+    and the branch is at `base_commit`, the branch is this call's (the lock keeps other corral calls out)
+    and keeps its record, for the full path to check it out; otherwise the record is taken back.
     """
     if os.path.lexists(path):
         return None
     refs = git_answer(root, "show-ref", "--head", "--", branch)  # HEAD and every ref ending in /<branch>
-    if refs is None:  # no HEAD: the full path says what is wrong
+    if refs is None:  # no HEAD and nothing else: the full path says what is wrong
         return None
     head = None
     for line in refs.splitlines():
@@ -375,7 +384,7 @@ def _add_unheard_of(root: Path, branch: str, path: Path, base: str) -> Worktree 
     base_commit = head if base == "HEAD" and head else _resolve(root, base)
     key = f"branch.{branch}.{BASE_CONFIG_KEY}"
     add = ("worktree", "add", "--quiet", "--no-track", "-b", branch, str(path), base_commit)
-    with start_git(root, "config", key, base_commit) as record:  # at the same time: one git less to wait for
+    with start_git(root, "config", key, base_commit) as record:
         added = git_succeeds(root, *add, timeout=SLOW_GIT_TIMEOUT_S)
         recorded = record.succeeded()
     if added:

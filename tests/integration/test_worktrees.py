@@ -35,6 +35,7 @@ from actors.git import (
 from actors.git import worktrees as worktrees_module
 from actors.git.diffstat import parse_numstat
 from actors.git.listing import parse_worktree_list
+from actors.git.runner import BackgroundGit, start_git
 from protocols.errors import ConflictError, CorralError, NotFoundError
 from tests.conftest import GIT_ENV, git
 
@@ -272,6 +273,119 @@ def test_a_worktree_made_meanwhile_by_plain_git_is_returned(
     wt = create_worktree(repo, "race")
     assert wt.path == str(path) and wt.branch == "corral/race"
     assert worktree_paths(repo) == [str(repo), str(path)]
+
+
+# A new branch takes a short path (one look-up, one `git worktree add`); these pin its fall-backs.
+
+
+def recorded_base(repo: Path, branch: str) -> str | None:
+    done = subprocess.run(
+        ["git", "config", "--get", f"branch.{branch}.corral-base"],
+        cwd=repo,
+        env={**os.environ, **GIT_ENV},
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def spy_on_new_branch_path(monkeypatch: pytest.MonkeyPatch) -> list[Worktree | None]:
+    """What each call of the short path returned: None means it handed over to the full one."""
+    returned: list[Worktree | None] = []
+    real = worktrees_module._add_new_branch
+
+    def spy(root: Path, branch: str, path: Path, base: str) -> Worktree | None:
+        returned.append(real(root, branch, path, base))
+        return returned[-1]
+
+    monkeypatch.setattr(worktrees_module, "_add_new_branch", spy)
+    return returned
+
+
+def test_a_new_branch_whose_path_has_a_stale_registration_is_made_all_the_same(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another branch's worktree was at this path and its directory was deleted by hand: git refuses the
+    # path (after making the branch), and the full path unregisters it and checks the new branch out there.
+    path = repo / ".worktrees" / slug("corral/fix-login")
+    git(repo, "worktree", "add", "-q", "-b", "other", str(path))
+    subprocess.run(["rm", "-rf", str(path)], check=True)
+    returned = spy_on_new_branch_path(monkeypatch)
+    head = rev(repo)
+
+    wt = create_worktree(repo, "Fix login")
+
+    assert returned == [None]
+    assert wt == Worktree(repo_root=str(repo), path=str(path), branch="corral/fix-login", base_commit=head)
+    assert worktree_paths(repo) == [str(repo), str(path)]
+    assert git(Path(wt.path), "symbolic-ref", "HEAD").strip() == "refs/heads/corral/fix-login"
+    assert recorded_base(repo, "corral/fix-login") == head
+    assert rev(repo, "refs/heads/other") == head
+    assert create_worktree(repo, "Fix login") == wt
+
+
+def test_a_new_branch_refused_for_a_locked_stale_path_is_made_once_it_is_unlocked(repo: Path) -> None:
+    path = repo / ".worktrees" / slug("corral/fix-login")
+    git(repo, "worktree", "add", "-q", "-b", "other", str(path))
+    git(repo, "worktree", "lock", "--reason", "removable disk", str(path))
+    subprocess.run(["rm", "-rf", str(path)], check=True)
+    with pytest.raises(WorktreeConflict, match=r"locked \(removable disk\)"):
+        create_worktree(repo, "Fix login")
+    # git made the branch before it refused the path; it stays, recorded as corral's, for the retry
+    git(repo, "worktree", "unlock", str(path))
+    wt = create_worktree(repo, "Fix login")
+    assert wt.path == str(path) and wt.base_commit == rev(repo) and not wt.existing_branch
+
+
+def test_a_branch_made_meanwhile_by_plain_git_is_checked_out_and_not_recorded_as_corrals(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Someone outside corral's lock creates the branch between corral's look-up and its `git worktree add`.
+    fork = rev(repo)
+    commit_file(repo, "main.txt", "main moved on\n")
+    real_start_git = worktrees_module.start_git
+
+    def racing_start_git(root: Path, *args: str, **kwargs: float) -> BackgroundGit:
+        git(repo, "branch", "corral/race", fork)
+        return real_start_git(root, *args, **kwargs)
+
+    monkeypatch.setattr(worktrees_module, "start_git", racing_start_git)
+    returned = spy_on_new_branch_path(monkeypatch)
+
+    wt = create_worktree(repo, "race")
+
+    assert returned == [None]
+    assert wt.branch == "corral/race" and wt.existing_branch and wt.base_commit == fork
+    assert rev(Path(wt.path)) == fork
+    assert recorded_base(repo, "corral/race") is None
+
+
+def test_the_short_path_makes_what_the_full_path_would(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    returned = spy_on_new_branch_path(monkeypatch)
+    short = create_worktree(repo, "same either way")
+    assert returned == [short]
+    assert recorded_base(repo, short.branch) == short.base_commit
+    remove_worktree(short)
+    git(repo, "branch", "-q", "-D", short.branch)
+    monkeypatch.setattr(worktrees_module, "_add_new_branch", lambda *args: None)
+    assert create_worktree(repo, "same either way") == short
+    assert recorded_base(repo, short.branch) == short.base_commit
+
+
+def test_the_git_common_dir_is_asked_again_when_the_root_becomes_another_repository(tmp_path: Path) -> None:
+    root = tmp_path / "checkout"
+    for name in ("first", "second"):
+        main = tmp_path / name
+        main.mkdir()
+        git(main, "init", "-q", "-b", "main")
+        commit_file(main, "README.md", f"{name}\n")
+        if root.exists():
+            subprocess.run(["rm", "-rf", str(root)], check=True)
+        git(main, "worktree", "add", "-q", "--detach", str(root))  # root is now a worktree of `main`
+        wt = create_worktree(root, "t")
+        assert rev(Path(wt.path)) == rev(main)
+        assert "/.worktrees/" in (main / ".git" / "info" / "exclude").read_text()
+        assert (main / ".git" / "corral-worktrees.lock").exists()
 
 
 # ------------------------------------------------------------------------------------------------- shared
@@ -661,6 +775,19 @@ def test_operations_outside_a_repository_fail_with_a_git_error(tmp_path: Path) -
 def test_a_git_command_that_runs_too_long_is_stopped(repo: Path) -> None:
     with pytest.raises(GitError, match=r"\(timed out\).*git was stopped"):
         run_git(repo, "log", timeout=1e-6)
+
+
+def test_a_background_git_says_how_it_exited_and_is_stopped_after_its_timeout(repo: Path) -> None:
+    with (
+        start_git(repo, "rev-parse", "--verify", "--quiet", "HEAD") as found,
+        start_git(repo, "rev-parse", "--verify", "--quiet", "no-such-ref") as missing,
+    ):
+        assert found.succeeded() and not missing.succeeded()
+    with (
+        pytest.raises(GitError, match=r"\(timed out\).*git was stopped"),
+        start_git(repo, "log", timeout=1e-6),
+    ):
+        pass  # waited for on leaving the block
 
 
 def test_missing_git_is_reported_plainly(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -209,16 +209,21 @@ def test_bench_spawn_50_agents_with_worktrees(
     def per_agent(*seconds: float) -> str:
         return " / ".join(f"{s / AGENTS * 1000:.1f}" for s in seconds) + " ms"
 
+    def each_run(side: list[float], reference: list[float]) -> str:  # how much the machine's load moved
+        return ", ".join(f"{a / b:.2f}" for a, b in zip(side, reference, strict=True))
+
     print_table(
         f"spawn {AGENTS} tmux agents with worktrees (median of 3, sequential)",
         [
             ("shell loop: git worktree add + tmux new-session", f"{sh:.2f} s", "", None),
             ("corral: create_worktree + TmuxRuntime", f"{co:.2f} s", "", None),
             ("ratio corral / shell", f"{co / sh:.2f}", "<= 1.3", co / sh <= 1.3),
+            ("ratio corral / shell, run by run", each_run(sides["corral"][0], shell), "", None),
             ("per agent: shell / corral", per_agent(sh, co), "", None),
             ("per agent: create_worktree / plain git worktree add", per_agent(co_git, plain_git), "", None),
             ("reference: plain git worktree add + TmuxRuntime", f"{plain:.2f} s", "", None),
             ("reference: ratio with plain git worktree add / shell", f"{plain / sh:.2f}", "", None),
+            ("reference: ratio, run by run", each_run(sides["plain"][0], shell), "", None),
         ],
     )
 
