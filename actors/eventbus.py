@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from actors.supervision.base import SupervisedActor
-from actors.supervision.context import ChildContext
+from actors.supervision.context import ChildContext, EventBatch
 from protocols.messages import Lagged
 
 __all__ = ["EventBus", "EventHub", "Subscription"]
@@ -159,6 +159,10 @@ class EventBus(SupervisedActor):
         self.hub.bus_path = self.ctx.path
 
     def on_receive(self, message: Any) -> Any:
+        if isinstance(message, EventBatch):
+            for event in message.events:
+                self.hub.fan_out(event)
+            return None
         if isinstance(message, msgspec.Struct):
             self.hub.fan_out(message)
             return None

@@ -1,8 +1,8 @@
 """`corral signal …`: emit a signal (what agents call when they finish a step) and list signals.
 
 A signal is a durable request to move a task, written to the store as `pending` and applied exactly once by
-whoever processes signals (the daemon, in a later issue). `emit` is on the agents' hot path: it imports the
-store and the signal table, nothing else.
+the daemon's signal claimer, which `emit` wakes with a poke on its socket (docs/signals.md). `emit` is on the
+agents' hot path: it imports the store, the signal table and the poke, nothing else.
 """
 
 from __future__ import annotations
@@ -134,8 +134,20 @@ def _emit(args: argparse.Namespace) -> int:
         signal = store.emit_signal(
             project.id, task.name, signal_type.name, args.payload or None, source=source
         )
+    _wake_daemon()
     print(f"signal {signal.id} {signal.status}: {signal.signal_type} {signal.task}")
     return 0
+
+
+def _wake_daemon() -> None:
+    """The signal is committed: poke the daemon so it applies it now. Without a daemon nothing happens (it
+    will find the signal pending when it starts), and nothing here can fail the emit."""
+    try:
+        from actors.wake import poke
+
+        poke()
+    except Exception:
+        pass
 
 
 def _list(args: argparse.Namespace) -> int:

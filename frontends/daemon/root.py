@@ -39,6 +39,7 @@ from actors.clock import utc_stamp
 from actors.eventbus import EventBus, EventHub
 from actors.store import Store
 from actors.supervision import (
+    BackoffSpec,
     ChildSpec,
     GetStatistics,
     Strategy,
@@ -68,8 +69,14 @@ _T = TypeVar("_T")
 
 def root_children(config: DaemonConfig) -> list[ChildSpec]:
     """The root supervisor's children, in start order (they stop in reverse): the actors every daemon runs."""
+    from actors.claimer import ClaimerConfig, SignalClaimer
+    from actors.wake import WAKE_SOCKET
+
+    claimer = ClaimerConfig(db_path=Path(config.database), wake_path=config.paths.dir / WAKE_SOCKET)
     return [
         ChildSpec.worker("eventbus", EventBus),
+        # Backoff: the root gives up past 3 restarts in 5 s; a claimer that cannot reach the database waits.
+        ChildSpec.worker("signals", SignalClaimer, claimer, backoff=BackoffSpec(min_s=0.5, max_s=10.0)),
     ]
 
 

@@ -123,7 +123,7 @@ def test_start_status_stop(client: DaemonClient, runtime_dir: Path) -> None:
     assert status["uptime_s"] >= 0 and status["started_at"].endswith("Z") and status["version"]
     assert status["repos"] == []
     children = status["supervision"]["children"]
-    assert [(c["id"], c["state"]) for c in children] == [("eventbus", "running")]
+    assert [(c["id"], c["state"]) for c in children] == [("eventbus", "running"), ("signals", "running")]
 
     human = corral(Path("/"), "daemon", "status")
     assert human.returncode == 0
@@ -393,3 +393,27 @@ def test_daemon_client_commands_import_neither_aiohttp_nor_pykka(
     )
     modules = set(json.loads(done.stdout.splitlines()[-1])["modules"])
     assert not {m for m in modules if m.split(".")[0] in ("aiohttp", "pykka", "blessed")}
+
+
+# --- signals through the running daemon ------------------------------------------------------------------
+
+
+def test_the_daemon_applies_an_emitted_signal_and_one_emitted_while_it_was_down(
+    client: DaemonClient, git_repo: Path
+) -> None:
+    assert corral(git_repo, "task", "create", "fix-login").returncode == 0
+    assert corral(git_repo, "signal", "emit", "plan_start", "fix-login").returncode == 0  # no daemon yet
+
+    def status_of(task: str) -> str:
+        out = corral(git_repo, "task", "show", task, "--json")
+        return json.loads(out.stdout)["status"]
+
+    assert status_of("fix-login") == "ready"  # nothing applies signals without a daemon
+    start(client)
+    wait_until(lambda: status_of("fix-login") == "planning", 20, "the pending signal applied at start")
+    emitted = corral(git_repo, "signal", "emit", "planner_finished", "fix-login", CORRAL_MANAGED="1")
+    assert emitted.returncode == 0, emitted.stderr
+    wait_until(lambda: status_of("fix-login") == "ready", 20, "the poked signal applied")
+    signals = json.loads(corral(git_repo, "signal", "list", "--json").stdout)
+    assert [s["status"] for s in signals] == ["done", "done"]
+    assert json.loads(corral(git_repo, "task", "show", "fix-login", "--json").stdout)["phase"] == "planned"

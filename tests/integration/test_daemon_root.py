@@ -43,8 +43,8 @@ def config(corral_home: Path) -> Iterator[DaemonConfig]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def test_root_children_today_are_the_event_bus(config: DaemonConfig) -> None:
-    assert [spec.id for spec in root_children(config)] == ["eventbus"]
+def test_root_children_are_the_event_bus_then_the_signal_claimer(config: DaemonConfig) -> None:
+    assert [spec.id for spec in root_children(config)] == ["eventbus", "signals"]
 
 
 def test_extra_children_start_after_the_root_children_and_show_in_status(config: DaemonConfig) -> None:
@@ -53,7 +53,11 @@ def test_extra_children_start_after_the_root_children_and_show_in_status(config:
     try:
         status = DaemonClient(config.runtime_dir).call("GET", "/v1/status")
         children = status["supervision"]["children"]
-        assert [(c["id"], c["state"]) for c in children] == [("eventbus", "running"), ("idle", "running")]
+        assert [(c["id"], c["state"]) for c in children] == [
+            ("eventbus", "running"),
+            ("signals", "running"),
+            ("idle", "running"),
+        ]
         daemon.request_stop("test")
         assert daemon.run_until_stopped() == 0
     finally:

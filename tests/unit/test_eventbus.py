@@ -97,3 +97,9 @@ def test_publishing_while_the_bus_is_down_fans_out_directly() -> None:
     env.publish(task_event(3))  # no bus actor started at all
     assert sub.get(timeout=1).task == "t3"
     env.close()
+
+
+def test_a_batch_of_events_arrives_in_order_as_separate_events(tree: SupervisionTree) -> None:
+    sub = tree.env.hub.subscribe()
+    tree.env.publish_many([task_event(n) for n in range(5)])
+    assert [sub.get(timeout=5).task for _ in range(5)] == [f"t{n}" for n in range(5)]
