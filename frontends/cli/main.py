@@ -86,6 +86,9 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "signal": ("frontends.cli.signals", "emit and list signals (requests to move a task)"),
     "doctor": ("frontends.cli.doctor", "check that this machine can run corral, and how to fix it"),
     "daemon": ("frontends.cli.daemon", "start, stop and inspect the daemon; list its repositories"),
+    "audit": ("frontends.cli.audit", "show the audit log: transitions, agents, restarts, daemon events"),
+    "setup": ("frontends.cli.setup", "write .corral/config.toml with the agent program found on PATH"),
+    "instance": ("frontends.cli.instances", "start, list and steer agents (through the daemon)"),
 }
 
 

@@ -32,7 +32,7 @@ import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -43,6 +43,9 @@ from frontends.daemon.schema import ApiError, DaemonStatus, Pong, RegisterRepo, 
 from protocols.errors import ConflictError, CorralError, NotFoundError, StoreError, UsageError
 from protocols.messages import encode
 from protocols.records import Project
+
+if TYPE_CHECKING:
+    from frontends.daemon.instances import InstanceDesk
 
 __all__ = ["ANSWER_TIMEOUT_S", "KEEPALIVE_S", "DaemonControl", "DaemonInfo", "make_app"]
 
@@ -92,6 +95,9 @@ class DaemonControl(Protocol):
 
     def request_stop(self, reason: str) -> None: ...
 
+    @property
+    def instances(self) -> InstanceDesk: ...
+
 
 class _Streams:
     """The wake-up events of the open event streams, and whether the server is closing."""
@@ -123,6 +129,9 @@ def make_app(control: DaemonControl) -> web.Application:
     app.router.add_post("/v1/reload", _reload)
     app.router.add_post("/v1/shutdown", _shutdown)
     app.router.add_get("/v1/events", _events)
+    from frontends.daemon.instances import add_instance_routes  # it imports this module's helpers
+
+    add_instance_routes(app)
     app.on_shutdown.append(_end_streams)
     return app
 

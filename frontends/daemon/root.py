@@ -49,6 +49,7 @@ from actors.supervision import (
 )
 from frontends.daemon.api import DaemonInfo, make_app
 from frontends.daemon.config import DaemonConfig, check_repo_configs
+from frontends.daemon.instances import InstanceDesk
 from frontends.daemon.schema import ReloadReport
 from frontends.daemon.server import ControlServer
 from protocols.errors import NotFoundError, NotInRepoError, SupervisionError, UsageError
@@ -69,6 +70,7 @@ _T = TypeVar("_T")
 
 def root_children(config: DaemonConfig) -> list[ChildSpec]:
     """The root supervisor's children, in start order (they stop in reverse): the actors every daemon runs."""
+    from actors.audit import AuditConfig, AuditFeed, AuditRecorder
     from actors.claimer import ClaimerConfig, SignalClaimer
     from actors.wake import WAKE_SOCKET
 
@@ -77,6 +79,14 @@ def root_children(config: DaemonConfig) -> list[ChildSpec]:
         ChildSpec.worker("eventbus", EventBus),
         # Backoff: the root gives up past 3 restarts in 5 s; a claimer that cannot reach the database waits.
         ChildSpec.worker("signals", SignalClaimer, claimer, backoff=BackoffSpec(min_s=0.5, max_s=10.0)),
+        # The feed keeps the recorder's subscription across its restarts: its own crash is recorded too.
+        ChildSpec.worker(
+            "audit",
+            AuditRecorder,
+            AuditConfig(db_path=Path(config.database)),
+            AuditFeed(),
+            backoff=BackoffSpec(min_s=0.5, max_s=10.0),
+        ),
     ]
 
 
@@ -109,6 +119,9 @@ class Daemon:
         self._stores: list[Store] = []
         self._started_mono = time.monotonic()
         self._stopped = False
+        self.instances = InstanceDesk(
+            lambda: self.tree, lambda name: self._store_call(lambda s: s.get_project(name))
+        )
         self._info = DaemonInfo(
             pid=os.getpid(),
             version=config.version,
@@ -171,6 +184,7 @@ class Daemon:
             self.server.stop()
         if self.tree is not None:
             self.tree.stop()
+        self.instances.close()
         self._ask_pool.shutdown(wait=False, cancel_futures=True)
         self._store_pool.submit(self._close_stores)
         self._store_pool.shutdown(wait=True)

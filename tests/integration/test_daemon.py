@@ -123,7 +123,11 @@ def test_start_status_stop(client: DaemonClient, runtime_dir: Path) -> None:
     assert status["uptime_s"] >= 0 and status["started_at"].endswith("Z") and status["version"]
     assert status["repos"] == []
     children = status["supervision"]["children"]
-    assert [(c["id"], c["state"]) for c in children] == [("eventbus", "running"), ("signals", "running")]
+    assert [(c["id"], c["state"]) for c in children] == [
+        ("eventbus", "running"),
+        ("signals", "running"),
+        ("audit", "running"),
+    ]
 
     human = corral(Path("/"), "daemon", "status")
     assert human.returncode == 0

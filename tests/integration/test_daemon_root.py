@@ -43,8 +43,10 @@ def config(corral_home: Path) -> Iterator[DaemonConfig]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def test_root_children_are_the_event_bus_then_the_signal_claimer(config: DaemonConfig) -> None:
-    assert [spec.id for spec in root_children(config)] == ["eventbus", "signals"]
+def test_root_children_are_the_event_bus_the_signal_claimer_then_the_audit_recorder(
+    config: DaemonConfig,
+) -> None:
+    assert [spec.id for spec in root_children(config)] == ["eventbus", "signals", "audit"]
 
 
 def test_extra_children_start_after_the_root_children_and_show_in_status(config: DaemonConfig) -> None:
@@ -56,6 +58,7 @@ def test_extra_children_start_after_the_root_children_and_show_in_status(config:
         assert [(c["id"], c["state"]) for c in children] == [
             ("eventbus", "running"),
             ("signals", "running"),
+            ("audit", "running"),
             ("idle", "running"),
         ]
         daemon.request_stop("test")

@@ -1,0 +1,523 @@
+"""The AuditRecorder: every supervision, instance and daemon event that belongs in the audit log, as a row.
+
+    ChildSpec.worker("audit", AuditRecorder, AuditConfig(db_path=db), AuditFeed())
+
+It subscribes to the event hub (a bounded queue) and opens its own Store. When events arrive, the
+subscription's `on_ready` tells it `Drain` (at most one queued at a time); a drain turns everything queued
+into rows (`audit_row`, a pure function) and writes them in one transaction. What becomes a row, at which
+level, is the table `_ROWS`; see docs/audit.md.
+
+Not recorded here: `TaskCreated`, `TaskTransitioned`, `SignalEmitted` and `SignalProcessed`. The store writes
+their audit rows itself, in the transaction that makes the change (docs/store.md), so recording them again
+would duplicate every line.
+
+Where a supervision event belongs is read from the supervisor's path: a segment `project:<name>`,
+`task:<name>`, `instance:<title>` or `wave:<n>` names the project, task, instance or wave, and under a
+Project the segment after `project:<name>` is an instance's title (`root/project:app/fix-login-coder`,
+child `runtime`). A project name is resolved to its id through
+the store; an unknown or empty name gives a row with no project (a machine-wide row).
+
+Failures. An event that cannot be described (a bug, a foreign object on the bus) is logged and skipped: the
+recorder never crashes on an odd event. A store error (the database locked past the busy timeout, a full
+disk) is raised out of the handler: the recorder crashes, the rows of that drain are lost (their transaction
+rolled back), and its supervisor restarts it. With an `AuditFeed` in its spec the subscription outlives the
+crash: the events published meanwhile (its own exit and restart among them) wait in the queue, and the next
+generation records them. A queue that overflowed is reported as a warn row ("audit lost N events").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import apsw
+import msgspec
+import pykka
+
+from actors.clock import utc_stamp
+from actors.eventbus import Subscription
+from actors.store import Store
+from actors.supervision import SupervisedActor
+from actors.supervision.context import ChildContext
+from protocols.errors import StoreError
+from protocols.messages import (
+    ChildExited,
+    ChildRestarting,
+    ChildStarted,
+    ChildStartFailed,
+    DaemonReloaded,
+    DaemonStopping,
+    ExitReason,
+    InstanceNote,
+    InstanceStatusChanged,
+    Lagged,
+    RepoRegistered,
+    SupervisorEscalated,
+    SupervisorGaveUp,
+    encode,
+)
+from protocols.records import AuditLevel
+
+__all__ = [
+    "AuditConfig",
+    "AuditFeed",
+    "AuditRecorder",
+    "AuditRow",
+    "AuditStatistics",
+    "Drain",
+    "GetAuditStatistics",
+    "audit_row",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE = 4096
+
+
+class AuditConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the recorder writes, and how far it may fall behind.
+
+    AuditConfig()                                   # the default database, a queue of 4096 events
+    AuditConfig(db_path=tmp / "corral.db", maxsize=8)
+    """
+
+    db_path: Path | None = None  # default: actors.store.default_db_path()
+    maxsize: int = DEFAULT_QUEUE  # events queued before the oldest are dropped (and counted)
+    busy_timeout_ms: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.maxsize < 1:
+            raise ValueError(f"maxsize must be at least 1, got {self.maxsize}")
+
+
+# -- the rows -----------------------------------------------------------------------------------------------
+
+
+class AuditRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One row to write; `project` is a name, resolved to the project's id when written."""
+
+    ts: float  # wall-clock seconds since the epoch; 0 = when written
+    kind: str
+    level: str
+    message: str
+    project: str = ""
+    task: str = ""
+    instance: str = ""
+    wave: int | None = None
+    detail: str = ""  # the event as JSON (protocols.messages.encode)
+
+
+def audit_row(event: Any) -> AuditRow | None:
+    """The audit row for `event`, or None when it does not belong in the audit log. Pure; may raise on an
+    event whose fields are not what its type says (the recorder logs and skips it)."""
+    describe = _ROWS.get(type(event))
+    if describe is None:
+        return None
+    kind, level, message, where = describe(event)
+    return AuditRow(
+        ts=float(event.ts or 0.0),
+        kind=kind,
+        level=level if level in _LEVELS else AuditLevel.INFO.value,
+        message=message,
+        project=str(where.get("project", "")),
+        task=str(where.get("task", "")),
+        instance=str(where.get("instance", "")),
+        wave=_wave(where.get("wave")),
+        detail=encode(event).decode(),
+    )
+
+
+_LEVELS = frozenset(level.value for level in AuditLevel)
+_Described = tuple[
+    str, str, str, dict[str, str]
+]  # kind, level, message, where (project, task, instance, wave)
+
+# Reasons whose type only repeats what the message says ("AgentExited: exit status 137").
+_PLAIN_REASONS = frozenset({"AgentExited", "AgentKilled", "AgentFailed"})
+# Path segments that say where a supervisor belongs: `project:app`, `instance:fix-login-coder`.
+_PLACES = ("project", "task", "instance", "wave")
+# InstanceStatusChanged: the level of a status; any other is info.
+_STATUS_LEVELS = {"waiting": "warn", "failed": "error"}
+
+
+def _reason(reason: ExitReason) -> str:
+    if reason.is_error and reason.error_type in _PLAIN_REASONS and reason.message:
+        return reason.message
+    return str(reason)
+
+
+def _where(supervisor: str, child_id: str = "") -> dict[str, str]:
+    """project/task/instance/wave named by the `kind:value` segments of a child's path. Under a Project
+    (`root/project:app/fix-login`), a bare segment right after `project:<name>` is an instance's title."""
+    found: dict[str, str] = {}
+    after_project = False
+    for segment in [*supervisor.split("/"), child_id]:
+        kind, sep, value = segment.partition(":")
+        if sep and kind in _PLACES and value:
+            found[kind] = value
+        elif segment and after_project:
+            found.setdefault("instance", segment)
+        after_project = sep != "" and kind == "project"
+    return found
+
+
+def _subject(supervisor: str, child_id: str) -> str:
+    """How a child is named in a message: "runtime of fix-login-coder"; a child of the root by its path."""
+    _, sep, last = supervisor.rpartition("/")
+    if not sep:
+        return f"{supervisor}/{child_id}"
+    return f"{child_id} of {last.partition(':')[2] or last}"
+
+
+def _wave(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _child_started(e: ChildStarted) -> _Described:
+    what = "restarted" if e.restarted else "started"
+    return (
+        "child_started",
+        "info",
+        f"{_subject(e.supervisor, e.child_id)} {what}",
+        _where(e.supervisor, e.child_id),
+    )
+
+
+def _child_exited(e: ChildExited) -> _Described:
+    subject = _subject(e.supervisor, e.child_id)
+    if e.reason.kind == "shutdown":
+        return (
+            "child_exited",
+            "info",
+            f"{subject} stopped by its supervisor",
+            _where(e.supervisor, e.child_id),
+        )
+    text = f"{subject} exited: {_reason(e.reason)}" if e.reason.is_error else f"{subject} exited normally"
+    if e.restarting:
+        text += "; restarting"
+    else:
+        text += f"; not restarted (restart {e.restart_type})"
+    level = "info" if not e.reason.is_error else "warn" if e.restarting else "error"
+    return "child_exited", level, text, _where(e.supervisor, e.child_id)
+
+
+def _child_restarting(e: ChildRestarting) -> _Described:
+    when = f"in {e.delay_s:.3g} s" if e.delay_s > 0 else "now"
+    text = (
+        f"{_subject(e.supervisor, e.child_id)} restarting {when} (attempt {e.attempt}): {_reason(e.reason)}"
+    )
+    return "child_restarting", "warn", text, _where(e.supervisor, e.child_id)
+
+
+def _child_start_failed(e: ChildStartFailed) -> _Described:
+    text = f"{_subject(e.supervisor, e.child_id)} failed to start: {_reason(e.reason)}"
+    return "child_start_failed", "error", text, _where(e.supervisor, e.child_id)
+
+
+def _gave_up(e: SupervisorGaveUp) -> _Described:
+    text = (
+        f"{e.supervisor} gave up: {e.restarts} restarts within {e.period_s:g} s; "
+        f"last: {e.last_child}: {_reason(e.reason)}"
+    )
+    return "supervisor_gave_up", "error", text, _where(e.supervisor)
+
+
+def _escalated(e: SupervisorEscalated) -> _Described:
+    text = f"{e.supervisor} failed, escalated to {e.parent}: {_reason(e.reason)}"
+    return "supervisor_escalated", "error", text, _where(e.supervisor)
+
+
+def _instance_status(e: InstanceStatusChanged) -> _Described:
+    text = f"{e.instance}: {e.previous or 'new'} → {e.status}"
+    if e.reason:
+        text += f": {e.reason}"
+    level = _STATUS_LEVELS.get(e.status, "info")
+    return "instance_status", level, text, {"project": e.project, "instance": e.instance}
+
+
+def _instance_note(e: InstanceNote) -> _Described:
+    return (
+        "instance_note",
+        e.level,
+        f"{e.instance}: {e.message}",
+        {"project": e.project, "instance": e.instance},
+    )
+
+
+def _repo_registered(e: RepoRegistered) -> _Described:
+    text = f"repository {e.root} registered as project {e.project}"
+    return "repo_registered", "info", text, {"project": e.project}
+
+
+def _daemon_reloaded(e: DaemonReloaded) -> _Described:
+    repos = f"{e.repos} {'repository' if e.repos == 1 else 'repositories'}"
+    if not e.problems:
+        return "daemon_reloaded", "info", f"configuration reloaded ({e.source}): {repos}, no problems", {}
+    problems = "; ".join(e.problems)
+    text = f"configuration reloaded ({e.source}): {repos}, {len(e.problems)} problem(s): {problems}"
+    return "daemon_reloaded", "warn", text, {}
+
+
+def _daemon_stopping(e: DaemonStopping) -> _Described:
+    return "daemon_stopping", "info", f"daemon stopping ({e.reason})", {}
+
+
+def _lagged(e: Lagged) -> _Described:
+    text = f"audit lost {e.missed} event{'s' if e.missed != 1 else ''} (the recorder fell behind)"
+    return "audit_lagged", "warn", text, {}
+
+
+_ROWS: dict[type, Callable[[Any], _Described]] = {
+    ChildStarted: _child_started,
+    ChildExited: _child_exited,
+    ChildRestarting: _child_restarting,
+    ChildStartFailed: _child_start_failed,
+    SupervisorGaveUp: _gave_up,
+    SupervisorEscalated: _escalated,
+    InstanceStatusChanged: _instance_status,
+    InstanceNote: _instance_note,
+    RepoRegistered: _repo_registered,
+    DaemonReloaded: _daemon_reloaded,
+    DaemonStopping: _daemon_stopping,
+    Lagged: _lagged,
+}
+"""Event type → (kind, level, message, where). Types not listed are not audited here."""
+
+
+# -- the inbox ----------------------------------------------------------------------------------------------
+
+
+class Drain(msgspec.Struct, frozen=True):
+    """Events are queued: record them. Told by the subscription's `on_ready`, at most one queued."""
+
+
+class GetAuditStatistics(msgspec.Struct, frozen=True):
+    """Asked: replies AuditStatistics."""
+
+
+class AuditStatistics(msgspec.Struct, frozen=True):
+    """What one generation of the recorder did, and how its queue stands."""
+
+    drains: int  # transactions written
+    recorded: int  # rows written
+    skipped: int  # events that could not be described (logged)
+    lost: int  # events dropped because the queue was full (each overflow is a warn row too)
+    last_drain_ms: float
+    queued_dropped: int  # the subscription's own count, across generations
+
+
+# -- the feed: what outlives one generation -----------------------------------------------------------------
+
+
+class AuditFeed:
+    """The recorder's subscription and its "a Drain is queued" flag, kept across the recorder's restarts.
+
+    Put one in the recorder's child spec: the first generation subscribes, a crashed one leaves the
+    subscription open, and the next picks it up with whatever was published meanwhile. Without it each
+    generation subscribes anew, and what is published while the recorder is down is not recorded.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.subscription: Subscription | None = None
+        self._ref: pykka.ActorRef[Any] | None = None
+        self._queued = False
+
+    def attach(self, ref: pykka.ActorRef[Any]) -> None:
+        """A generation starts: it will be told Drain from now on, and is told one at once."""
+        with self._lock:
+            self._ref, self._queued = ref, True
+        _tell(ref, Drain())
+
+    def detach(self) -> None:
+        with self._lock:
+            self._ref = None
+
+    def ready(self) -> None:
+        """The subscription's on_ready (any thread): tell the current generation Drain, unless one is queued.
+
+        A Drain told to a generation that is already dead clears the flag again: the next generation is
+        told one by `attach`, so no wake-up is lost across a restart.
+        """
+        with self._lock:
+            if self._queued or self._ref is None:
+                return
+            self._queued, ref = True, self._ref
+        if not _tell(ref, Drain()):
+            with self._lock:
+                self._queued = False
+
+    def taken(self) -> None:
+        """A Drain is being handled: cleared *before* the queue is read, so an event arriving during the
+        drain queues another Drain instead of being absorbed by this one."""
+        with self._lock:
+            self._queued = False
+
+    def close(self) -> None:
+        with self._lock:
+            sub, self.subscription, self._ref = self.subscription, None, None
+        if sub is not None:
+            sub.close()
+
+
+# -- the actor ----------------------------------------------------------------------------------------------
+
+
+class AuditRecorder(SupervisedActor):
+    """Writes audit rows for the events on the bus. Its own thread, its own Store connection."""
+
+    def __init__(
+        self, ctx: ChildContext, config: AuditConfig | None = None, feed: AuditFeed | None = None
+    ) -> None:
+        super().__init__(ctx)
+        self.config = config or AuditConfig()
+        self.feed = feed or AuditFeed()
+        self._keep_feed = feed is not None
+        self._store: Store | None = None
+        self._projects: dict[str, int] = {}
+        self._drains = self._recorded = self._skipped = self._lost = 0
+        self._last_drain_ms = 0.0
+        self._crashed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def started(self) -> None:
+        env, cfg = self.ctx.env, self.config
+        if env.hub is None:
+            raise ValueError("AuditRecorder needs an environment with an EventHub (SupervisionEnv.create())")
+        self._store = Store.open(cfg.db_path, clock=env.clock, busy_timeout_ms=cfg.busy_timeout_ms)
+        if self.feed.subscription is None:
+            self.feed.subscription = env.hub.subscribe(maxsize=cfg.maxsize, on_ready=self.feed.ready)
+        self.feed.attach(self.actor_ref)  # the first Drain: what was queued while no generation ran
+
+    def crashed(self, exc: BaseException) -> None:
+        self._crashed = True
+
+    def stopping(self) -> None:
+        self.feed.detach()
+        orderly = self.ctx.handle.shutdown_requested and not self._crashed
+        try:
+            if orderly and self._store is not None:
+                self._record_queued()  # the last events (DaemonStopping): best effort, never a failed stop
+        except Exception:
+            log.exception("%s: could not record the last audit events", self.ctx.path)
+        finally:
+            # Kept open across a crash or a failed start, so that the next generation records what waits in
+            # it; closed on an orderly stop, or when no AuditFeed outlives this generation.
+            if orderly or not self._keep_feed:
+                self.feed.close()
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    # -- messages -------------------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case Drain():
+                self.feed.taken()
+                self._record_queued()
+            case GetAuditStatistics():
+                return self.statistics()
+            case _:
+                return super().on_receive(message)
+        return None
+
+    def statistics(self) -> AuditStatistics:
+        sub = self.feed.subscription
+        return AuditStatistics(
+            drains=self._drains,
+            recorded=self._recorded,
+            skipped=self._skipped,
+            lost=self._lost,
+            last_drain_ms=self._last_drain_ms,
+            queued_dropped=sub.dropped if sub is not None else 0,
+        )
+
+    # -- recording ------------------------------------------------------------------------------------------
+
+    def _record_queued(self) -> None:
+        sub = self.feed.subscription
+        if sub is None:
+            return
+        rows = [row for event in sub.drain() if (row := self._row(event)) is not None]
+        if not rows:
+            return
+        start = time.perf_counter()
+        self._write(rows)
+        self._last_drain_ms = (time.perf_counter() - start) * 1000
+        self._drains += 1
+        self._recorded += len(rows)
+
+    def _row(self, event: Any) -> AuditRow | None:
+        if isinstance(event, Lagged):
+            self._lost += event.missed
+        try:
+            return audit_row(event)
+        except Exception:
+            self._skipped += 1
+            log.exception("%s: cannot describe %r for the audit log; skipped", self.ctx.path, event)
+            return None
+
+    def _write(self, rows: list[AuditRow]) -> None:
+        """All rows in one transaction. A project deleted since its id was cached fails the foreign key:
+        the ids are looked up again and the transaction retried once."""
+        try:
+            self._insert(rows)
+        except apsw.ConstraintError:
+            self._projects.clear()
+            self._insert(rows)
+
+    def _insert(self, rows: list[AuditRow]) -> None:
+        store = self._require_store()
+        ids = self._project_ids({row.project for row in rows if row.project})
+        now = utc_stamp(self.ctx.env.clock.now())
+        # The Store has no public batch insert: its write transaction and audit insert are the ones every
+        # mixin uses, so the rows of one drain are one commit.
+        with store._write():
+            for row in rows:
+                store._insert_audit(
+                    _stamp(row.ts) if row.ts > 0 else now,
+                    ids.get(row.project),
+                    row.kind,
+                    row.level,
+                    row.message,
+                    task=row.task,
+                    instance=row.instance,
+                    wave=row.wave,
+                    detail=row.detail,
+                )
+
+    def _project_ids(self, names: set[str]) -> dict[str, int]:
+        """Project name → id; a name the cache does not know re-reads the projects (once per drain)."""
+        if names - self._projects.keys():
+            self._projects = {p.name: p.id for p in self._require_store().list_projects()}
+        return {name: self._projects[name] for name in names if name in self._projects}
+
+    def _require_store(self) -> Store:
+        if self._store is None:
+            raise StoreError(f"{self.ctx.path}: the store is not open")
+        return self._store
+
+
+def _stamp(ts: float) -> str:
+    try:
+        return utc_stamp(datetime.fromtimestamp(ts, UTC))
+    except (OverflowError, OSError, ValueError):
+        return utc_stamp(datetime.now(UTC))
+
+
+def _tell(ref: pykka.ActorRef[Any], message: Any) -> bool:
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        return False
+    return True

@@ -1,0 +1,467 @@
+"""`corral instance …`: start, list and steer agents, through the daemon (started when none runs).
+
+Every command finds the repository it runs in (or `--project NAME`), registers it with the daemon and calls
+the instance routes of the control API (docs/instances.md). A TITLE may be abbreviated: the exact title, else
+the one title it begins, else the one title containing it; an ambiguous one is a usage error (exit 2) that
+names the matches, an unknown one a failure (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from frontends.cli.output import HelpFormatter, display_width, format_fields, format_table, print_json
+from protocols.errors import ConflictError, CorralError, NotFoundError, UsageError
+
+if TYPE_CHECKING:
+    from frontends.daemon import DaemonClient
+
+__all__ = ["register"]
+
+STATUSES = ("loading", "running", "ready", "waiting", "exited", "failed", "paused", "unknown")
+_LIST_TIMEOUT_S = 20.0
+_ACTION_TIMEOUT_S = 75.0  # above the daemon's own limit, so its error arrives rather than our timeout
+_MIN_REASON = 12
+
+_DESCRIPTION = """\
+An instance is one agent (claude, codex, aider, any command) with its own git worktree on its own branch \
+(corral/<title>), running in corral's tmux server (tmux -L corral), a PTY, or as an SDK process. The daemon \
+supervises it: a crashed agent is restarted with backoff and continues its conversation, and its status \
+(loading, running, ready, waiting, exited, failed, paused) always carries the reason it was chosen.
+
+TITLE may be abbreviated: the exact title, else the one title it begins, else the one containing it."""
+
+_EPILOG = """\
+examples:
+  corral instance start fix-login --prompt "Fix the login form"
+  corral instance list
+  corral instance list --status waiting --json
+  corral instance send fix-login "yes, and add a test"
+  corral instance capture fix-login --lines 20
+  corral instance attach fix-login
+  corral instance pause fix-login; corral instance resume fix-login"""
+
+
+def register(groups: Any, summary: str) -> None:
+    """Add `instance` and its sub-commands to the top-level sub-parsers."""
+    raw = HelpFormatter
+    parser = groups.add_parser(
+        "instance", help=summary, description=_DESCRIPTION, epilog=_EPILOG, formatter_class=raw
+    )
+    sub = parser.add_subparsers(title="instance commands", metavar="COMMAND", dest="instance_command")
+    sub.required = True
+
+    def command(name: str, help: str, description: str, examples: str, handler: Any) -> Any:
+        p = sub.add_parser(
+            name, help=help, description=description, epilog=f"examples:\n{examples}", formatter_class=raw
+        )
+        p.add_argument(
+            "--project", metavar="NAME", default="", help="a registered project, instead of the one at cwd"
+        )
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command(
+        "list",
+        "list the project's instances with their status and its reason",
+        "List the instances of this project: TITLE STATUS REASON MODE PROGRAM BRANCH TASK RESTARTS. On a "
+        "terminal the reason is shortened to fit its width; --json has everything.",
+        "  corral instance list\n  corral instance list --status waiting,failed\n"
+        "  corral instance list --json | jq '.[] | {title, status, reason}'",
+        _list,
+    )
+    p.add_argument(
+        "--status",
+        action="append",
+        metavar="STATUS",
+        help=f"only instances in STATUS ({', '.join(STATUSES[:-1])}); repeat or separate with commas",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON list of instances")
+
+    p = command(
+        "start",
+        "start an agent in its own worktree",
+        "Start an agent called TITLE on a new branch corral/TITLE in its own worktree (.worktrees/), or on "
+        "--branch. The program defaults to the config's default_program (claude); the first prompt is "
+        "passed as the harness takes it (an argument, or typed once the agent is ready).",
+        "  corral instance start fix-login --prompt 'Fix the login form'\n"
+        "  corral instance start review-1 --program codex --mode sdk --prompt-file review.md\n"
+        "  corral instance start hotfix --branch release/1.2",
+        _start,
+    )
+    p.add_argument("title", metavar="TITLE", help="the instance's title (also its branch's and session's)")
+    p.add_argument("--program", default="", help="the agent's command (default: default_program)")
+    p.add_argument("--mode", choices=("tmux", "pty", "sdk"), default="tmux", help="how it runs (tmux)")
+    prompt = p.add_mutually_exclusive_group()
+    prompt.add_argument("--prompt", default="", metavar="TEXT", help="the first prompt")
+    prompt.add_argument("--prompt-file", metavar="PATH", help="read the first prompt from PATH ('-': stdin)")
+    p.add_argument("--task", default="", help="the task it works on")
+    p.add_argument("--agent-type", default="", help="its role: planner, coder, reviewer, …")
+    p.add_argument("--branch", default="", help="work on this existing (or new) branch")
+    p.add_argument(
+        "--worktree",
+        choices=("own", "branch", "shared", "none"),
+        default="",
+        help="own (default), branch (with --branch), shared (the task's), none (the repository itself)",
+    )
+    p.add_argument("--json", action="store_true", help="print the instance as JSON")
+
+    p = command(
+        "show",
+        "show one instance",
+        "Show an instance: status and reason, how it runs, its branch and worktree, its process.",
+        "  corral instance show fix-login\n  corral instance show fix --json",
+        _show,
+    )
+    p.add_argument("title", metavar="TITLE")
+    p.add_argument("--json", action="store_true", help="print the instance as JSON")
+
+    p = command(
+        "send",
+        "type text into an agent and press Enter",
+        "Send TEXT (or the contents of --file, or stdin) to the agent as if typed, then Enter. Long and "
+        "multi-line text is pasted.",
+        "  corral instance send fix-login 'also handle empty passwords'\n"
+        "  corral instance send fix-login --file feedback.md\n  echo 1 | corral instance send fix-login",
+        _send,
+    )
+    p.add_argument("title", metavar="TITLE")
+    p.add_argument("text", metavar="TEXT", nargs="?", help="the text (else --file, else stdin)")
+    p.add_argument("--file", metavar="PATH", help="read the text from PATH ('-': stdin)")
+    p.add_argument("--no-enter", action="store_true", help="type the text without pressing Enter")
+
+    p = command(
+        "send-keys",
+        "press keys in an agent's terminal (tmux key names)",
+        "Press KEYs in the agent's terminal, tmux style: Enter, Escape, Up, C-c, or literal text such as 1.",
+        "  corral instance send-keys fix-login 1\n  corral instance send-keys fix-login Escape",
+        _send_keys,
+    )
+    p.add_argument("title", metavar="TITLE")
+    p.add_argument("keys", metavar="KEY", nargs="+")
+
+    p = command(
+        "capture",
+        "print an agent's screen",
+        "Print the last --lines lines of the agent's screen and history (50), or all of it with --all.",
+        "  corral instance capture fix-login\n  corral instance capture fix-login --all > fix-login.txt",
+        _capture,
+    )
+    p.add_argument("title", metavar="TITLE")
+    lines = p.add_mutually_exclusive_group()
+    lines.add_argument("--lines", type=int, default=50, metavar="N", help="the last N lines (50)")
+    lines.add_argument("--all", action="store_true", help="the whole history")
+    p.add_argument("--ansi", action="store_true", help="keep colours and attributes (escape sequences)")
+    p.add_argument("--json", action="store_true", help='print {"project", "title", "lines", "text"}')
+
+    for name, help, description, done in (
+        (
+            "pause",
+            "stop an agent and keep its work on its branch",
+            "Stop the agent, commit its uncommitted work as '[corral] paused TITLE', remove its worktree and "
+            "keep the branch. resume brings it back.",
+            "paused",
+        ),
+        (
+            "resume",
+            "put a paused agent's worktree back and start it again",
+            "Put the worktree back where it was (refused while its branch is checked out elsewhere) and "
+            "start the agent again, continuing its conversation.",
+            "resumed",
+        ),
+        (
+            "restart",
+            "kill the agent and start it again",
+            "Kill the agent and everything it started, then start it afresh with its restart count reset "
+            "(also brings back a failed instance). A paused instance is resumed instead.",
+            "restarted",
+        ),
+        (
+            "kill",
+            "kill the agent; the instance stays, exited",
+            "Kill the agent and everything it started. The instance stays listed as exited, with its branch "
+            "and worktree; restart starts it again.",
+            "killed",
+        ),
+    ):
+        p = command(name, help, description, f"  corral instance {name} fix-login", _lifecycle(name, done))
+        p.add_argument("title", metavar="TITLE")
+        p.add_argument("--json", action="store_true", help="print the instance as JSON")
+
+    p = command(
+        "attach",
+        "attach this terminal to a tmux agent (detach: C-b d)",
+        "Attach this terminal to the agent's tmux session in corral's tmux server. Detach with C-b d: the "
+        "agent keeps running. pty and sdk agents cannot be attached yet: use capture and send.",
+        "  corral instance attach fix-login",
+        _attach,
+    )
+    p.add_argument("title", metavar="TITLE")
+
+
+# -- talking to the daemon ----------------------------------------------------------------------------------
+
+
+class _Api:
+    """The daemon, for one project: paths built, errors turned into exit codes."""
+
+    def __init__(self, project: str) -> None:
+        from frontends.daemon import DaemonClient
+
+        self.client: DaemonClient = DaemonClient()
+        self.client.ensure_running()
+        self.project = project or self._register()
+        self.base = f"/v1/repos/{quote(self.project, safe='')}/instances"
+
+    def _register(self) -> str:
+        from frontends.project import find_project_root
+
+        root = find_project_root()
+        return str(self.call("POST", "/v1/repos", json={"path": str(root)}, path_is_full=True)["name"])
+
+    def call(
+        self,
+        method: str,
+        path: str = "",
+        json: Any = None,
+        timeout: float = _LIST_TIMEOUT_S,
+        *,
+        path_is_full: bool = False,
+    ) -> Any:
+        full = path if path_is_full else self.base + path
+        status, body = self.client.request(method, full, json=json, timeout=timeout)
+        if 200 <= status < 300:
+            return body
+        message = body.get("error") if isinstance(body, dict) else None
+        message = message or f"the corral daemon answered {status} to {method} {full}: {body}"
+        error: type[CorralError] = {400: UsageError, 404: NotFoundError, 409: ConflictError}.get(
+            status, CorralError
+        )
+        raise error(message)
+
+    def instance(
+        self, title: str, action: str = "", json: Any = None, timeout: float = _ACTION_TIMEOUT_S
+    ) -> Any:
+        path = f"/{quote(title, safe='')}" + (f"/{action}" if action else "")
+        return self.call("POST" if action else "GET", path, json=json, timeout=timeout)
+
+
+# -- commands -----------------------------------------------------------------------------------------------
+
+_HEADERS = ("TITLE", "STATUS", "REASON", "MODE", "PROGRAM", "BRANCH", "TASK", "RESTARTS")
+
+
+def _list(args: argparse.Namespace) -> int:
+    wanted = [s.strip() for text in args.status or () for s in text.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STATUSES]
+    if unknown:
+        raise UsageError(f"unknown status {unknown[0]!r}: use {', '.join(STATUSES)}")
+    api = _Api(args.project)
+    query = "?status=" + ",".join(wanted) if wanted else ""
+    views = api.call("GET", query)
+    if args.json:
+        print_json(views)
+        return 0
+    if not views:
+        print(
+            f"no instances match in project {api.project}"
+            if wanted
+            else f"no instances in project {api.project}"
+        )
+        return 0
+    rows = [
+        [
+            v["title"],
+            v["status"],
+            v["reason"] or "-",
+            v["mode"],
+            os.path.basename(v["program"]) or "-",
+            v["branch"] or "-",
+            v["task"] or "-",
+            str(v["restarts"]),
+        ]
+        for v in views
+    ]
+    width = _terminal_width()
+    if width:
+        _fit_reasons(rows, width)
+    print(format_table(_HEADERS, rows))
+    return 0
+
+
+def _terminal_width() -> int:
+    """The width to fit the table into: the terminal's, or $COLUMNS; 0 (no limit) when piped."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return 0
+
+
+def _fit_reasons(rows: list[list[str]], width: int, gap: int = 2) -> None:
+    """Shorten the REASON column (index 2) so that each line fits in `width`, keeping at least a few
+    characters of it: the reason is the point of the list."""
+    others = sum(
+        max(display_width(str(cell)) for cell in (_HEADERS[i], *(row[i] for row in rows)))
+        for i in range(len(_HEADERS))
+        if i != 2
+    )
+    room = max(_MIN_REASON, width - others - gap * (len(_HEADERS) - 1))
+    for row in rows:
+        reason = " ".join(row[2].split())
+        if display_width(reason) > room:
+            cut = reason
+            while display_width(cut) > room - 1:
+                cut = cut[:-1]
+            reason = cut.rstrip() + "…"
+        row[2] = reason
+
+
+def _start(args: argparse.Namespace) -> int:
+    prompt = _read_text(args.prompt_file) if args.prompt_file else args.prompt
+    api = _Api(args.project)
+    body = {
+        "title": args.title,
+        "program": args.program,
+        "mode": args.mode,
+        "prompt": prompt,
+        "task": args.task,
+        "agent_type": args.agent_type,
+        "branch": args.branch,
+        "worktree": args.worktree,
+    }
+    view = api.call("POST", "", json=body, timeout=_ACTION_TIMEOUT_S)
+    if args.json:
+        print_json(view)
+        return 0
+    where = f"on branch {view['branch']} in {view['worktree']}" if view["branch"] else "in the repository"
+    print(f"started {view['title']} ({view['mode']}, {view['program']}) {where}: {view['status']}")
+    for note in view.get("notes") or ():
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    view = _Api(args.project).instance(args.title, timeout=_LIST_TIMEOUT_S)
+    if args.json:
+        print_json(view)
+        return 0
+    metrics = view.get("metrics") or {}
+    attach = view.get("attach") or {}
+    fields = [
+        ("title", view["title"]),
+        ("project", view["project"]),
+        ("status", view["status"]),
+        ("reason", view["reason"] or "-"),
+        ("mode", view["mode"]),
+        ("program", view["program"]),
+        ("branch", view["branch"] or "-"),
+        ("worktree", view["worktree"] or "-"),
+        ("task", view["task"] or "-"),
+        ("agent type", view["agent_type"] or "-"),
+        ("restarts", str(view["restarts"])),
+        ("resources", view["resource_profile"] or "-"),
+        ("session", view["session"]),
+    ]
+    if metrics.get("pid"):
+        fields.append(("pid", str(metrics["pid"])))
+    if attach.get("argv"):
+        fields.append(("attach", " ".join(attach["argv"])))
+    print(format_fields(fields))
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    if args.text is not None and args.file:
+        raise UsageError("send: give TEXT or --file, not both")
+    if args.text is not None:
+        text = args.text
+    elif args.file:
+        text = _read_text(args.file)
+    elif not sys.stdin.isatty():
+        text = sys.stdin.read()
+    else:
+        raise UsageError("send: give the TEXT, --file PATH, or pipe it on stdin")
+    text = text.rstrip("\n") if args.text is None else text
+    if not text:
+        raise UsageError("send: the text is empty")
+    view = _Api(args.project).instance(args.title, "send", {"text": text, "enter": not args.no_enter})
+    print(f"sent to {view['title']}: {view['status']}")
+    return 0
+
+
+def _send_keys(args: argparse.Namespace) -> int:
+    view = _Api(args.project).instance(args.title, "send-keys", {"keys": list(args.keys)})
+    print(f"sent keys to {view['title']}: {view['status']}")
+    return 0
+
+
+def _capture(args: argparse.Namespace) -> int:
+    if not args.all and args.lines < 0:
+        raise UsageError(f"capture: --lines must be 0 or more, got {args.lines}")
+    lines = None if args.all else args.lines
+    captured = _Api(args.project).instance(args.title, "capture", {"lines": lines, "ansi": args.ansi})
+    if args.json:
+        print_json(captured)
+    elif captured["text"]:
+        print(captured["text"])
+    return 0
+
+
+def _lifecycle(action: str, done: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        view = _Api(args.project).instance(args.title, action)
+        if args.json:
+            print_json(view)
+            return 0
+        status, reason = view["status"], view["reason"]
+        shown = reason if reason.startswith(status) else f"{status} ({reason})" if reason else status
+        print(f"{done} {view['title']}: {shown}")
+        return 0
+
+    return run
+
+
+def _attach(args: argparse.Namespace) -> int:
+    view = _Api(args.project).instance(args.title, timeout=_LIST_TIMEOUT_S)
+    title, attach = view["title"], view.get("attach") or {}
+    if view["mode"] != "tmux" or attach.get("kind") != "tmux":
+        raise CorralError(
+            f"instance {title} runs in {view['mode']} mode, which cannot be attached yet (tmux only); "
+            f"watch it with: corral instance capture {title}, and answer with: corral instance send {title}"
+        )
+    if view["status"] in ("paused", "exited", "failed") or not attach.get("argv"):
+        hint = "resume" if view["status"] == "paused" else "restart"
+        raise ConflictError(
+            f"instance {title} is {view['status']}: there is no session to attach to; "
+            f"corral instance {hint} {title} first"
+        )
+    argv = [str(a) for a in attach["argv"]]
+    print(
+        f"attaching to {title} ({view['session']}); {attach.get('detail') or 'detach with C-b d'}",
+        file=sys.stderr,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        raise CorralError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
+    return 0  # not reached
+
+
+def _read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read {path}: it is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,334 @@
+"""The instance routes of the control API, and the daemon's side of them.
+
+    GET  /v1/repos/{project}/instances[?status=ready,waiting]   [InstanceView]
+    POST /v1/repos/{project}/instances                          StartInstance → InstanceView (201)
+    GET  /v1/repos/{project}/instances/{title}                  InstanceView
+    POST /v1/repos/{project}/instances/{title}/send             {text, enter?} → InstanceView
+    POST /v1/repos/{project}/instances/{title}/send-keys        {keys: [...]} → InstanceView
+    POST /v1/repos/{project}/instances/{title}/capture          {lines?, ansi?} → Captured
+    POST /v1/repos/{project}/instances/{title}/{pause|resume|restart|kill}   → InstanceView
+
+`{title}` is an exact title, or enough of one to name a single instance (a prefix, else a substring): an
+ambiguous one is a 400 whose body lists the `matches`. 404: no such project or instance; 409: a title that
+is taken, or an action the instance's state does not allow (resume of a running one, send to a paused one).
+
+The work happens on `InstanceDesk`'s own threads, handed to the loop as `concurrent.futures.Future`s (the
+loop never waits on a pykka future). The desk finds the repository in the store, starts its Project
+supervisor (`project:<name>` under the root) on first use, resolves the title there and then asks the
+Instance at its stable path directly, so a slow pause of one agent never delays a capture of another.
+
+**The tmux server** is `tmux -L corral`, or the socket named by `CORRAL_TMUX_SOCKET` (read here and only
+here): tests and a second corral on the same machine use their own.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+import pykka
+from aiohttp import web
+
+from actors.instance import (
+    GetInstanceInfo,
+    InstanceCapture,
+    InstanceKill,
+    InstancePause,
+    InstanceRestart,
+    InstanceResume,
+    InstanceSend,
+    InstanceSendKeys,
+)
+from actors.project import (
+    AmbiguousTitle,
+    InstanceEntry,
+    InstanceView,
+    ListEntries,
+    ProjectSpec,
+    ResolveTitle,
+    StartInstance,
+    instance_view,
+    project_child,
+    project_id,
+)
+from actors.runtimes.tmux import TmuxServer, default_server
+from actors.supervision import SupervisionTree
+from frontends.daemon.api import CONTROL, _answer, _body, _json
+from protocols.errors import ConflictError, SupervisionError
+from protocols.records import Project
+
+__all__ = [
+    "ACTIONS",
+    "TMUX_SOCKET_ENV",
+    "Captured",
+    "InstanceDesk",
+    "add_instance_routes",
+    "daemon_tmux_server",
+]
+
+TMUX_SOCKET_ENV = "CORRAL_TMUX_SOCKET"
+LIST_TIMEOUT_S = 5.0
+ACTION_TIMEOUT_S = 60.0  # a start makes a worktree and waits for the runtime; a pause commits and removes it
+_T = TypeVar("_T")
+
+
+def daemon_tmux_server() -> TmuxServer:
+    """The daemon's tmux server: `tmux -L $CORRAL_TMUX_SOCKET` when set, else the default (`-L corral`)."""
+    socket = os.environ.get(TMUX_SOCKET_ENV, "")
+    return TmuxServer(socket) if socket else default_server()
+
+
+# -- bodies -------------------------------------------------------------------------------------------------
+
+
+class SendText(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    text: str
+    enter: bool = True
+
+
+class SendKeys(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    keys: tuple[str, ...]
+
+
+class CaptureRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    lines: int | None = 50  # None: the whole history
+    ansi: bool = False
+
+
+class NoBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pass
+
+
+class Captured(msgspec.Struct, frozen=True):
+    """`POST …/capture`: the screen (and history) of an instance."""
+
+    project: str
+    title: str
+    lines: int | None
+    text: str
+
+
+class Ambiguous(msgspec.Struct, frozen=True):
+    error: str
+    matches: tuple[str, ...]
+
+
+# action → (request body, the Instance message it becomes)
+ACTIONS: dict[str, tuple[type[Any], Callable[[Any], Any]]] = {
+    "send": (SendText, lambda b: InstanceSend(b.text, b.enter)),
+    "send-keys": (SendKeys, lambda b: InstanceSendKeys(b.keys)),
+    "capture": (CaptureRequest, lambda b: InstanceCapture(b.lines, b.ansi)),
+    "pause": (NoBody, lambda b: InstancePause()),
+    "resume": (NoBody, lambda b: InstanceResume()),
+    "restart": (NoBody, lambda b: InstanceRestart()),
+    "kill": (NoBody, lambda b: InstanceKill()),
+}
+
+
+# -- the daemon's side --------------------------------------------------------------------------------------
+
+
+class InstanceDesk:
+    """Answers instance requests on threads of its own. Every public method is thread-safe and returns a
+    `concurrent.futures.Future` at once."""
+
+    def __init__(
+        self,
+        tree: Callable[[], SupervisionTree | None],
+        find_project: Callable[[str], concurrent.futures.Future[Project]],
+        tmux_server: TmuxServer | None = None,
+    ) -> None:
+        self._tree = tree
+        self._find_project = find_project
+        self._tmux = tmux_server
+        self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="corral-instances")
+        self._lock = threading.Lock()
+
+    @property
+    def tmux_server(self) -> TmuxServer:
+        with self._lock:
+            if self._tmux is None:
+                self._tmux = daemon_tmux_server()
+            return self._tmux
+
+    def close(self) -> None:
+        """After the tree stopped: drop queued work, stop reading agents' output (the agents live on)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            server = self._tmux
+        if server is not None:
+            server.close()
+
+    def list(self, project: str, statuses: frozenset[str] = frozenset()) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._list, project, statuses)
+
+    def start(self, project: str, request: StartInstance) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._start, project, request)
+
+    def get(self, project: str, title: str) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._get, project, title)
+
+    def act(self, project: str, title: str, message: Any) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._act, project, title, message)
+
+    # -- on the desk's threads --------------------------------------------------------------------------
+
+    def _project(self, name: str) -> tuple[SupervisionTree, pykka.ActorRef[Any]]:
+        """The tree and the project's supervisor, started now if it is not running yet."""
+        record = self._find_project(name).result(timeout=LIST_TIMEOUT_S)
+        tree = self._tree()
+        if tree is None:
+            raise SupervisionError("the supervision tree is not running")
+        path = f"{tree.root_id}/{project_id(record.name)}"
+        with self._lock:
+            ref = tree.env.directory.get(path)
+            if ref is None:
+                spec = ProjectSpec(name=record.name, root=record.root, tmux_server=self._tmux_locked())
+                try:
+                    tree.start_child(project_child(spec), timeout=ACTION_TIMEOUT_S)
+                except ConflictError:
+                    raise SupervisionError(
+                        f"the supervisor of project {record.name} is restarting; try again in a moment"
+                    ) from None
+                ref = tree.env.directory.get(path)
+        if ref is None:
+            raise SupervisionError(f"the supervisor of project {record.name} did not start")
+        return tree, ref
+
+    def _tmux_locked(self) -> TmuxServer:
+        if self._tmux is None:
+            self._tmux = daemon_tmux_server()
+        return self._tmux
+
+    def _list(self, project: str, statuses: frozenset[str]) -> list[InstanceView]:
+        tree, ref = self._project(project)
+        entries: tuple[InstanceEntry, ...] = _ask(ref, ListEntries(), LIST_TIMEOUT_S, project)
+        asked = []
+        for entry in entries:  # ask them all at once, then collect
+            target = tree.env.directory.get(entry.path)
+            future = None
+            if target is not None:
+                try:
+                    future = target.ask(GetInstanceInfo(), block=False)
+                except pykka.ActorDeadError:
+                    pass
+            asked.append((entry, future))
+        views = []
+        for entry, future in asked:
+            info, why = None, "the instance is restarting (its actor failed)"
+            if future is not None:
+                try:
+                    info = future.get(timeout=LIST_TIMEOUT_S)
+                except pykka.Timeout:
+                    why = f"the instance did not answer within {LIST_TIMEOUT_S:g} s"
+                except pykka.ActorDeadError:
+                    pass
+            view = instance_view(entry, info, tree.env.clock.monotonic(), why)
+            if not statuses or view.status in statuses:
+                views.append(view)
+        return views
+
+    def _start(self, project: str, request: StartInstance) -> InstanceView:
+        tree, ref = self._project(project)
+        entry: InstanceEntry = _ask(ref, request, ACTION_TIMEOUT_S, project)
+        return self._view(tree, entry)
+
+    def _get(self, project: str, title: str) -> InstanceView:
+        tree, ref = self._project(project)
+        return self._view(tree, _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project))
+
+    def _act(self, project: str, title: str, message: Any) -> Any:
+        tree, ref = self._project(project)
+        entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
+        target = self._instance(tree, entry)
+        if isinstance(message, InstanceRestart):
+            info = _ask(target, GetInstanceInfo(), LIST_TIMEOUT_S, entry.title)
+            if info.status == "paused":
+                raise ConflictError(
+                    f'instance "{entry.title}" is paused: resume it (corral instance resume {entry.title})'
+                )
+        result = _ask(target, message, ACTION_TIMEOUT_S, entry.title)
+        if isinstance(message, InstanceCapture):
+            return Captured(project=entry.project, title=entry.title, lines=message.lines, text=result)
+        return self._view(tree, entry)
+
+    def _instance(self, tree: SupervisionTree, entry: InstanceEntry) -> pykka.ActorRef[Any]:
+        target = tree.env.directory.get(entry.path)
+        if target is None:
+            raise ConflictError(
+                f'instance "{entry.title}" is restarting (its actor failed); try again in a moment'
+            )
+        return target
+
+    def _view(self, tree: SupervisionTree, entry: InstanceEntry) -> InstanceView:
+        info = _ask(self._instance(tree, entry), GetInstanceInfo(), LIST_TIMEOUT_S, entry.title)
+        return instance_view(entry, info, tree.env.clock.monotonic())
+
+
+def _ask(ref: pykka.ActorRef[Any], message: Any, timeout: float, who: str) -> Any:
+    try:
+        return ref.ask(message, timeout=timeout)
+    except pykka.Timeout:
+        raise TimeoutError(f"{who} did not answer within {timeout:g} s; see the daemon's log") from None
+    except pykka.ActorDeadError:
+        raise ConflictError(f"{who} is restarting; try again in a moment") from None
+
+
+# -- routes -------------------------------------------------------------------------------------------------
+
+
+def add_instance_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/repos/{project}/instances", _list)
+    app.router.add_post("/v1/repos/{project}/instances", _start)
+    app.router.add_get("/v1/repos/{project}/instances/{title}", _get)
+    app.router.add_post("/v1/repos/{project}/instances/{title}/{action}", _act)
+
+
+async def _settle(future: concurrent.futures.Future[_T], timeout: float) -> _T | web.Response:
+    """The answer, or the response for the errors the shared middleware does not map this way."""
+    try:
+        return await _answer(future, timeout)
+    except AmbiguousTitle as exc:
+        return _json(Ambiguous(error=str(exc), matches=exc.matches), 400)
+    except SupervisionError as exc:
+        return _json({"error": str(exc)}, 503)
+
+
+async def _list(request: web.Request) -> web.Response:
+    statuses = frozenset(
+        s.strip() for value in request.query.getall("status", []) for s in value.split(",") if s.strip()
+    )
+    desk = request.app[CONTROL].instances
+    answer = await _settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
+    return answer if isinstance(answer, web.Response) else _json(answer)
+
+
+async def _start(request: web.Request) -> web.Response:
+    body = await _body(request, StartInstance)
+    desk = request.app[CONTROL].instances
+    answer = await _settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
+    return answer if isinstance(answer, web.Response) else _json(answer, 201)
+
+
+async def _get(request: web.Request) -> web.Response:
+    desk = request.app[CONTROL].instances
+    future = desk.get(request.match_info["project"], request.match_info["title"])
+    answer = await _settle(future, LIST_TIMEOUT_S * 3)
+    return answer if isinstance(answer, web.Response) else _json(answer)
+
+
+async def _act(request: web.Request) -> web.Response:
+    action = request.match_info["action"]
+    if action not in ACTIONS:
+        known = ", ".join(ACTIONS)
+        return _json({"error": f"no such instance action: {action} (actions: {known})"}, 404)
+    kind, to_message = ACTIONS[action]
+    body = kind() if kind is NoBody and not request.can_read_body else await _body(request, kind)
+    desk = request.app[CONTROL].instances
+    future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
+    answer = await _settle(future, ACTION_TIMEOUT_S + 10)
+    return answer if isinstance(answer, web.Response) else _json(answer)
