@@ -41,7 +41,7 @@ import pykka
 
 from actors.clock import utc_stamp
 from actors.eventbus import Subscription
-from actors.store import Store
+from actors.store import AuditEntry, Store
 from actors.supervision import SupervisedActor
 from actors.supervision.context import ChildContext
 from protocols.errors import StoreError
@@ -479,22 +479,22 @@ class AuditRecorder(SupervisedActor):
     def _insert(self, rows: list[AuditRow]) -> None:
         store = self._require_store()
         ids = self._project_ids({row.project for row in rows if row.project})
-        now = utc_stamp(self.ctx.env.clock.now())
-        # The Store has no public batch insert: its write transaction and audit insert are the ones every
-        # mixin uses, so the rows of one drain are one commit.
-        with store._write():
-            for row in rows:
-                store._insert_audit(
-                    _stamp(row.ts) if row.ts > 0 else now,
-                    ids.get(row.project),
-                    row.kind,
-                    row.level,
-                    row.message,
+        store.record_audit_many(
+            [
+                AuditEntry(
+                    ts=_stamp(row.ts) if row.ts > 0 else "",
+                    project_id=ids.get(row.project),
+                    kind=row.kind,
+                    level=row.level,
+                    message=row.message,
                     task=row.task,
                     instance=row.instance,
                     wave=row.wave,
                     detail=row.detail,
                 )
+                for row in rows
+            ]
+        )
 
     def _project_ids(self, names: set[str]) -> dict[str, int]:
         """Project name → id; a name the cache does not know re-reads the projects (once per drain)."""

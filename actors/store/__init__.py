@@ -5,8 +5,9 @@ this package, apsw and msgspec. See docs/store.md for the tables, the signal lif
 applied exactly once.
 """
 
+from actors.store.audit import AuditEntry
 from actors.store.db import default_db_path
 from actors.store.migrations import SCHEMA_VERSION
 from actors.store.store import Store, StoreStatistics
 
-__all__ = ["SCHEMA_VERSION", "Store", "StoreStatistics", "default_db_path"]
+__all__ = ["SCHEMA_VERSION", "AuditEntry", "Store", "StoreStatistics", "default_db_path"]

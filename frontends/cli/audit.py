@@ -15,7 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from frontends.cli.output import HelpFormatter, display_width, format_table, print_json, short_stamp
-from protocols.errors import StoreError, UsageError
+from protocols.errors import UsageError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -107,39 +107,11 @@ def _audit(args: argparse.Namespace) -> int:
 def _select(
     path: Path, project_id: int | None, task: str, instance: str, levels: tuple[str, ...], limit: int
 ) -> list[AuditEvent]:
-    """The rows, newest first. A read of its own: the Store's `list_audit` filters by project and task only.
+    """The rows, newest first; `project_id` None = every row, project-less ones included."""
+    from actors.store import Store
 
-    `project_id` None = every row, project-less ones included.
-    """
-    import apsw
-
-    from actors.store.db import connect
-    from actors.store.rows import AUDIT_COLUMNS
-    from protocols.records import AuditEvent
-
-    where: list[str] = []
-    params: list[object] = []
-    if project_id is not None:
-        where.append("a.project_id = ?")
-        params.append(project_id)
-    if task:
-        where.append("a.task = ?")
-        params.append(task)
-    if instance:
-        where.append("a.instance = ?")
-        params.append(instance)
-    if levels:
-        where.append(f"a.level IN ({', '.join('?' * len(levels))})")
-        params.extend(levels)
-    clause = f"WHERE {' AND '.join(where)} " if where else ""
-    sql = f"SELECT {AUDIT_COLUMNS} FROM audit_events a {clause}ORDER BY a.id DESC LIMIT ?"
-    conn = connect(path, busy_timeout_ms=5000)
-    try:
-        return [AuditEvent(*row) for row in conn.execute(sql, [*params, limit])]
-    except apsw.Error as exc:
-        raise StoreError(f"cannot read the audit log in {path}: {exc}") from None
-    finally:
-        conn.close()
+    with Store.open(path) as store:
+        return store.list_audit(project_id, task=task, instance=instance, levels=levels, limit=limit)
 
 
 def _table(rows: list[AuditEvent], projects: dict[int, str] | None) -> str:

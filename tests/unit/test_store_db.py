@@ -29,7 +29,13 @@ def tables(path: Path) -> set[str]:
 
 
 def test_public_names_are_pinned() -> None:
-    assert sorted(actors.store.__all__) == ["SCHEMA_VERSION", "Store", "StoreStatistics", "default_db_path"]
+    assert sorted(actors.store.__all__) == [
+        "AuditEntry",
+        "SCHEMA_VERSION",
+        "Store",
+        "StoreStatistics",
+        "default_db_path",
+    ]
 
 
 def test_store_package_loads_without_pykka_aiohttp_or_blessed() -> None:

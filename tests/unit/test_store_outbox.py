@@ -95,3 +95,22 @@ def test_record_and_list_audit(store: Store, project: Project, clock: FakeClock)
 def test_audit_for_a_missing_project(store: Store) -> None:
     with pytest.raises(NotFoundError, match="no project with id 5"):
         store.record_audit(5, "x", "y")
+
+
+def test_audit_rows_written_many_at_once_and_read_with_filters(store: Store, project: Project) -> None:
+    from actors.store import AuditEntry
+
+    store.record_audit_many(
+        [
+            AuditEntry(project_id=project.id, kind="instance_status", message="a ready", instance="a"),
+            AuditEntry(
+                project_id=project.id, kind="instance_status", message="b failed", instance="b", level="error"
+            ),
+            AuditEntry(kind="daemon_stopping", message="stopping"),
+        ]
+    )
+    assert [e.message for e in store.list_audit(project.id, instance="b")] == ["b failed"]
+    assert [e.message for e in store.list_audit(project.id, levels=("error",))] == ["b failed"]
+    assert [e.message for e in store.list_audit()][:3] == ["stopping", "b failed", "a ready"]
+    with pytest.raises(UsageError, match='unknown audit level "loud"'):
+        store.record_audit_many([AuditEntry(kind="x", message="y", level="loud")])
