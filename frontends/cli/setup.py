@@ -36,7 +36,13 @@ DETECT_ORDER: tuple[str, ...] = ("claude", "codex", "opencode", "gemini", "aider
 FALLBACK = "sim"  # corral-sim: runs anywhere, so a fresh repository can try corral at once
 VERSION_TIMEOUT_S = 2.0
 # What corral writes under .corral/ and git should not see (relative to the repository root).
-EXCLUDED = (".corral/logs/", ".corral/prompts/", ".corral/signals/", ".corral/config.toml.bak")
+EXCLUDED = (
+    ".corral/logs/",
+    ".corral/prompts/",
+    ".corral/plans/",
+    ".corral/signals/",
+    ".corral/config.toml.bak",
+)
 _DEFAULT_LINE = re.compile(r'^default_program = ".*"$', re.MULTILINE)
 
 

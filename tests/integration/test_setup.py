@@ -80,6 +80,7 @@ def test_the_files_corral_creates_are_excluded_from_git_once(repo: Path, tmp_pat
     assert first["excluded"] == [
         ".corral/logs/",
         ".corral/prompts/",
+        ".corral/plans/",
         ".corral/signals/",
         ".corral/config.toml.bak",
     ]
