@@ -12,6 +12,12 @@ runtime's activity notices (the screen is captured only after output, coalesced)
 and restarts, and the `wake_at` the decision asks for (ready is reached by a still screen, i.e. by time
 passing). Every change is published as `InstanceStatusChanged` with its reason; keys the decision wants
 sent (dismissing a start screen, auto-yes) are sent and noted.
+
+Persistence. With `spec.record` and `spec.store_path` the Instance keeps its row of the store's `instances`
+table: written when it starts and at every status change (with the agent's pid and, for sdk, the
+conversation id), through a Store it opens on its own thread — a connection is never shared between
+threads. A restarted daemon reads these rows to bring the agents back (`spec.start_paused`: as they were,
+paused, without starting the runtime).
 """
 
 from __future__ import annotations
@@ -35,11 +41,13 @@ from actors.runtimes.base import (
     exit_details,
 )
 from actors.runtimes.sdk import SdkNotice
-from actors.supervision import ChildSpec, Supervisor, SupervisorFlags
+from actors.supervision import ChildSpec, StartChild, Supervisor, SupervisorFlags
 from actors.supervision.context import ChildContext
 from protocols.errors import ConflictError, SupervisionError
 from protocols.harness import Harness
 from protocols.messages import ExitReason, InstanceNote, InstanceStatusChanged
+from protocols.records import InstanceRecord
+from protocols.sdk import SessionStarted
 from protocols.status import AgentStatus, Decision, Evidence, PermissionPolicy, TrackerState, decide
 
 __all__ = [
@@ -86,6 +94,9 @@ class InstanceSpec(msgspec.Struct, frozen=True, kw_only=True):
     worktree: Any = None  # actors.git.Worktree: paused and resumed with the agent (unless shared)
     restart_runtime: Any = None  # the runtime ChildSpec of every start after the first: continue, no prompt
     notes: tuple[str, ...] = ()  # what the launch could not do as asked (sdk fallback, missing nice)
+    record: InstanceRecord | None = None  # its row in the store: the spec essentials, written with its state
+    store_path: str = ""  # the database the row is written to ("" with record None: not persisted)
+    start_paused: bool = False  # recovered paused: the runtime is not started until a resume
 
 
 # -- what people (the daemon, the CLI through it) ask an Instance ------------------------------------------
@@ -165,6 +176,9 @@ class Instance(Supervisor):
         self._capture_token = 0
         self._capture_pending = False
         self._wake = None
+        self._store: Any = None
+        self._pid: int | None = None
+        self._sdk_session = spec.record.sdk_session_id if spec.record is not None else ""
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -175,7 +189,16 @@ class Instance(Supervisor):
             path.write_text(self.spec.prompt_file_text)
         for note in self.spec.notes:
             self._note(note, "warn")
+        self._open_store()
+        if self.spec.start_paused:
+            self._paused = True
+            self.state = msgspec.structs.replace(
+                self.state, status=AgentStatus.PAUSED, reason=self._recorded_reason("paused")
+            )
+            self._persist()
+            return  # no runtime until a resume (`_start_again` adds it)
         super().started()
+        self._persist()
         if self.spec.mode == "sdk" and not self._prompt_sent:
             self._send_first_prompt()
 
@@ -183,6 +206,9 @@ class Instance(Supervisor):
         if self._wake is not None:
             self._wake.cancel()
         super().stopping()
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
     # -- supervision hooks --------------------------------------------------------------------------------
 
@@ -196,12 +222,15 @@ class Instance(Supervisor):
         if restarted and not self._manual_restart:
             self._restarts += 1
         self._manual_restart = False
+        self._pid = self._agent_pid()
         self._decide(Evidence(mode=self.spec.mode, alive=True, restarts=self._restarts))
+        self._persist()
 
     def child_exited(self, child_id: str, generation: int, reason: ExitReason, restarting: bool) -> None:
         if child_id != RUNTIME:
             return
         self._alive = False
+        self._pid = None
         status, signal = exit_details(reason)
         if status is None and signal is None and reason.is_error:
             status = 1  # the runtime itself failed: treat as an abnormal exit
@@ -245,6 +274,12 @@ class Instance(Supervisor):
             return self._on_activity(message)
         if isinstance(message, SdkNotice):
             if self._current(message.child_id, message.generation):
+                if (
+                    isinstance(message.event, SessionStarted)
+                    and message.event.session_id != self._sdk_session
+                ):
+                    self._sdk_session = message.event.session_id
+                    self._persist()
                 self._decide(
                     Evidence(mode="sdk", alive=True, restarts=self._restarts, sdk_events=(message.event,))
                 )
@@ -351,6 +386,7 @@ class Instance(Supervisor):
                     ts=self.ctx.env.clock.now().timestamp(),
                 )
             )
+            self._persist()
         if decision.keys and self._alive:
             try:
                 self._runtime_ask(SendKeys(decision.keys))
@@ -363,6 +399,7 @@ class Instance(Supervisor):
             self._schedule(max(0.0, decision.wake_at - now))
 
     def _publish_status(self, previous: str) -> None:
+        self._persist()
         self.ctx.env.publish(
             InstanceStatusChanged(
                 project=self.spec.project,
@@ -429,7 +466,11 @@ class Instance(Supervisor):
         )
         self._publish_status(str(previous))
         self._manual_restart = True
-        self._restart_child(RUNTIME)
+        if RUNTIME in self._children:
+            self._restart_child(RUNTIME)
+        else:  # recovered paused: its runtime was never started
+            runtime = self.spec.restart_runtime or self.spec.runtime
+            self._on_start_child(StartChild(runtime))
         self._note(reason)
 
     def _pause(self) -> InstanceInfo:
@@ -479,6 +520,48 @@ class Instance(Supervisor):
         survivors = self._runtime_ask(Destroy())
         self._note("killed by request" + (f"; survivors {survivors}" if survivors else ""))
         return survivors
+
+    # -- persistence --------------------------------------------------------------------------------------
+
+    def _open_store(self) -> None:
+        if self.spec.record is None or not self.spec.store_path:
+            return
+        from actors.store import Store
+
+        try:
+            self._store = Store.open(Path(self.spec.store_path))
+        except Exception as exc:  # the agent runs anyway; a restarted daemon will not know it
+            self._note(f"cannot record the instance in {self.spec.store_path}: {exc}", "warn")
+
+    def _persist(self) -> None:
+        """Write the row: the spec essentials with the status, restarts, pid and conversation id of now."""
+        record = self.spec.record
+        if self._store is None or record is None:
+            return
+        row = msgspec.structs.replace(
+            record,
+            status=str(self.state.status),
+            reason=self.state.reason,
+            restarts=self._restarts,
+            pid=self._pid if self._alive else None,
+            sdk_session_id=self._sdk_session,
+        )
+        try:
+            self._store.upsert_instance(row)
+        except Exception as exc:
+            log.warning("%s: could not record the instance: %s", self.spec.title, exc)
+
+    def _recorded_reason(self, default: str) -> str:
+        record = self.spec.record
+        return record.reason if record is not None and record.reason else default
+
+    def _agent_pid(self) -> int | None:
+        try:
+            metrics = self._runtime_ask(GetMetrics())
+        except Exception as exc:
+            log.debug("%s: no pid: %s", self.spec.title, exc)
+            return None
+        return getattr(metrics, "pid", None)
 
     # -- helpers ------------------------------------------------------------------------------------------
 

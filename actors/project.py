@@ -17,6 +17,14 @@ It does not relay requests to its Instances. Whoever asks (the daemon's API thre
 here and then asks the Instance at its stable path (`entry.path`) directly: a pause of one agent (git commit,
 worktree removal: seconds) never holds up a capture of another, and the Project's inbox stays free for the
 starts and lookups only it can answer.
+
+Recovery. With `ProjectSpec.store_path` every Instance records itself in the store's `instances` table, and
+a Project that starts (the daemon's first, or after a crash of the daemon or of the Project) first brings
+back every recorded instance that was neither exited nor failed, before it answers anything else: the same
+spec, so a tmux agent's runtime adopts its live session (same pane, no second agent) or, if the session is
+gone, starts it with the harness's continue arguments; pty agents are started again the same way and sdk
+agents resume their conversation by its stored id. Paused ones come back paused. A title that is already
+running is never started twice. `AdoptSession` makes an instance of a tmux session nobody recorded.
 """
 
 from __future__ import annotations
@@ -25,29 +33,34 @@ import functools
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
-from actors.instance import Instance, InstanceInfo
+from actors.clock import utc_stamp
+from actors.instance import Instance, InstanceInfo, InstanceSpec
 from actors.launcher import AgentRequest, prepare_instance
 from actors.resources import ResourceControls
-from actors.runtimes.tmux_server import session_name
 from actors.supervision import BackoffSpec, ChildSpec, Restart, StartChild, Supervisor, SupervisorFlags
 from actors.supervision.context import ChildContext
 from protocols.config import ResourceSettings, load_config, resolve_resources
 from protocols.errors import ConfigError, ConflictError, NotFoundError, SupervisionError, UsageError
+from protocols.records import InstanceRecord
 
 __all__ = [
+    "FINISHED",
     "MODES",
     "PROJECT_FLAGS",
+    "AdoptSession",
     "AmbiguousTitle",
     "InstanceEntry",
     "InstanceView",
     "ListEntries",
     "Project",
     "ProjectSpec",
+    "RecoverInstances",
     "ResolveTitle",
     "StartInstance",
     "check_title",
@@ -64,6 +77,8 @@ PROJECT_FLAGS = SupervisorFlags(max_restarts=5, period_s=60.0)
 60 s the Project gives up and its own supervisor, the root, restarts it."""
 
 MODES = ("tmux", "pty", "sdk", "headless")
+FINISHED = frozenset({"exited", "failed"})
+"""Recorded statuses a restarted daemon leaves alone: the agent ended (or was killed by request) or failed."""
 WORKTREE_MODES = ("own", "branch", "shared", "none")
 TITLE_MAX = 100
 _TITLE_BAD = re.compile(r"[/\x00-\x1f\x7f]")
@@ -92,6 +107,21 @@ class StartInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     agent_type: str = ""
     branch: str = ""
     worktree: str = ""
+
+
+class AdoptSession(msgspec.Struct, frozen=True, kw_only=True):
+    """Make an instance called `title` of the tmux session `session` that no instance claims (an orphan): it
+    runs `program` in `cwd`; its runtime adopts the live session → InstanceEntry."""
+
+    session: str
+    title: str
+    program: str
+    cwd: str
+
+
+class RecoverInstances(msgspec.Struct, frozen=True):
+    """Bring back the project's recorded instances that were running (told by the Project to itself when it
+    starts) → the titles brought back."""
 
 
 class ListEntries(msgspec.Struct, frozen=True):
@@ -244,6 +274,7 @@ class ProjectSpec(msgspec.Struct, frozen=True, kw_only=True):
     instance_flags: SupervisorFlags | None = None
     backoff: BackoffSpec | None = None
     instance_shutdown_s: float = 15.0
+    store_path: str = ""  # the database its instances are recorded in and recovered from ("": neither)
 
 
 def _start_project(spec: ProjectSpec, ctx: ChildContext) -> Any:
@@ -272,9 +303,18 @@ class Project(Supervisor):
         self._entries: dict[str, InstanceEntry] = {}
         self._controls: ResourceControls | None = None
 
+    def started(self) -> None:
+        super().started()
+        if self.spec.store_path:
+            self.actor_ref.tell(RecoverInstances())  # first in the inbox: before any request is answered
+
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, StartInstance):
             return self._start_instance(message)
+        if isinstance(message, RecoverInstances):
+            return self._recover_all()
+        if isinstance(message, AdoptSession):
+            return self._adopt(message)
         if isinstance(message, ListEntries):
             return self._live_entries()
         if isinstance(message, ResolveTitle):
@@ -294,7 +334,14 @@ class Project(Supervisor):
             raise AmbiguousTitle(self.spec.name, query, found)
         return live[found[0]]
 
-    def _start_instance(self, request: StartInstance) -> InstanceEntry:
+    def _start_instance(
+        self,
+        request: StartInstance,
+        recorded: InstanceRecord | None = None,
+        adopt: AdoptSession | None = None,
+    ) -> InstanceEntry:
+        """Start a new instance; or, with `recorded`, bring back a recorded one; or, with `adopt`, make one
+        of an orphan session."""
         title = check_title(request.title)
         if title in self._children:
             raise ConflictError(
@@ -307,6 +354,10 @@ class Project(Supervisor):
             config = load_config(Path(self.spec.root))
         except ConfigError as exc:
             raise UsageError(f'cannot start "{title}": {exc}') from None
+        paused = recorded is not None and recorded.status == "paused"
+        worktree_mode = _worktree_mode(request)
+        if recorded is not None and worktree_mode == "own" and recorded.branch:
+            worktree_mode = "branch"  # its branch as recorded, whatever the branch prefix is now
         agent = AgentRequest(
             project=self.spec.name,
             repo_root=self.spec.root,
@@ -316,8 +367,8 @@ class Project(Supervisor):
             prompt=request.prompt,
             task=request.task,
             agent_type=request.agent_type,
-            worktree=_worktree_mode(request),
-            branch=request.branch,
+            worktree="none" if paused or adopt is not None else worktree_mode,
+            branch=recorded.branch if recorded is not None and recorded.branch else request.branch,
             auto_yes=config.auto_yes,
         )
         try:
@@ -332,6 +383,14 @@ class Project(Supervisor):
         except ValueError as exc:
             raise UsageError(f'cannot start "{title}": {exc}') from None
         spec = prepared.spec
+        wt = prepared.worktree
+        if recorded is not None:
+            spec, wt = _recovered(spec, recorded, wt)
+        elif adopt is not None:
+            spec = _adopted(spec, adopt)
+        record = self._record(request, spec, wt, recorded, adopt)
+        if self.spec.store_path:
+            spec = msgspec.structs.replace(spec, record=record, store_path=self.spec.store_path)
         child = ChildSpec.worker(
             title,
             Instance,
@@ -344,24 +403,97 @@ class Project(Supervisor):
             self._on_start_child(StartChild(child))
         except SupervisionError as exc:
             raise UsageError(f'cannot start "{title}": {_innermost(str(exc))}') from None
-        wt = prepared.worktree
         entry = InstanceEntry(
             project=self.spec.name,
             title=title,
             path=f"{self.ctx.path}/{title}",
             program=request.program or config.default_program,
             mode=spec.mode,
-            branch=wt.branch if wt is not None else "",
-            worktree=wt.path if wt is not None else "",
+            branch=record.branch,
+            worktree=record.worktree_path if record.worktree_mode != "none" else "",
             task=request.task,
             agent_type=request.agent_type,
-            session=session_name(self.spec.name, title),
-            created_at=self.ctx.env.clock.now().timestamp(),
+            session=record.session,
+            created_at=datetime.fromisoformat(record.created_at).timestamp(),
             notes=prepared.notes,
         )
         self._entries[title] = entry
         log.info("project %s: started instance %s (%s, %s)", self.spec.name, title, entry.mode, entry.program)
         return entry
+
+    def _record(
+        self,
+        request: StartInstance,
+        spec: InstanceSpec,
+        wt: Any,
+        recorded: InstanceRecord | None,
+        adopt: AdoptSession | None,
+    ) -> InstanceRecord:
+        """The instance's row: the spec essentials (its status and pid are the Instance's to fill in)."""
+        created = recorded.created_at if recorded is not None else utc_stamp(self.ctx.env.clock.now())
+        mode = request.worktree or ("branch" if request.branch else "own")
+        return InstanceRecord(
+            project=self.spec.name,
+            title=request.title,
+            program=request.program or (recorded.program if recorded is not None else ""),
+            mode=spec.mode,
+            prompt=request.prompt,
+            task=request.task,
+            agent_type=request.agent_type,
+            branch=wt.branch if wt is not None else "",
+            worktree_mode="none" if adopt is not None else mode,
+            worktree_path=wt.path if wt is not None else (adopt.cwd if adopt is not None else ""),
+            base_commit=wt.base_commit if wt is not None else "",
+            session=_runtime_spec(spec.runtime).name,
+            resource_profile=spec.resource_profile,
+            sdk_session_id=recorded.sdk_session_id if recorded is not None else "",
+            status=recorded.status if recorded is not None else "loading",
+            reason=recorded.reason if recorded is not None else "",
+            restarts=recorded.restarts if recorded is not None else 0,
+            created_at=created,
+        )
+
+    # -- recovery and adoption ----------------------------------------------------------------------------
+
+    def _recover_all(self) -> tuple[str, ...]:
+        from actors.store import Store
+
+        try:
+            with Store.open(Path(self.spec.store_path)) as store:
+                records = store.list_instances(self.spec.name)
+        except Exception as exc:
+            log.error("project %s: cannot read its recorded instances: %s", self.spec.name, exc)
+            return ()
+        brought = []
+        for record in records:
+            if record.status in FINISHED or record.title in self._children:
+                continue  # ended, or already running: never a second agent with the same title
+            try:
+                self._recover(record)
+            except Exception as exc:
+                log.error("project %s: cannot bring back instance %s: %s", self.spec.name, record.title, exc)
+                continue
+            brought.append(record.title)
+        if brought:
+            log.info("project %s: brought back %s", self.spec.name, ", ".join(brought))
+        return tuple(brought)
+
+    def _recover(self, record: InstanceRecord) -> InstanceEntry:
+        request = StartInstance(
+            title=record.title,
+            program=record.program,
+            mode=record.mode,
+            prompt=record.prompt,
+            task=record.task,
+            agent_type=record.agent_type,
+            branch=record.branch if record.worktree_mode == "branch" else "",
+            worktree=record.worktree_mode,
+        )
+        return self._start_instance(request, recorded=record)
+
+    def _adopt(self, message: AdoptSession) -> InstanceEntry:
+        request = StartInstance(title=message.title, program=message.program, mode="tmux", worktree="none")
+        return self._start_instance(request, adopt=message)
 
     def _controls_for(self, settings: ResourceSettings) -> ResourceControls:
         """One ResourceControls while the settings stay the same (it warns once about a missing wrapper)."""
@@ -373,3 +505,82 @@ class Project(Supervisor):
 def _innermost(message: str) -> str:
     """The reason at the bottom of nested "failed to start: …" messages."""
     return re.sub(r"^\w+(Error|Exception|Failure): ", "", message.rsplit("failed to start: ", 1)[-1])
+
+
+# -- rewriting a prepared spec for recovery and adoption ----------------------------------------------------
+
+
+def _runtime_spec(child: ChildSpec) -> Any:
+    """The RuntimeSpec inside a runtime's ChildSpec (`ChildSpec.worker(RUNTIME, cls, spec, …)`)."""
+    return child.start.args[1][0]  # type: ignore[attr-defined]
+
+
+def _with_runtime(child: ChildSpec | None, *, sdk_session_id: str | None = None, **changes: Any) -> Any:
+    """The runtime ChildSpec with its RuntimeSpec changed (name, cwd…) and, for sdk, a fresh memo holding
+    `sdk_session_id`, so the agent resumes that conversation."""
+    if child is None:
+        return None
+    start = child.start
+    actor_class, args, kwargs = start.args  # type: ignore[attr-defined]
+    runtime = _runtime_spec(child)
+    if "name" in changes:
+        changes["log_path"] = str(Path(runtime.log_path).with_name(f"{changes['name']}.log"))
+    kwargs = dict(kwargs)
+    if sdk_session_id is not None:
+        from actors.runtimes.sdk import SessionMemo
+
+        changes["sdk_session_id"] = sdk_session_id
+        if "memo" in kwargs:
+            kwargs["memo"] = SessionMemo(sdk_session_id)
+    new = msgspec.structs.replace(runtime, **changes)
+    return msgspec.structs.replace(
+        child,
+        start=functools.partial(start.func, actor_class, (new, *args[1:]), kwargs),  # type: ignore[attr-defined]
+    )
+
+
+def _recovered(spec: InstanceSpec, record: InstanceRecord, wt: Any) -> tuple[InstanceSpec, Any]:
+    """The spec of a recorded instance brought back: same session; tmux/pty start with the continue
+    arguments (a live tmux session is adopted whatever the argv), sdk resumes its conversation; the first
+    prompt is not sent again. A paused one gets its recorded worktree back only when it is resumed."""
+    from actors.git import Worktree
+
+    if wt is None and record.worktree_mode not in ("", "none") and record.worktree_path:
+        wt = Worktree(
+            repo_root=str(Path(record.worktree_path).parents[1]),
+            path=record.worktree_path,
+            branch=record.branch,
+            base_commit=record.base_commit,
+            shared=record.worktree_mode == "shared",
+        )
+    cwd = wt.path if wt is not None else (record.worktree_path or spec.cwd)
+    session = record.sdk_session_id if spec.mode == "sdk" else None
+    first = spec.runtime if spec.mode == "sdk" else (spec.restart_runtime or spec.runtime)
+    runtime = _with_runtime(
+        first, name=record.session or _runtime_spec(first).name, cwd=cwd, sdk_session_id=session
+    )
+    again = _with_runtime(
+        spec.restart_runtime, name=_runtime_spec(runtime).name, cwd=cwd, sdk_session_id=session
+    )
+    resend = spec.mode == "sdk" and not record.sdk_session_id  # it never got going: start the task again
+    spec = msgspec.structs.replace(
+        spec,
+        runtime=runtime,
+        restart_runtime=again,
+        cwd=cwd,
+        worktree=wt,
+        first_prompt=spec.first_prompt if resend else "",
+        prompt_file_text=spec.prompt_file_text if resend else "",
+        start_paused=record.status == "paused",
+        notes=(*spec.notes, "brought back after a daemon restart"),
+    )
+    return spec, wt
+
+
+def _adopted(spec: InstanceSpec, adopt: AdoptSession) -> InstanceSpec:
+    """The spec of an instance made of an orphan session: its runtime adopts `adopt.session`."""
+    runtime = _with_runtime(spec.runtime, name=adopt.session, cwd=adopt.cwd)
+    again = _with_runtime(spec.restart_runtime, name=adopt.session, cwd=adopt.cwd)
+    return msgspec.structs.replace(
+        spec, runtime=runtime, restart_runtime=again, cwd=adopt.cwd, first_prompt="", prompt_file_text=""
+    )

@@ -24,6 +24,7 @@ __all__ = [
     "MAX_TASK_NAME",
     "AuditEvent",
     "AuditLevel",
+    "InstanceRecord",
     "OutboxItem",
     "OutboxStatus",
     "Project",
@@ -207,3 +208,34 @@ class SignalOutcome(msgspec.Struct, frozen=True):
 class TransitionResult(msgspec.Struct, frozen=True):
     task: Task
     transition: Transition
+
+
+class InstanceRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What the store keeps of one instance (an agent), so a restarted daemon can bring it back.
+
+    The spec essentials (how it was asked for: `program`, `mode`, `prompt`, `worktree_mode`…), where it runs
+    (`branch`, `worktree_path`, `session`), and its last known state (`status`, `reason`, `restarts`, `pid`,
+    and for sdk agents the conversation `sdk_session_id`). Written by the Instance at its start and at every
+    status change; `(project, title)` is unique.
+    """
+
+    project: str
+    title: str
+    program: str = ""
+    mode: str = "tmux"
+    prompt: str = ""
+    task: str = ""
+    agent_type: str = ""
+    branch: str = ""
+    worktree_mode: str = ""  # own | branch | shared | none ("" before it was recorded: own)
+    worktree_path: str = ""
+    base_commit: str = ""
+    session: str = ""
+    resource_profile: str = ""
+    sdk_session_id: str = ""
+    status: str = ""
+    reason: str = ""
+    restarts: int = 0
+    pid: int | None = None
+    created_at: str = ""
+    updated_at: str = ""

@@ -154,7 +154,15 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_pending ON outbox(id) WHERE status = 'pending';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+# An instance's spec essentials that v1 lacked, for re-starting it after a daemon restart (issue 4 §5).
+_V2 = """
+ALTER TABLE instances ADD COLUMN prompt TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN task TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN worktree_mode TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN base_commit TEXT NOT NULL DEFAULT '';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

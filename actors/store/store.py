@@ -23,6 +23,7 @@ from actors.clock import Clock, SystemClock
 from actors.store.applying import ApplyMixin
 from actors.store.audit import AuditMixin
 from actors.store.db import connect, default_db_path
+from actors.store.instances import InstancesMixin
 from actors.store.migrations import migrate
 from actors.store.outbox import OutboxMixin
 from actors.store.projects import ProjectsMixin
@@ -49,7 +50,16 @@ class StoreStatistics(msgspec.Struct, frozen=True):
     outbox_pending: int
 
 
-class Store(ProjectsMixin, TasksMixin, SignalsMixin, ApplyMixin, AuditMixin, OutboxMixin, WavesMixin):
+class Store(
+    ProjectsMixin,
+    TasksMixin,
+    SignalsMixin,
+    ApplyMixin,
+    AuditMixin,
+    OutboxMixin,
+    WavesMixin,
+    InstancesMixin,
+):
     """One connection to the corral database. Not thread-safe: use it from the thread that opened it."""
 
     def __init__(self, conn: apsw.Connection, path: Path, clock: Clock) -> None:

@@ -189,9 +189,39 @@ def register(groups: Any, summary: str) -> None:
             "killed",
         ),
     ):
-        p = command(name, help, description, f"  corral instance {name} fix-login", _lifecycle(name, done))
-        p.add_argument("title", metavar="TITLE")
+        examples = f"  corral instance {name} fix-login"
+        if name == "kill":
+            description += " With --orphan, kill an orphan tmux session (see orphans) and its processes."
+            examples += "\n  corral instance kill --orphan corral_app_old-run"
+        p = command(name, help, description, examples, _lifecycle(name, done))
+        p.add_argument("title", metavar="TITLE", nargs="?" if name == "kill" else None)
+        if name == "kill":
+            p.add_argument("--orphan", metavar="SESSION", help="kill this orphan tmux session instead")
         p.add_argument("--json", action="store_true", help="print the instance as JSON")
+
+    p = command(
+        "orphans",
+        "list corral's tmux sessions that no instance claims",
+        "List the sessions on corral's tmux server (corral_…) that no recorded instance claims — started by "
+        "hand, or left by a corral whose database was lost: SESSION PID COMMAND CWD CREATED. Each can be "
+        "adopted (adopt), attached (the attach command of --json) or killed (kill --orphan).",
+        "  corral instance orphans\n  corral instance orphans --json",
+        _orphans,
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON list of orphan sessions")
+
+    p = command(
+        "adopt",
+        "make an instance of an orphan tmux session",
+        "Make an instance of the orphan tmux SESSION: the agent keeps running and is supervised from now on "
+        "(mode tmux, the program it runs, no worktree of its own). Its title is --title, else the session's "
+        "name without corral_<project>_.",
+        "  corral instance adopt corral_app_old-run\n  corral instance adopt corral_x --title rescue",
+        _adopt,
+    )
+    p.add_argument("session", metavar="SESSION")
+    p.add_argument("--title", default="", help="the instance's title")
+    p.add_argument("--json", action="store_true", help="print the instance as JSON")
 
     p = command(
         "attach",
@@ -415,6 +445,12 @@ def _capture(args: argparse.Namespace) -> int:
 
 def _lifecycle(action: str, done: str) -> Any:
     def run(args: argparse.Namespace) -> int:
+        if getattr(args, "orphan", None):
+            if args.title:
+                raise UsageError("kill: give a TITLE or --orphan SESSION, not both")
+            return _kill_orphan(args)
+        if not args.title:
+            raise UsageError(f"{action}: give the TITLE of an instance")
         view = _Api(args.project).instance(args.title, action)
         if args.json:
             print_json(view)
@@ -425,6 +461,54 @@ def _lifecycle(action: str, done: str) -> Any:
         return 0
 
     return run
+
+
+def _orphans(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    api = _Api(args.project)
+    orphans = api.call("GET", "/v1/orphans", path_is_full=True)
+    if args.json:
+        print_json(orphans)
+        return 0
+    if not orphans:
+        print("no orphan tmux sessions")
+        return 0
+    rows = [
+        [
+            o["session"],
+            str(o["pid"]),
+            o["command"] or "-",
+            o["cwd"] or "-",
+            datetime.fromtimestamp(o["created_at"], UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        ]
+        for o in orphans
+    ]
+    print(format_table(("SESSION", "PID", "COMMAND", "CWD", "CREATED"), rows))
+    return 0
+
+
+def _adopt(args: argparse.Namespace) -> int:
+    api = _Api(args.project)
+    path = f"/v1/repos/{quote(api.project, safe='')}/orphans/{quote(args.session, safe='')}/adopt"
+    view = api.call("POST", path, json={"title": args.title}, timeout=_ACTION_TIMEOUT_S, path_is_full=True)
+    if args.json:
+        print_json(view)
+        return 0
+    print(f"adopted {args.session} as {view['title']} ({view['mode']}, {view['program']}): {view['status']}")
+    return 0
+
+
+def _kill_orphan(args: argparse.Namespace) -> int:
+    api = _Api(args.project)
+    path = f"/v1/orphans/{quote(args.orphan, safe='')}/kill"
+    killed = api.call("POST", path, timeout=_ACTION_TIMEOUT_S, path_is_full=True)
+    if args.json:
+        print_json(killed)
+        return 0
+    left = f"; survivors {killed['survivors']}" if killed["survivors"] else ""
+    print(f"killed orphan session {killed['session']} (pid {killed['pid']}){left}")
+    return 0
 
 
 def _attach(args: argparse.Namespace) -> int:

@@ -7,6 +7,9 @@
     POST /v1/repos/{project}/instances/{title}/send-keys        {keys: [...]} → InstanceView
     POST /v1/repos/{project}/instances/{title}/capture          {lines?, ansi?} → Captured
     POST /v1/repos/{project}/instances/{title}/{pause|resume|restart|kill}   → InstanceView
+    GET  /v1/orphans                                            [Orphan]
+    POST /v1/repos/{project}/orphans/{session}/adopt            {title?} → InstanceView (201)
+    POST /v1/orphans/{session}/kill                             → KilledOrphan
 
 `{title}` is an exact title, or enough of one to name a single instance (a prefix, else a substring): an
 ambiguous one is a 400 whose body lists the `matches`. 404: no such project or instance; 409: a title that
@@ -17,6 +20,12 @@ loop never waits on a pykka future). The desk finds the repository in the store,
 supervisor (`project:<name>` under the root) on first use, resolves the title there and then asks the
 Instance at its stable path directly, so a slow pause of one agent never delays a capture of another.
 
+**Recovery.** Every Instance records itself in the store. At startup `recover()` starts the Project of
+every repository with a recorded instance that was still running; the Project brings those back before it
+answers anything (see actors/project.py). **Orphans** are sessions on corral's tmux server (`corral_…`) that
+no recorded instance claims: listed, and each can be adopted (an instance that adopts the session), attached
+(the argv is in the listing) or killed (the session and every process of its agent).
+
 **The tmux server** is `tmux -L corral`, or the socket named by `CORRAL_TMUX_SOCKET` (read here and only
 here): tests and a second corral on the same machine use their own.
 """
@@ -24,6 +33,7 @@ here): tests and a second corral on the same machine use their own.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -44,6 +54,8 @@ from actors.instance import (
     InstanceSendKeys,
 )
 from actors.project import (
+    FINISHED,
+    AdoptSession,
     AmbiguousTitle,
     InstanceEntry,
     InstanceView,
@@ -55,17 +67,22 @@ from actors.project import (
     project_child,
     project_id,
 )
-from actors.runtimes.tmux import TmuxServer, default_server
+from actors.runtimes.procinfo import kill_tree
+from actors.runtimes.procinfo import tree as tree_of
+from actors.runtimes.tmux import TmuxError, TmuxServer, default_server
+from actors.runtimes.tmux_server import SESSION_PREFIX
 from actors.supervision import SupervisionTree
 from frontends.daemon.api import CONTROL, _answer, _body, _json
-from protocols.errors import ConflictError, SupervisionError
-from protocols.records import Project
+from protocols.errors import ConflictError, NotFoundError, SupervisionError
+from protocols.records import InstanceRecord, Project
 
 __all__ = [
     "ACTIONS",
     "TMUX_SOCKET_ENV",
     "Captured",
     "InstanceDesk",
+    "KilledOrphan",
+    "Orphan",
     "add_instance_routes",
     "daemon_tmux_server",
 ]
@@ -74,6 +91,10 @@ TMUX_SOCKET_ENV = "CORRAL_TMUX_SOCKET"
 LIST_TIMEOUT_S = 5.0
 ACTION_TIMEOUT_S = 60.0  # a start makes a worktree and waits for the runtime; a pause commits and removes it
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
+_ORPHAN_FIELDS = (
+    "#{session_name}\t#{session_created}\t#{pane_pid}\t#{pane_current_command}\t#{pane_current_path}"
+)
 
 
 def daemon_tmux_server() -> TmuxServer:
@@ -112,6 +133,27 @@ class Captured(msgspec.Struct, frozen=True):
     text: str
 
 
+class AdoptRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    title: str = ""  # "" → the session's name without `corral_<project>_`
+
+
+class Orphan(msgspec.Struct, frozen=True, kw_only=True):
+    """A session on corral's tmux server that no recorded instance claims."""
+
+    session: str
+    created_at: float  # when tmux created the session (Unix time)
+    pid: int  # the pane's process: the agent
+    command: str  # what the pane runs now (tmux's pane_current_command)
+    cwd: str
+    attach: tuple[str, ...]  # the argv that attaches to it
+
+
+class KilledOrphan(msgspec.Struct, frozen=True):
+    session: str
+    pid: int
+    survivors: tuple[int, ...]
+
+
 class Ambiguous(msgspec.Struct, frozen=True):
     error: str
     matches: tuple[str, ...]
@@ -141,10 +183,15 @@ class InstanceDesk:
         tree: Callable[[], SupervisionTree | None],
         find_project: Callable[[str], concurrent.futures.Future[Project]],
         tmux_server: TmuxServer | None = None,
+        *,
+        store_path: str = "",
+        list_records: Callable[[], concurrent.futures.Future[list[InstanceRecord]]] | None = None,
     ) -> None:
         self._tree = tree
         self._find_project = find_project
         self._tmux = tmux_server
+        self._store_path = store_path
+        self._list_records = list_records
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="corral-instances")
         self._lock = threading.Lock()
 
@@ -175,6 +222,20 @@ class InstanceDesk:
     def act(self, project: str, title: str, message: Any) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._act, project, title, message)
 
+    def recover(self) -> concurrent.futures.Future[Any]:
+        """Start the Project of every repository with a recorded instance that was running (each brings its
+        instances back as it starts) → the names of those projects."""
+        return self._pool.submit(self._recover)
+
+    def orphans(self) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._orphans)
+
+    def adopt(self, project: str, session: str, title: str) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._adopt, project, session, title)
+
+    def kill_orphan(self, session: str) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._kill_orphan, session)
+
     # -- on the desk's threads --------------------------------------------------------------------------
 
     def _project(self, name: str) -> tuple[SupervisionTree, pykka.ActorRef[Any]]:
@@ -187,7 +248,12 @@ class InstanceDesk:
         with self._lock:
             ref = tree.env.directory.get(path)
             if ref is None:
-                spec = ProjectSpec(name=record.name, root=record.root, tmux_server=self._tmux_locked())
+                spec = ProjectSpec(
+                    name=record.name,
+                    root=record.root,
+                    tmux_server=self._tmux_locked(),
+                    store_path=self._store_path,
+                )
                 try:
                     tree.start_child(project_child(spec), timeout=ACTION_TIMEOUT_S)
                 except ConflictError:
@@ -256,6 +322,69 @@ class InstanceDesk:
             return Captured(project=entry.project, title=entry.title, lines=message.lines, text=result)
         return self._view(tree, entry)
 
+    def _records(self) -> list[InstanceRecord]:
+        if self._list_records is None:
+            return []
+        return self._list_records().result(timeout=LIST_TIMEOUT_S)
+
+    def _recover(self) -> list[str]:
+        projects = sorted({r.project for r in self._records() if r.status not in FINISHED})
+        for name in projects:
+            try:
+                self._project(name)
+            except Exception as exc:
+                log.error("cannot bring back the instances of project %s: %s", name, exc)
+        return projects
+
+    def _orphans(self) -> list[Orphan]:
+        claimed = {r.session for r in self._records()}
+        server = self.tmux_server
+        try:
+            out = server.run(["list-panes", "-a", "-F", _ORPHAN_FIELDS])
+        except TmuxError as exc:
+            if exc.gone:
+                return []
+            raise
+        found: dict[str, Orphan] = {}
+        for line in out.splitlines():
+            name, created, pid, command, cwd = line.split("\t", 4)
+            if not name.startswith(SESSION_PREFIX) or name in claimed or name in found:
+                continue
+            found[name] = Orphan(
+                session=name,
+                created_at=float(created or 0),
+                pid=int(pid),
+                command=command,
+                cwd=cwd,
+                attach=(server.tmux, "-L", server.socket, "attach-session", "-t", f"={name}"),
+            )
+        return sorted(found.values(), key=lambda o: o.session)
+
+    def _orphan(self, session: str) -> Orphan:
+        for orphan in self._orphans():
+            if orphan.session == session:
+                return orphan
+        claimed = any(r.session == session for r in self._records())
+        if claimed:
+            raise ConflictError(f"tmux session {session} belongs to an instance: use corral instance kill")
+        raise NotFoundError(f"no orphan tmux session {session} (corral instance orphans lists them)")
+
+    def _adopt(self, project: str, session: str, title: str) -> InstanceView:
+        orphan = self._orphan(session)
+        tree, ref = self._project(project)
+        title = title or _title_of(session, project)
+        message = AdoptSession(session=session, title=title, program=orphan.command, cwd=orphan.cwd)
+        entry: InstanceEntry = _ask(ref, message, ACTION_TIMEOUT_S, project)
+        return self._view(tree, entry)
+
+    def _kill_orphan(self, session: str) -> KilledOrphan:
+        orphan = self._orphan(session)
+        sids = {st.sid for st in tree_of(orphan.pid)} | {orphan.pid}
+        self.tmux_server.kill_session(session)
+        survivors = kill_tree(orphan.pid, sids=sids)
+        log.info("killed orphan tmux session %s (pid %d)", session, orphan.pid)
+        return KilledOrphan(session=session, pid=orphan.pid, survivors=tuple(survivors))
+
     def _instance(self, tree: SupervisionTree, entry: InstanceEntry) -> pykka.ActorRef[Any]:
         target = tree.env.directory.get(entry.path)
         if target is None:
@@ -267,6 +396,15 @@ class InstanceDesk:
     def _view(self, tree: SupervisionTree, entry: InstanceEntry) -> InstanceView:
         info = _ask(self._instance(tree, entry), GetInstanceInfo(), LIST_TIMEOUT_S, entry.title)
         return instance_view(entry, info, tree.env.clock.monotonic())
+
+
+def _title_of(session: str, project: str) -> str:
+    """An adopted session's default title: its name without `corral_<project>_` (or `corral_`)."""
+    rest = session.removeprefix(SESSION_PREFIX)
+    for part in (f"{project}_", f"{project.replace('_', '-')}_"):
+        if rest.startswith(part) and len(rest) > len(part):
+            return rest[len(part) :]
+    return rest or session
 
 
 def _ask(ref: pykka.ActorRef[Any], message: Any, timeout: float, who: str) -> Any:
@@ -286,6 +424,9 @@ def add_instance_routes(app: web.Application) -> None:
     app.router.add_post("/v1/repos/{project}/instances", _start)
     app.router.add_get("/v1/repos/{project}/instances/{title}", _get)
     app.router.add_post("/v1/repos/{project}/instances/{title}/{action}", _act)
+    app.router.add_get("/v1/orphans", _orphans)
+    app.router.add_post("/v1/repos/{project}/orphans/{session}/adopt", _adopt)
+    app.router.add_post("/v1/orphans/{session}/kill", _kill_orphan)
 
 
 async def _settle(future: concurrent.futures.Future[_T], timeout: float) -> _T | web.Response:
@@ -331,4 +472,23 @@ async def _act(request: web.Request) -> web.Response:
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
     answer = await _settle(future, ACTION_TIMEOUT_S + 10)
+    return answer if isinstance(answer, web.Response) else _json(answer)
+
+
+async def _orphans(request: web.Request) -> web.Response:
+    answer = await _settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
+    return answer if isinstance(answer, web.Response) else _json(answer)
+
+
+async def _adopt(request: web.Request) -> web.Response:
+    body = AdoptRequest() if not request.can_read_body else await _body(request, AdoptRequest)
+    desk = request.app[CONTROL].instances
+    future = desk.adopt(request.match_info["project"], request.match_info["session"], body.title)
+    answer = await _settle(future, ACTION_TIMEOUT_S + 10)
+    return answer if isinstance(answer, web.Response) else _json(answer, 201)
+
+
+async def _kill_orphan(request: web.Request) -> web.Response:
+    future = request.app[CONTROL].instances.kill_orphan(request.match_info["session"])
+    answer = await _settle(future, ACTION_TIMEOUT_S)
     return answer if isinstance(answer, web.Response) else _json(answer)

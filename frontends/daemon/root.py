@@ -120,7 +120,10 @@ class Daemon:
         self._started_mono = time.monotonic()
         self._stopped = False
         self.instances = InstanceDesk(
-            lambda: self.tree, lambda name: self._store_call(lambda s: s.get_project(name))
+            lambda: self.tree,
+            lambda name: self._store_call(lambda s: s.get_project(name)),
+            store_path=config.database,
+            list_records=lambda: self._store_call(lambda s: s.list_instances()),
         )
         self._info = DaemonInfo(
             pid=os.getpid(),
@@ -143,6 +146,7 @@ class Daemon:
         ).start()
         self.server = ControlServer(make_app(self), self.config.paths.socket, on_exit=self._server_exited)
         self.server.start()
+        self.instances.recover()  # re-adopt or resume the recorded agents, on the desk's threads
         log.info(
             "corral daemon %s started: pid %d, socket %s, database %s",
             self._info.version,
