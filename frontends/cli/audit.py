@@ -14,7 +14,14 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from frontends.cli.output import HelpFormatter, display_width, format_table, print_json, short_stamp
+from frontends.cli.output import (
+    HelpFormatter,
+    display_width,
+    format_table,
+    positive_int,
+    print_json,
+    short_stamp,
+)
 from protocols.errors import UsageError
 
 if TYPE_CHECKING:
@@ -51,7 +58,7 @@ def register(groups: Any, summary: str) -> None:
         help="only rows at LEVEL or above: debug, info, warn, error",
     )
     parser.add_argument(
-        "--limit", metavar="N", type=_positive, default=100, help="at most N rows (default 100)"
+        "--limit", metavar="N", type=positive_int, default=100, help="at most N rows (default 100)"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list of audit event records")
     parser.add_argument(
@@ -60,16 +67,6 @@ def register(groups: Any, summary: str) -> None:
         help="every project's rows and the machine-wide ones; no repository needed",
     )
     parser.set_defaults(handler=_audit)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -53,6 +53,17 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return "\n".join(lines)
 
 
+def positive_int(text: str) -> int:
+    """An argparse `type` for counts such as `--limit N`: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def display_width(text: str) -> int:
     """Columns `text` takes in a terminal: wide (CJK) characters count two, combining marks none."""
     width = 0

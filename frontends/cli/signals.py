@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from frontends.cli.context import open_project
-from frontends.cli.output import HelpFormatter, format_table, print_json, short_stamp
+from frontends.cli.output import HelpFormatter, format_table, positive_int, print_json, short_stamp
 from protocols.errors import UsageError
 
 __all__ = ["MANAGED_ENV", "SIGNAL_STATUSES", "register"]
@@ -39,16 +39,6 @@ examples:
   corral signal emit implement_task_finished fix-login --payload '{"wave_number": 1, "task_number": 2}'
   corral signal list --status pending
   corral signal list --task fix-login --limit 10 --json"""
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def register(groups: Any, summary: str) -> None:
@@ -110,7 +100,7 @@ def register(groups: Any, summary: str) -> None:
     )
     p.add_argument("--task", metavar="TASK", default="", help="only signals for TASK")
     p.add_argument(
-        "--limit", metavar="N", type=_positive_int, default=100, help="at most N signals (default 100)"
+        "--limit", metavar="N", type=positive_int, default=100, help="at most N signals (default 100)"
     )
     p.add_argument("--json", action="store_true", help="print a JSON list of signal records")
     p.set_defaults(handler=_list)
