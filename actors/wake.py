@@ -30,7 +30,7 @@ import errno
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -69,13 +69,15 @@ def _log() -> logging.Logger:
     return logging.getLogger(__name__)
 
 
-def runtime_dir() -> Path:
+def runtime_dir(env: Mapping[str, str] | None = None) -> Path:
     """corral's directory for sockets: $CORRAL_RUNTIME_DIR, else $XDG_RUNTIME_DIR/corral if that directory
-    exists, else /tmp/corral-<uid>. The same rule as the daemon's (`frontends/daemon/paths.py`), which keeps
-    its control socket there. Computes the path only; `ensure_runtime_dir` creates and checks it."""
-    if override := os.environ.get(RUNTIME_DIR_ENV):
+    exists, else /tmp/corral-<uid>. The daemon (`frontends/daemon/paths.py`) resolves its directory, where
+    its control socket lives, with this same function. Computes the path only; `ensure_runtime_dir` creates
+    and checks it."""
+    env = os.environ if env is None else env
+    if override := env.get(RUNTIME_DIR_ENV):
         return Path(override).expanduser().absolute()
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    xdg = env.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isabs(xdg) and os.path.isdir(xdg):
         return Path(xdg) / "corral"
     return Path(f"/tmp/corral-{os.getuid()}")

@@ -35,14 +35,11 @@ MAX_SOCKET_PATH = 107
 
 
 def default_runtime_dir(env: Mapping[str, str] | None = None) -> Path:
-    """$CORRAL_RUNTIME_DIR, else $XDG_RUNTIME_DIR/corral if that directory exists, else /tmp/corral-<uid>."""
-    env = os.environ if env is None else env
-    if override := env.get(RUNTIME_ENV):
-        return Path(override).expanduser().absolute()
-    xdg = env.get("XDG_RUNTIME_DIR")
-    if xdg and Path(xdg).is_absolute() and Path(xdg).is_dir():
-        return Path(xdg) / "corral"
-    return Path("/tmp") / f"corral-{os.getuid()}"
+    """$CORRAL_RUNTIME_DIR, else $XDG_RUNTIME_DIR/corral if that directory exists, else /tmp/corral-<uid>:
+    the rule `actors.wake` uses too, so the wake socket sits beside the control socket."""
+    from actors.wake import runtime_dir
+
+    return runtime_dir(env)
 
 
 @dataclass(frozen=True)
