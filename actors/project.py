@@ -25,6 +25,11 @@ spec, so a tmux agent's runtime adopts its live session (same pane, no second ag
 gone, starts it with the harness's continue arguments; pty agents are started again the same way and sdk
 agents resume their conversation by its stored id. Paused ones come back paused. A title that is already
 running is never started twice. `AdoptSession` makes an instance of a tmux session nobody recorded.
+
+Tasks. With a store, the Project also carries out its tasks' outbox (`actors/tasks.py`): on `OutboxReady`
+(a signal was applied), every `OUTBOX_TICK_S` (a person's `corral task transition` pokes nobody) and at start,
+after recovery (items a killed daemon left pending), on its own thread, so starting a task's agent is the same
+call as any other start.
 """
 
 from __future__ import annotations
@@ -39,11 +44,20 @@ from typing import Any, Literal
 
 import msgspec
 
+from actors.claimer import OutboxReady
 from actors.clock import utc_stamp
 from actors.instance import Instance, InstanceInfo, InstanceSpec
 from actors.launcher import AgentRequest, prepare_instance
 from actors.resources import ResourceControls
-from actors.supervision import BackoffSpec, ChildSpec, Restart, StartChild, Supervisor, SupervisorFlags
+from actors.supervision import (
+    BackoffSpec,
+    ChildSpec,
+    Restart,
+    StartChild,
+    Supervisor,
+    SupervisorFlags,
+    TerminateChild,
+)
 from actors.supervision.context import ChildContext
 from protocols.config import ResourceSettings, load_config, resolve_resources
 from protocols.errors import ConfigError, ConflictError, NotFoundError, SupervisionError, UsageError
@@ -80,6 +94,8 @@ MODES = ("tmux", "pty", "sdk", "headless")
 FINISHED = frozenset({"exited", "failed"})
 """Recorded statuses a restarted daemon leaves alone: the agent ended (or was killed by request) or failed."""
 WORKTREE_MODES = ("own", "branch", "shared", "none")
+OUTBOX_TICK_S = 1.0
+"""How often a Project looks for outbox items nobody told it about (a transition made by the CLI)."""
 TITLE_MAX = 100
 _TITLE_BAD = re.compile(r"[/\x00-\x1f\x7f]")
 
@@ -122,6 +138,10 @@ class AdoptSession(msgspec.Struct, frozen=True, kw_only=True):
 class RecoverInstances(msgspec.Struct, frozen=True):
     """Bring back the project's recorded instances that were running (told by the Project to itself when it
     starts) → the titles brought back."""
+
+
+class DrainOutbox(msgspec.Struct, frozen=True):
+    """Perform the project's pending outbox items now (told on a timer, and by the daemon)."""
 
 
 class ListEntries(msgspec.Struct, frozen=True):
@@ -302,15 +322,31 @@ class Project(Supervisor):
         self.spec = spec
         self._entries: dict[str, InstanceEntry] = {}
         self._controls: ResourceControls | None = None
+        self._outbox: Any = None  # actors.tasks.OutboxRunner, made on this thread at the first drain
+        self._outbox_timer: Any = None
 
     def started(self) -> None:
         super().started()
         if self.spec.store_path:
             self.actor_ref.tell(RecoverInstances())  # first in the inbox: before any request is answered
+            self.actor_ref.tell(
+                DrainOutbox()
+            )  # after recovery: a recovered agent is found, not started again
+
+    def stopping(self) -> None:
+        if self._outbox_timer is not None:
+            self._outbox_timer.cancel()
+            self._outbox_timer = None
+        super().stopping()
+        if self._outbox is not None:
+            self._outbox.store.close()
+            self._outbox = None
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, StartInstance):
             return self._start_instance(message)
+        if isinstance(message, DrainOutbox | OutboxReady):
+            return self._drain_outbox()
         if isinstance(message, RecoverInstances):
             return self._recover_all()
         if isinstance(message, AdoptSession):
@@ -320,6 +356,101 @@ class Project(Supervisor):
         if isinstance(message, ResolveTitle):
             return self._resolve(message.query)
         return super().on_receive(message)
+
+    # -- tasks: the outbox (actors/tasks.py) -----------------------------------------------------------------
+
+    def _drain_outbox(self) -> int:
+        """Perform the pending outbox items; never raises (a bad item is failed, a store error logged)."""
+        settled = 0
+        try:
+            runner = self._outbox_runner()
+            if runner is not None:
+                settled = runner.drain()
+        except Exception as exc:
+            log.error("project %s: cannot carry out the outbox: %s", self.spec.name, exc)
+            if self._outbox is not None:
+                self._outbox.store.close()
+                self._outbox = None  # opened again at the next drain
+        scheduler = self.ctx.env.scheduler
+        if self.spec.store_path and scheduler is not None:
+            if self._outbox_timer is not None:
+                self._outbox_timer.cancel()
+            ref = self.actor_ref
+            self._outbox_timer = scheduler.call_later(
+                OUTBOX_TICK_S, functools.partial(_tell, ref, DrainOutbox())
+            )
+        return settled
+
+    def _outbox_runner(self) -> Any:
+        if self._outbox is None and self.spec.store_path:
+            from actors.store import Store
+            from actors.tasks import OutboxRunner, RunnerProject
+
+            store = Store.open(Path(self.spec.store_path))
+            try:
+                record = store.get_project(self.spec.name)
+            except Exception:
+                store.close()
+                raise
+            self._outbox = OutboxRunner(store, RunnerProject(record.id, record.name, self.spec.root), self)
+        return self._outbox
+
+    def start_task_agent(self, agent: Any, since: str) -> bool:
+        """`TaskAgents.start_task_agent`: never a second agent with a title, nor one already started for the
+        item being performed (recorded at or after `since`)."""
+        if agent.title in self._children:
+            return False
+        try:
+            recorded = self._outbox.store.get_instance(self.spec.name, agent.title)
+        except NotFoundError:
+            recorded = None
+        if recorded is not None and recorded.created_at >= since:
+            return False
+        request = StartInstance(
+            title=agent.title,
+            program=agent.program,
+            mode=agent.mode,
+            prompt=agent.prompt,
+            task=agent.task,
+            agent_type=agent.agent_type,
+            worktree=agent.worktree,
+        )
+        self._start_instance(request)
+        return True
+
+    def task_agent_titles(self, task: str, started_before: str) -> tuple[str, ...]:
+        titles = []
+        for title, entry in self._entries.items():
+            if entry.task != task or title not in self._children:
+                continue
+            try:
+                created = self._outbox.store.get_instance(self.spec.name, title).created_at
+            except NotFoundError:
+                created = ""
+            if created < started_before:
+                titles.append(title)
+        return tuple(titles)
+
+    def stop_task_agent(self, title: str, reason: str) -> bool:
+        """Kill the agent, forget its instance, and record it exited (so no restart brings it back)."""
+        if title not in self._children:
+            return False
+        ref = self.ctx.env.directory.get(f"{self.ctx.path}/{title}")
+        if ref is not None:
+            from actors.instance import InstanceKill
+
+            try:
+                ref.ask(InstanceKill(), timeout=self.spec.instance_shutdown_s)
+            except Exception as exc:  # the child is stopped below all the same
+                log.warning("project %s: kill of %s: %s", self.spec.name, title, exc)
+        self._terminate_child_now(title)
+        self._entries.pop(title, None)
+        if self._outbox is not None:
+            self._outbox.store.set_instance_status(self.spec.name, title, "exited", f"stopped: {reason}")
+        return True
+
+    def _terminate_child_now(self, title: str) -> None:
+        super().on_receive(TerminateChild(title))
 
     def _live_entries(self) -> tuple[InstanceEntry, ...]:
         return tuple(entry for title, entry in self._entries.items() if title in self._children)
@@ -500,6 +631,13 @@ class Project(Supervisor):
         if self._controls is None or self._controls.settings != settings:
             self._controls = ResourceControls(settings)
         return self._controls
+
+
+def _tell(ref: Any, message: Any) -> None:
+    try:
+        ref.tell(message)
+    except Exception:  # the Project stopped meanwhile
+        pass
 
 
 def _innermost(message: str) -> str:

@@ -68,13 +68,18 @@ _STATS_TIMEOUT_S = 2.0
 _T = TypeVar("_T")
 
 
-def root_children(config: DaemonConfig) -> list[ChildSpec]:
-    """The root supervisor's children, in start order (they stop in reverse): the actors every daemon runs."""
+def root_children(config: DaemonConfig, *, on_applied: Any = None) -> list[ChildSpec]:
+    """The root supervisor's children, in start order (they stop in reverse): the actors every daemon runs.
+
+    `on_applied` is the claimer's hook for applied signals (`ClaimerConfig.on_applied`): the daemon's hands
+    their outbox items to the Projects, which carry them out (actors/tasks.py)."""
     from actors.audit import AuditConfig, AuditFeed, AuditRecorder
     from actors.claimer import ClaimerConfig, SignalClaimer
     from actors.wake import WAKE_SOCKET
 
-    claimer = ClaimerConfig(db_path=Path(config.database), wake_path=config.paths.dir / WAKE_SOCKET)
+    claimer = ClaimerConfig(
+        db_path=Path(config.database), wake_path=config.paths.dir / WAKE_SOCKET, on_applied=on_applied
+    )
     return [
         ChildSpec.worker("eventbus", EventBus),
         # Backoff: the root gives up past 3 restarts in 5 s; a claimer that cannot reach the database waits.
@@ -109,7 +114,7 @@ class Daemon:
 
     def __init__(self, config: DaemonConfig, *, extra_children: Sequence[ChildSpec] = ()) -> None:
         self.config = config
-        self.children = [*root_children(config), *extra_children]
+        self.children = [*root_children(config, on_applied=self._outbox_ready), *extra_children]
         self.tree: SupervisionTree | None = None
         self.server: ControlServer | None = None
         self._inbox: queue.SimpleQueue[_Stop | _Failed | _Reload] = queue.SimpleQueue()
@@ -147,6 +152,7 @@ class Daemon:
         self.server = ControlServer(make_app(self), self.config.paths.socket, on_exit=self._server_exited)
         self.server.start()
         self.instances.recover()  # re-adopt or resume the recorded agents, on the desk's threads
+        self._ask_pool.submit(self._start_projects_with_outbox)  # items a killed daemon left pending
         log.info(
             "corral daemon %s started: pid %d, socket %s, database %s",
             self._info.version,
@@ -245,6 +251,44 @@ class Daemon:
         return self._store_call(lambda store: self._register(store, path))
 
     # -- work done on the daemon's threads -----------------------------------------------------------------
+
+    def _outbox_ready(self, outcomes: tuple[Any, ...]) -> None:
+        """The claimer applied signals (its thread: return at once): their Projects carry out the outbox."""
+        ids = frozenset(outcome.signal.project_id for outcome in outcomes)
+        self._ask_pool.submit(self._wake_projects, ids)
+
+    def _start_projects_with_outbox(self) -> None:
+        try:
+            pending = self._store_call(lambda s: s.pending_outbox(limit=1000)).result(timeout=30)
+        except Exception as exc:
+            log.error("cannot read the outbox: %s", exc)
+            return
+        self._wake_projects(frozenset(item.project_id for item in pending))
+
+    def _wake_projects(self, project_ids: frozenset[int]) -> None:
+        """Tell each Project to drain its outbox; one that is not running is started (and drains as it
+        starts). On the ask pool: it may wait for the store and for a Project to start."""
+        from actors.claimer import OutboxReady
+        from actors.project import project_id
+
+        if not project_ids or self.tree is None:
+            return
+        try:
+            projects = self._store_call(lambda s: s.list_projects()).result(timeout=30)
+        except Exception as exc:
+            log.error("cannot list the projects to carry out their outbox: %s", exc)
+            return
+        for project in projects:
+            if project.id not in project_ids:
+                continue
+            ref = self.tree.env.directory.get(f"{self.tree.root_id}/{project_id(project.name)}")
+            if ref is not None:
+                try:
+                    ref.tell(OutboxReady(()))
+                    continue
+                except pykka.ActorDeadError:
+                    pass
+            self.instances.list(project.name)  # starts the Project, which drains its outbox first thing
 
     def _root_statistics(self) -> SupervisorStats:
         if self.tree is None:

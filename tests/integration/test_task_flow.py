@@ -1,0 +1,132 @@
+"""A task carried through its lifecycle by the daemon (issue 4 §2): each transition's outbox item starts the
+next agent — coder, reviewer, readiness — which commits in the task's shared worktree and signals the next
+step, until the task is done. A real daemon process, tmux on a private socket, corral-sim in every role."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from actors.store import Store
+from frontends.daemon.lock import pid_alive, read_pid
+from tests.conftest import git
+from tests.integration import test_instances_api as api
+from tests.integration.cli_kit import ok
+from tests.integration.test_instances_api import SIM, Env
+from tests.unit.actor_kit import wait_until
+
+env = api.env  # the fixture: a daemon on a private runtime dir and tmux socket, always stopped
+
+PLAN = """# Typo
+
+## Wave 1: Fix
+
+### Task 1: Fix the typo
+
+Fix the typo in the README.
+"""
+
+
+def _configure(repo: Path, monkeypatch: pytest.MonkeyPatch, **sim: str) -> None:
+    """The sim plays every role and never asks permission; `sim` sets more of its CORRAL_SIM_* options,
+    through the daemon's environment ([resources.env] may not set CORRAL_* variables)."""
+    config = repo / ".corral" / "config.toml"
+    config.parent.mkdir(exist_ok=True)
+    config.write_text(f'default_program = "{SIM}"\n')
+    for name, value in {"auto_approve": "1", **sim}.items():
+        monkeypatch.setenv(f"CORRAL_SIM_{name.upper()}", value)
+
+
+def _task(repo: Path) -> str:
+    with Store.open() as store:
+        return store.get_task(store.get_project(repo.name).id, "t").display_status
+
+
+def _wait_done(repo: Path, timeout: float = 60) -> None:
+    try:
+        wait_until(lambda: _task(repo) == "done", timeout, "task t to be done")
+    except AssertionError:
+        with Store.open() as store:
+            project = store.get_project(repo.name)
+            audit = [f"{a.level} {a.kind} {a.message}" for a in store.list_audit(project.id, limit=60)]
+            rows = [(r.title, r.status, r.reason) for r in store.list_instances(repo.name)]
+        raise AssertionError(
+            f"task t is {_task(repo)}; outbox {_outbox(repo)}; instances {rows}; audit "
+            + "\n".join(reversed(audit))
+        ) from None
+
+
+def _settled(repo: Path) -> list[tuple[str, str, str]]:
+    def all_settled() -> list[tuple[str, str, str]] | None:
+        rows = _outbox(repo)
+        return rows if all(status != "pending" for _, status, _ in rows) else None
+
+    return wait_until(all_settled, 30, "every outbox item to be settled")
+
+
+def _started(repo: Path) -> list[str]:
+    with Store.open() as store:
+        project = store.get_project(repo.name)
+        rows = store.list_audit(project.id, task="t", limit=1000)
+    return [a.message.split()[2] for a in reversed(rows) if a.kind == "task_agent_started"]
+
+
+def _outbox(repo: Path) -> list[tuple[str, str, str]]:
+    with Store.open() as store:
+        rows = store._conn.execute("SELECT kind, status, last_error FROM outbox ORDER BY id")
+        return [tuple(row) for row in rows]
+
+
+def test_a_task_goes_from_implement_start_to_done_through_coder_reviewer_and_readiness(
+    env: Env, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(git_repo, monkeypatch)
+    ok(git_repo, "instance", "list")  # the daemon, and the project's supervisor, run
+    ok(git_repo, "task", "create", "t", "--content", PLAN)
+    ok(git_repo, "task", "transition", "t", "implement_start")
+    _wait_done(git_repo)
+
+    assert [(kind, status) for kind, status, _ in _settled(git_repo)] == [
+        ("enter_implementing", "done"),
+        ("enter_reviewing", "done"),
+        ("enter_verifying", "done"),
+        ("enter_done", "done"),
+    ]
+    assert _started(git_repo) == ["t-coder", "t-review-1", "t-verify-1"]
+    with Store.open() as store:
+        coder = store.get_instance(git_repo.name, "t-coder")
+        rows = {r.title: r for r in store.list_instances(git_repo.name)}
+    assert coder.worktree_mode == "shared" and coder.branch == "corral/t" and coder.agent_type == "coder"
+    assert {rows[t].worktree_path for t in ("t-coder", "t-review-1", "t-verify-1")} == {coder.worktree_path}
+    assert all(r.status == "exited" for r in rows.values())  # done stopped them all
+    log = git(git_repo, "log", "--format=%s", "corral/t")
+    assert "sim: " in log  # the coder's commit, on the task's branch
+
+
+def test_a_daemon_killed_while_the_coder_works_does_not_start_a_second_coder(
+    env: Env, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(git_repo, monkeypatch, slow_start="4")
+    ok(git_repo, "instance", "list")
+    ok(git_repo, "task", "create", "t", "--content", PLAN)
+    ok(git_repo, "task", "transition", "t", "implement_start")
+
+    def coder_created() -> str | None:
+        with Store.open() as store:
+            found = [r for r in store.list_instances(git_repo.name) if r.title == "t-coder"]
+        return found[0].created_at if found else None
+
+    created = wait_until(coder_created, 30, "t-coder to be started")
+    pid = read_pid(env.client.paths.pid_file)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(pid), 30, "the daemon to end")
+    ok(git_repo, "instance", "list")  # a new daemon: it re-adopts t-coder and finds the outbox item
+    _wait_done(git_repo, 90)
+
+    assert coder_created() == created  # the same t-coder, never started a second time
+    assert _started(git_repo).count("t-coder") <= 1
+    assert all(status == "done" for _, status, _ in _settled(git_repo))
