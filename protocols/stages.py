@@ -254,8 +254,10 @@ def wave_task_agent(task: str, plan: Plan, wave: int, task_number: int) -> Start
 _LOOKS_LIKE_PLAN = re.compile(r"^ {0,3}#{1,3}[ \t]*wave\b", re.IGNORECASE | re.MULTILINE)
 
 
-def read_plan(content: str, task: str) -> Plan | None:
+def read_plan(content: str, task: str, source: str = "") -> Plan | None:
     """The task's plan, or None when its content is a plain brief (empty, or no `## Wave` heading).
+
+    `source` names where the content came from in an error (default: "the plan of task <task>").
 
     Raises PlanError when the content is meant as a plan (it has a wave heading) but cannot be read: a
     plan that silently turned into a brief would hand a whole plan's work to one coder.
@@ -263,7 +265,7 @@ def read_plan(content: str, task: str) -> Plan | None:
     if not content.strip():
         return None
     try:
-        return parse_plan(content, f"the plan of task {task}")
+        return parse_plan(content, source or f"the plan of task {task}")
     except PlanError:
         if _LOOKS_LIKE_PLAN.search(content) is None:
             return None

@@ -1,4 +1,5 @@
-"""`corral task …`: create, list, show and move tasks, straight on the store (the daemon comes later).
+"""`corral task …`: create, register, list, show, edit, delete and move tasks, straight on the store (the
+daemon comes later).
 
 A task moves by events (`corral task transition NAME EVENT`), checked against the lifecycle table in
 `protocols.fsm`; `set-status --force` is the escape hatch that skips it.
@@ -7,7 +8,11 @@ A task moves by events (`corral task transition NAME EVENT`), checked against th
 from __future__ import annotations
 
 import argparse
+import re
+import shlex
 import sys
+import unicodedata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frontends.cli.context import open_project
@@ -15,6 +20,7 @@ from frontends.cli.output import HelpFormatter, format_fields, format_table, pri
 from protocols.errors import UsageError
 
 if TYPE_CHECKING:
+    from protocols.plan import Plan
     from protocols.records import Project, Task
 
 __all__ = ["register"]
@@ -36,6 +42,9 @@ _EPILOG = """\
 examples:
   corral task create fix-login --title "Fix the login form" --topic auth
   corral task create fix-login --file plans/fix-login.md
+  corral task register plans/fix-login.md --topic auth
+  corral task update-content fix-login --file plans/fix-login.md
+  corral task delete fix-login --yes
   corral task list --status planning --status implementing
   corral task list --all --json
   corral task show fix-login
@@ -99,6 +108,24 @@ def register(groups: Any, summary: str) -> None:
     p.set_defaults(handler=_create)
 
     p = sub.add_parser(
+        "register",
+        help="register a plan file as a task (status ready)",
+        description="Register PLAN_FILE as a task in status ready: the content is the file, the title its "
+        '"# Title" line, the name its file name without ".md", made a slug (lowercase letters, digits, '
+        "'.', '_', '-'). A plan that does not parse is registered anyway, with a warning on stderr naming "
+        "the line and the problem.",
+        epilog="examples:\n  corral task register plans/fix-login.md\n"
+        "  corral task register 'plans/Fix Login.md' --topic auth   # name: fix-login\n"
+        "  corral task register draft.md --name add-sso --branch feature/sso",
+        formatter_class=raw,
+    )
+    p.add_argument("plan_file", metavar="PLAN_FILE", help="the plan (markdown)")
+    p.add_argument("--name", default="", help="the task's name (default: from the file name)")
+    p.add_argument("--topic", default="", help="a topic: at most one task per topic is implementing")
+    p.add_argument("--branch", default="", help="the git branch (default corral/NAME)")
+    p.set_defaults(handler=_register)
+
+    p = sub.add_parser(
         "show",
         help="show one task: its fields, then its content",
         description="Show a task: its fields and the time it entered each status (UTC), then its content.",
@@ -108,6 +135,32 @@ def register(groups: Any, summary: str) -> None:
     p.add_argument("name", metavar="NAME", help="the task's name")
     p.add_argument("--json", action="store_true", help="print the task record as JSON")
     p.set_defaults(handler=_show)
+
+    p = sub.add_parser(
+        "update-content",
+        help="replace a task's content (its plan) from a file or stdin",
+        description="Replace the content of a task with PATH, or with stdin when --file is not given (not "
+        "from a terminal: pipe it in). The status and the title are left as they are. A plan that does not "
+        "parse is stored anyway, with a warning on stderr naming the line and the problem.",
+        epilog="examples:\n  corral task update-content fix-login --file plans/fix-login.md\n"
+        "  generate-plan | corral task update-content fix-login",
+        formatter_class=raw,
+    )
+    p.add_argument("name", metavar="NAME", help="the task's name")
+    p.add_argument("--file", metavar="PATH", help="read the content from PATH (default: stdin)")
+    p.set_defaults(handler=_update_content)
+
+    p = sub.add_parser(
+        "delete",
+        help="delete a task and its wave tasks (needs --yes)",
+        description="Delete a task and its wave tasks, for good; its signals and audit events stay, naming "
+        "it. Without --yes nothing is deleted: the error says what would be.",
+        epilog="examples:\n  corral task delete fix-login --yes",
+        formatter_class=raw,
+    )
+    p.add_argument("name", metavar="NAME", help="the task's name")
+    p.add_argument("--yes", action="store_true", help="required: confirm the deletion")
+    p.set_defaults(handler=_delete)
 
     p = sub.add_parser(
         "transition",
@@ -193,6 +246,59 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register(args: argparse.Namespace) -> int:
+    content = _read_file(args.plan_file)
+    name = args.name or _name_from_path(args.plan_file)
+    plan, problem = _check_plan(content, args.plan_file)
+    title = plan.title if plan is not None else _first_heading(content)
+    with open_project() as (store, project):
+        task = store.create_task(
+            project.id, name, title=title, topic=args.topic, content=content, branch=args.branch
+        )
+    if problem:
+        _warn(
+            f"{problem}; registered anyway: fix the plan, then "
+            f"corral task update-content {task.name} --file {shlex.quote(args.plan_file)}"
+        )
+    print(f"registered: {task.name} → {task.display_status}")
+    return 0
+
+
+def _update_content(args: argparse.Namespace) -> int:
+    if args.file and args.file != "-":
+        content, source = _read_file(args.file), args.file
+    else:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError(
+                "update-content reads the new content from stdin, which is a terminal: pipe it in "
+                f"(generate-plan | corral task update-content {args.name}) or give --file PATH"
+            )
+        content, source = sys.stdin.read(), "<stdin>"
+    _, problem = _check_plan(content, source)
+    with open_project() as (store, project):
+        task = store.update_content(project.id, args.name, content)
+    if problem:
+        _warn(f"{problem}; stored anyway: fix the plan before implementing")
+    print(f"updated: {task.name} ({len(content.splitlines())} lines)")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    with open_project() as (store, project):
+        task = store.get_task(project.id, args.name)
+        if not args.yes:
+            count = len(store.list_wave_tasks(task.id))
+            waves = {0: "no wave tasks", 1: "1 wave task"}.get(count, f"{count} wave tasks")
+            raise UsageError(
+                f'delete removes task "{task.name}" (status {task.display_status}, {waves}) for good; its '
+                f"signals and audit events stay. Nothing was deleted. To delete it, add --yes: "
+                f"corral task delete {task.name} --yes"
+            )
+        store.delete_task(project.id, task.name)
+    print(f"deleted: {task.name}")
+    return 0
+
+
 def _show(args: argparse.Namespace) -> int:
     with open_project() as (store, project):
         task = store.get_task(project.id, args.name)
@@ -237,6 +343,10 @@ def _set_status(args: argparse.Namespace) -> int:
 def _read_content(path: str) -> str:
     if path == "-":
         return sys.stdin.read()
+    return _read_file(path)
+
+
+def _read_file(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
             return handle.read()
@@ -244,6 +354,35 @@ def _read_content(path: str) -> str:
         raise UsageError(f"cannot read {path}: it is not UTF-8 text") from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _name_from_path(path: str) -> str:
+    """`plans/Fix Login.md` → `fix-login`: the file name without ".md", made a task-name slug."""
+    from protocols.records import MAX_TASK_NAME
+
+    stem = Path(path).name.removesuffix(".md")
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9._-]+", "-", ascii_stem.lower()).lstrip("._-")
+    slug = slug[:MAX_TASK_NAME].rstrip("-")
+    if not slug:
+        raise UsageError(f'cannot make a task name from "{path}": give one with --name NAME')
+    return slug
+
+
+def _check_plan(content: str, source: str) -> tuple[Plan | None, str]:
+    """The plan `content` reads as (None for a plain brief, which is fine: one coder does it), or None and
+    the PlanError's message (source:line: problem) when it is meant as a plan but cannot be read."""
+    from protocols.errors import PlanError
+    from protocols.stages import read_plan
+
+    try:
+        return read_plan(content, "", source), ""
+    except PlanError as err:
+        return None, str(err)
+
+
+def _warn(message: str) -> None:
+    print(f"corral: warning: {message}", file=sys.stderr)
 
 
 def _first_heading(content: str) -> str:
