@@ -2,7 +2,9 @@
 daemon comes later).
 
 A task moves by events (`corral task transition NAME EVENT`), checked against the lifecycle table in
-`protocols.fsm`; `set-status --force` is the escape hatch that skips it.
+`protocols.fsm`; `set-status --force` is the escape hatch that skips it. `implement` and `start-over` are the
+everyday events with a name of their own (and a poke, so a running daemon acts on them at once); `push`
+pushes the task's branch.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from frontends.cli.context import open_project
 from frontends.cli.output import HelpFormatter, format_fields, format_table, print_json, short_stamp
-from protocols.errors import UsageError
+from protocols.errors import NotFoundError, TransitionError, UsageError
 
 if TYPE_CHECKING:
+    from actors.git import GitError
     from protocols.plan import Plan
     from protocols.records import Project, Task
 
@@ -50,7 +53,10 @@ examples:
   corral task show fix-login
   corral task transition fix-login plan_start
   corral task transition fix-login review-changes --payload "tests fail on empty input"
-  corral task set-status fix-login done --force --reason "merged by hand\""""
+  corral task set-status fix-login done --force --reason "merged by hand"
+  corral task implement fix-login --wave 2
+  corral task start-over fix-login --yes
+  corral task push fix-login --remote origin"""
 
 
 def register(groups: Any, summary: str) -> None:
@@ -199,6 +205,48 @@ def register(groups: Any, summary: str) -> None:
     p.add_argument("--reason", default="", help="why, for the audit log")
     p.set_defaults(handler=_set_status)
 
+    p = sub.add_parser(
+        "implement",
+        help="start implementing a ready task (implement_start)",
+        description="Move a ready task (planned or not) to implementing, as `corral task transition NAME "
+        "implement_start` does, and wake a running daemon so it starts the coders at once. Refused from any "
+        "other status, saying what to do instead, and while another task of the same topic is implementing. "
+        "--wave N also asks the daemon's wave scheduler to start wave N (an implement_wave signal).",
+        epilog="examples:\n  corral task implement fix-login\n  corral task implement fix-login --wave 2",
+        formatter_class=raw,
+    )
+    p.add_argument("name", metavar="NAME", help="the task's name")
+    p.add_argument("--wave", metavar="N", type=_wave_number, help="also request wave N (N ≥ 1)")
+    p.set_defaults(handler=_implement)
+
+    p = sub.add_parser(
+        "start-over",
+        help="send a done task back to planning (start_over; needs --yes)",
+        description="Apply the user-only event start_over to a done task: it goes back to planning, a "
+        "planner writes a new plan, and the new plan replaces the task's content when the planner finishes. "
+        "The branch and its commits are left as they are. Without --yes nothing changes: the error says "
+        "what would.",
+        epilog="examples:\n  corral task start-over fix-login --yes",
+        formatter_class=raw,
+    )
+    p.add_argument("name", metavar="NAME", help="the task's name")
+    p.add_argument("--yes", action="store_true", help="required: confirm that the task is planned again")
+    p.set_defaults(handler=_start_over)
+
+    p = sub.add_parser(
+        "push",
+        help="push a task's branch to a remote",
+        description="Push the task's branch (its shared worktree's branch, `branch` in `corral task show`) "
+        "from the main repository: git push --set-upstream REMOTE BRANCH. Commits only: uncommitted work "
+        "in the worktree stays where it is. The branch must exist (it is made when the task starts "
+        "implementing).",
+        epilog="examples:\n  corral task push fix-login\n  corral task push fix-login --remote upstream",
+        formatter_class=raw,
+    )
+    p.add_argument("name", metavar="NAME", help="the task's name")
+    p.add_argument("--remote", default="origin", help="the remote to push to (default origin)")
+    p.set_defaults(handler=_push)
+
 
 def _list(args: argparse.Namespace) -> int:
     from protocols.fsm import PHASE_PLANNED, Status, parse_status
@@ -338,6 +386,117 @@ def _set_status(args: argparse.Namespace) -> int:
         task = store.set_status(project.id, args.name, target, reason=args.reason)
     print(f"{task.name}: {before.display_status} → {task.display_status} (forced)")
     return 0
+
+
+# What to do instead of `implement`, by the status the task is in (ready is the one it starts from).
+_IMPLEMENT_INSTEAD = {
+    "planning": "wait for the planner to finish (planner_finished), then implement it",
+    "implementing": "it is implementing already",
+    "reviewing": "it has been implemented and is being reviewed",
+    "verifying": "it has been implemented and reviewed, and is being verified",
+    "done": "to implement it again: corral task transition {name} reimplement",
+    "cancelled": "reopen it first (corral task transition {name} reopen), then let it be planned",
+}
+
+
+def _implement(args: argparse.Namespace) -> int:
+    from protocols.fsm import Event, Source, Status
+
+    with open_project() as (store, project):
+        task = store.get_task(project.id, args.name)
+        if task.status != Status.READY:
+            instead = _IMPLEMENT_INSTEAD.get(task.status, "").format(name=task.name)
+            raise TransitionError(
+                f'cannot implement task "{task.name}": it is {task.display_status}, and implement starts '
+                f"a ready task" + (f"; {instead}" if instead else "")
+            )
+        # The topic rule (one implementing task per topic) is the store's: its ConflictError is the message.
+        result = store.transition_task(project.id, task.name, Event.IMPLEMENT_START, source=Source.USER)
+        signal = None
+        if args.wave is not None:  # after the transition: applied before it, the wave would find it ready
+            payload = f'{{"wave_number": {args.wave}}}'
+            signal = store.emit_signal(project.id, task.name, "implement_wave", payload, source=Source.USER)
+    _wake_daemon()
+    print(f"{result.task.name}: {result.transition.from_status} → {result.task.display_status}")
+    if signal is not None:
+        print(f"{result.task.name}: wave {args.wave} requested (signal {signal.id})")
+    return 0
+
+
+def _start_over(args: argparse.Namespace) -> int:
+    from protocols.fsm import Event, Source, transition
+
+    with open_project() as (store, project):
+        task = store.get_task(project.id, args.name)
+        transition(task.status, Event.START_OVER, Source.USER)  # a wrong status: --yes would not help
+        if not args.yes:
+            raise UsageError(
+                f'start-over sends task "{task.name}" (status {task.display_status}) back to planning: a '
+                "planner writes a new plan, which replaces the task's content when it finishes; the branch "
+                f"{task.branch or '-'} and its commits stay. Nothing was changed. To do it, add --yes: "
+                f"corral task start-over {task.name} --yes"
+            )
+        result = store.transition_task(project.id, task.name, Event.START_OVER, source=Source.USER)
+    _wake_daemon()
+    print(f"{result.task.name}: {result.transition.from_status} → {result.task.display_status}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from actors.git import GitError, NoRemoteError, Worktree, push_branch, worktree_path
+    from actors.git.runner import git_succeeds
+
+    with open_project() as (store, project):
+        task = store.get_task(project.id, args.name)
+    if not task.branch:
+        raise NotFoundError(f'task "{task.name}" has no branch: nothing to push')
+    root = project.root
+    if not git_succeeds(
+        root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"refs/heads/{task.branch}"
+    ):
+        raise NotFoundError(
+            f'cannot push task "{task.name}": its branch {task.branch} does not exist in {root} yet (it is '
+            f"made when the task starts implementing); nothing was pushed"
+        )
+    wt = Worktree(
+        repo_root=root, path=str(worktree_path(root, task.branch)), branch=task.branch, base_commit=""
+    )
+    try:
+        commit = push_branch(wt, args.remote)
+    except NoRemoteError:
+        raise
+    except GitError as exc:
+        raise GitError(f"cannot push {task.branch} to {args.remote}: {_git_reason(exc)}") from None
+    print(f"pushed {task.branch} to {args.remote} (commit {commit[:7]})")
+    return 0
+
+
+def _git_reason(exc: GitError) -> str:
+    """What git said, on one line: its first paragraph without hints (the rest is boilerplate advice)."""
+    paragraph = (exc.stderr or str(exc)).strip().split("\n\n", 1)[0]
+    lines = [line.strip() for line in paragraph.splitlines()]
+    return "; ".join(line for line in lines if line and not line.startswith("hint:"))
+
+
+def _wave_number(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"invalid wave number {text!r}: give an integer ≥ 1")
+    return number
+
+
+def _wake_daemon() -> None:
+    """The change is committed: poke the daemon so it acts on it now. Without a daemon nothing happens (it
+    finds the work pending when it starts), and nothing here can fail the command."""
+    try:
+        from actors.wake import poke
+
+        poke()
+    except Exception:
+        pass
 
 
 def _read_content(path: str) -> str:
