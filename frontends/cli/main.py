@@ -83,7 +83,7 @@ def version() -> str:
 # name → (module, one-line help). Data, so that `corral --help` lists every group while a command imports one.
 _GROUPS: dict[str, tuple[str, str]] = {
     "task": ("frontends.cli.tasks", "create, list, show and move tasks"),
-    "signal": ("frontends.cli.signals", "emit and list signals (requests to move a task)"),
+    "signal": ("frontends.cli.signals", "emit, list and process signals (requests to move a task)"),
     "doctor": ("frontends.cli.doctor", "check that this machine can run corral, and how to fix it"),
     "daemon": ("frontends.cli.daemon", "start, stop and inspect the daemon; list its repositories"),
     "audit": ("frontends.cli.audit", "show the audit log: transitions, agents, restarts, daemon events"),
