@@ -88,6 +88,41 @@ def wake_socket_path() -> Path:
     return runtime_dir() / WAKE_SOCKET
 
 
+def check_runtime_dir(path: Path, error: type[CorralError] = CorralError) -> None:
+    """Refuse a runtime directory that is not a real directory (a symlink, a file), not ours, or writable by
+    group or others — in a shared /tmp another user could have made it, or opened it up, to plant a socket
+    of their own — raising `error` saying how to fix it; tighten one that others may merely read to 0700. A
+    missing directory is fine: nothing can be listening in it. The daemon's `RuntimePaths.check` is this."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise error(f"cannot use the corral runtime directory {path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise error(
+            f"the corral runtime directory {path} is not a directory (a symlink or a file?); remove it, or "
+            f"set {RUNTIME_DIR_ENV}"
+        )
+    if info.st_uid != os.getuid():
+        raise error(
+            f"the corral runtime directory {path} belongs to uid {info.st_uid}, not to you (uid "
+            f"{os.getuid()}): someone else may be listening there; remove it, or set {RUNTIME_DIR_ENV} to a "
+            "directory you own"
+        )
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022:
+        raise error(
+            f"the corral runtime directory {path} is writable by group or others (mode {mode:04o}): another "
+            f"user could plant a socket in it; fix it with: chmod 700 {path}"
+        )
+    if mode & 0o077:
+        try:
+            os.chmod(path, 0o700)
+        except OSError as exc:
+            raise error(f"cannot chmod 700 {path}: {exc.strerror}") from None
+
+
 def ensure_runtime_dir(path: Path | None = None) -> Path:
     """Create `path` (default `runtime_dir()`) with mode 0700, or check that the existing one is safe.
 
@@ -105,26 +140,7 @@ def ensure_runtime_dir(path: Path | None = None) -> Path:
             f"cannot create the corral runtime directory {path}: {exc.strerror}; set {RUNTIME_DIR_ENV} to a "
             "directory you own"
         ) from None
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode):
-        raise CorralError(
-            f"the corral runtime directory {path} is not a directory (a symlink or a file?); remove it, or "
-            f"set {RUNTIME_DIR_ENV}"
-        )
-    if info.st_uid != os.getuid():
-        raise CorralError(
-            f"the corral runtime directory {path} belongs to uid {info.st_uid}, not to you (uid "
-            f"{os.getuid()}): someone else may be listening there; remove it, or set {RUNTIME_DIR_ENV} to a "
-            "directory you own"
-        )
-    mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o022:
-        raise CorralError(
-            f"the corral runtime directory {path} is writable by group or others (mode {mode:04o}): another "
-            f"user could plant a socket in it; fix it with: chmod 700 {path}"
-        )
-    if mode & 0o077:
-        os.chmod(path, 0o700)
+    check_runtime_dir(path)
     return path
 
 

@@ -18,7 +18,6 @@ failing in `bind()` with a cryptic error.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,36 +86,9 @@ class RuntimePaths:
     def check(self) -> None:
         """Refuse a directory that is not ours, not a directory, or writable by group or others; tighten one
         that others can merely read. A missing directory is fine (nothing can be listening in it)."""
-        try:
-            st = os.stat(self.dir)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise RuntimeDirError(
-                f"cannot use the corral runtime directory {self.dir}: {exc.strerror}"
-            ) from None
-        if not stat.S_ISDIR(st.st_mode):
-            raise RuntimeDirError(
-                f"the corral runtime directory {self.dir} is not a directory; remove it, or set {RUNTIME_ENV}"
-            )
-        uid = os.getuid()
-        if st.st_uid != uid:
-            raise RuntimeDirError(
-                f"the corral runtime directory {self.dir} belongs to uid {st.st_uid}, not to you "
-                f"(uid {uid}): someone else may be listening there; remove it, or set {RUNTIME_ENV} to a "
-                "directory you own"
-            )
-        mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o022:
-            raise RuntimeDirError(
-                f"the corral runtime directory {self.dir} is writable by group or others (mode {mode:04o}): "
-                f"another user could plant a socket in it; fix it with: chmod 700 {self.dir}"
-            )
-        if mode & 0o077:
-            try:
-                os.chmod(self.dir, 0o700)
-            except OSError as exc:
-                raise RuntimeDirError(f"cannot chmod 700 {self.dir}: {exc.strerror}") from None
+        from actors.wake import check_runtime_dir
+
+        check_runtime_dir(self.dir, RuntimeDirError)
 
     def _check_socket_length(self) -> None:
         length = len(os.fsencode(self.socket))
