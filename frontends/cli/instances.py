@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from frontends.cli.inputs import read_text
 from frontends.cli.output import HelpFormatter, display_width, format_fields, format_table, print_json
 from protocols.errors import ConflictError, CorralError, NotFoundError, UsageError
 
@@ -353,7 +354,7 @@ def _fit_reasons(rows: list[list[str]], width: int, gap: int = 2) -> None:
 
 
 def _start(args: argparse.Namespace) -> int:
-    prompt = _read_text(args.prompt_file) if args.prompt_file else args.prompt
+    prompt = read_text(args.prompt_file) if args.prompt_file else args.prompt
     api = _Api(args.project)
     body = {
         "title": args.title,
@@ -412,7 +413,7 @@ def _send(args: argparse.Namespace) -> int:
     if args.text is not None:
         text = args.text
     elif args.file:
-        text = _read_text(args.file)
+        text = read_text(args.file)
     elif not sys.stdin.isatty():
         text = sys.stdin.read()
     else:
@@ -537,15 +538,3 @@ def _attach(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CorralError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
     return 0  # not reached
-
-
-def _read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except UnicodeDecodeError:
-        raise UsageError(f"cannot read {path}: it is not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frontends.cli.context import open_project
+from frontends.cli.inputs import read_file, read_text
 from frontends.cli.output import HelpFormatter, format_fields, format_table, print_json, short_stamp
 from protocols.errors import NotFoundError, TransitionError, UsageError
 
@@ -284,7 +285,7 @@ def _list(args: argparse.Namespace) -> int:
 def _create(args: argparse.Namespace) -> int:
     content = args.content or ""
     if args.file:
-        content = _read_content(args.file)
+        content = read_text(args.file)
     title = args.title or _first_heading(content)
     with open_project() as (store, project):
         task = store.create_task(
@@ -295,7 +296,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
-    content = _read_file(args.plan_file)
+    content = read_file(args.plan_file)
     name = args.name or _name_from_path(args.plan_file)
     plan, problem = _check_plan(content, args.plan_file)
     title = plan.title if plan is not None else _first_heading(content)
@@ -314,7 +315,7 @@ def _register(args: argparse.Namespace) -> int:
 
 def _update_content(args: argparse.Namespace) -> int:
     if args.file and args.file != "-":
-        content, source = _read_file(args.file), args.file
+        content, source = read_file(args.file), args.file
     else:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError(
@@ -497,22 +498,6 @@ def _wake_daemon() -> None:
         poke()
     except Exception:
         pass
-
-
-def _read_content(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    return _read_file(path)
-
-
-def _read_file(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except UnicodeDecodeError:
-        raise UsageError(f"cannot read {path}: it is not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _name_from_path(path: str) -> str:
