@@ -52,6 +52,7 @@ from protocols.status import AgentStatus, Decision, Evidence, PermissionPolicy, 
 
 __all__ = [
     "RUNTIME",
+    "AgentEnded",
     "GetInstanceInfo",
     "Instance",
     "InstanceCapture",
@@ -155,6 +156,23 @@ class _Evaluate(msgspec.Struct, frozen=True):
     token: int
 
 
+class AgentEnded(msgspec.Struct, frozen=True, kw_only=True):
+    """Told to the parent (the Project) when a task's agent reaches exited or failed, so a wave task completes
+    or fails at once rather than at the next reconciliation. `created_at` (the instance row's stamp) tells
+    this run of a title from an earlier one; `worked`: the agent was seen working after its prompt."""
+
+    title: str
+    task: str
+    status: str
+    reason: str
+    worked: bool
+    killed: bool
+    created_at: str
+
+
+_ENDED = frozenset({AgentStatus.EXITED, AgentStatus.FAILED})
+
+
 class Instance(Supervisor):
     """One agent under supervision. Runs on its own thread; its runtime child on another."""
 
@@ -179,6 +197,7 @@ class Instance(Supervisor):
         self._store: Any = None
         self._pid: int | None = None
         self._sdk_session = spec.record.sdk_session_id if spec.record is not None else ""
+        self._worked = spec.record.worked if spec.record is not None else False
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -245,6 +264,8 @@ class Instance(Supervisor):
         )
         if not restarting:
             self._note(f"agent ended: {reason}", "info" if not reason.is_error else "warn")
+            if reason.kind != "shutdown":
+                self._tell_ended()
 
     def gave_up(self, error: SupervisionError, child_id: str, reason: ExitReason) -> None:
         self._gave_up = True
@@ -266,6 +287,7 @@ class Instance(Supervisor):
             )
         )
         self._note(str(error), "error")
+        self._tell_ended()
 
     # -- messages -----------------------------------------------------------------------------------------
 
@@ -376,6 +398,8 @@ class Instance(Supervisor):
         self.state = decision.state
         if decision.change is not None:
             change = decision.change
+            if change.status is AgentStatus.RUNNING and self._prompt_sent:
+                self._worked = True
             self.ctx.env.publish(
                 InstanceStatusChanged(
                     project=self.spec.project,
@@ -397,6 +421,25 @@ class Instance(Supervisor):
             self._send_first_prompt()
         if decision.wake_at is not None and not self._capture_pending:
             self._schedule(max(0.0, decision.wake_at - now))
+
+    def _tell_ended(self) -> None:
+        """Tell the Project that a task's agent ended (plain agents have nobody waiting on them)."""
+        parent = self.ctx.parent
+        if not self.spec.task or parent is None or self.state.status not in _ENDED:
+            return
+        record = self.spec.record
+        _tell(
+            parent,
+            AgentEnded(
+                title=self.spec.title,
+                task=self.spec.task,
+                status=str(self.state.status),
+                reason=self.state.reason,
+                worked=self._worked,
+                killed=self._killed,
+                created_at=record.created_at if record is not None else "",
+            ),
+        )
 
     def _publish_status(self, previous: str) -> None:
         self._persist()
@@ -545,6 +588,7 @@ class Instance(Supervisor):
             restarts=self._restarts,
             pid=self._pid if self._alive else None,
             sdk_session_id=self._sdk_session,
+            worked=self._worked,
         )
         try:
             self._store.upsert_instance(row)

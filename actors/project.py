@@ -46,7 +46,7 @@ import msgspec
 
 from actors.claimer import OutboxReady
 from actors.clock import utc_stamp
-from actors.instance import Instance, InstanceInfo, InstanceSpec
+from actors.instance import AgentEnded, Instance, InstanceInfo, InstanceSpec
 from actors.launcher import AgentRequest, prepare_instance
 from actors.resources import ResourceControls
 from actors.supervision import (
@@ -123,6 +123,11 @@ class StartInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     agent_type: str = ""
     branch: str = ""
     worktree: str = ""
+    model: str = ""  # "" → the harness's default
+    flags: tuple[str, ...] = ()  # extra arguments for the program
+    skip_permissions: bool = False
+    wave: int | None = None  # a wave task's agent: its wave (CORRAL_WAVE) and the tasks in it (CORRAL_PEERS)
+    peers: int = 0
 
 
 class AdoptSession(msgspec.Struct, frozen=True, kw_only=True):
@@ -347,6 +352,8 @@ class Project(Supervisor):
             return self._start_instance(message)
         if isinstance(message, DrainOutbox | OutboxReady):
             return self._drain_outbox()
+        if isinstance(message, AgentEnded):
+            return self._agent_ended(message)
         if isinstance(message, RecoverInstances):
             return self._recover_all()
         if isinstance(message, AdoptSession):
@@ -360,17 +367,18 @@ class Project(Supervisor):
     # -- tasks: the outbox (actors/tasks.py) -----------------------------------------------------------------
 
     def _drain_outbox(self) -> int:
-        """Perform the pending outbox items; never raises (a bad item is failed, a store error logged)."""
+        """Perform the pending outbox items and check the running waves against their agents; never raises
+        (a bad item is failed, a store error logged)."""
         settled = 0
         try:
             runner = self._outbox_runner()
             if runner is not None:
                 settled = runner.drain()
+                runner.waves.reconcile()
+                settled += runner.drain()  # what the reconciliation applied (implement_finished)
         except Exception as exc:
             log.error("project %s: cannot carry out the outbox: %s", self.spec.name, exc)
-            if self._outbox is not None:
-                self._outbox.store.close()
-                self._outbox = None  # opened again at the next drain
+            self._drop_runner()
         scheduler = self.ctx.env.scheduler
         if self.spec.store_path and scheduler is not None:
             if self._outbox_timer is not None:
@@ -380,6 +388,22 @@ class Project(Supervisor):
                 OUTBOX_TICK_S, functools.partial(_tell, ref, DrainOutbox())
             )
         return settled
+
+    def _agent_ended(self, ended: AgentEnded) -> None:
+        """A task's agent ended: its wave task completes or fails now, and what follows is carried out."""
+        try:
+            runner = self._outbox_runner()
+            if runner is not None:
+                runner.waves.agent_ended(ended)
+                runner.drain()
+        except Exception as exc:
+            log.error("project %s: after %s ended: %s", self.spec.name, ended.title, exc)
+            self._drop_runner()
+
+    def _drop_runner(self) -> None:
+        if self._outbox is not None:
+            self._outbox.store.close()
+            self._outbox = None  # opened again at the next drain
 
     def _outbox_runner(self) -> Any:
         if self._outbox is None and self.spec.store_path:
@@ -397,15 +421,17 @@ class Project(Supervisor):
 
     def start_task_agent(self, agent: Any, since: str) -> bool:
         """`TaskAgents.start_task_agent`: never a second agent with a title, nor one already started for the
-        item being performed (recorded at or after `since`)."""
-        if agent.title in self._children:
-            return False
+        item or attempt being performed (recorded at or after `since`); an older one is stopped first."""
         try:
             recorded = self._outbox.store.get_instance(self.spec.name, agent.title)
         except NotFoundError:
             recorded = None
         if recorded is not None and recorded.created_at >= since:
             return False
+        if agent.title in self._children:
+            if recorded is None:
+                return False  # running, but unrecorded: nothing tells which round it belongs to
+            self.stop_task_agent(agent.title, "replaced by a new attempt")
         request = StartInstance(
             title=agent.title,
             program=agent.program,
@@ -414,9 +440,17 @@ class Project(Supervisor):
             task=agent.task,
             agent_type=agent.agent_type,
             worktree=agent.worktree,
+            model=agent.model,
+            flags=agent.flags,
+            skip_permissions=agent.skip_permissions,
+            wave=agent.wave,
+            peers=agent.peers,
         )
         self._start_instance(request)
         return True
+
+    def running_agent(self, title: str) -> bool:
+        return title in self._children
 
     def task_agent_titles(self, task: str, started_before: str) -> tuple[str, ...]:
         titles = []
@@ -498,6 +532,11 @@ class Project(Supervisor):
             prompt=request.prompt,
             task=request.task,
             agent_type=request.agent_type,
+            model=request.model,
+            flags=request.flags,
+            skip_permissions=request.skip_permissions,
+            wave=request.wave,
+            peers=request.peers,
             worktree="none" if paused or adopt is not None else worktree_mode,
             branch=recorded.branch if recorded is not None and recorded.branch else request.branch,
             auto_yes=config.auto_yes,
@@ -571,6 +610,7 @@ class Project(Supervisor):
             prompt=request.prompt,
             task=request.task,
             agent_type=request.agent_type,
+            wave=request.wave,
             branch=wt.branch if wt is not None else "",
             worktree_mode="none" if adopt is not None else mode,
             worktree_path=wt.path if wt is not None else (adopt.cwd if adopt is not None else ""),
@@ -617,6 +657,7 @@ class Project(Supervisor):
             prompt=record.prompt,
             task=record.task,
             agent_type=record.agent_type,
+            wave=record.wave,
             branch=record.branch if record.worktree_mode == "branch" else "",
             worktree=record.worktree_mode,
         )

@@ -27,19 +27,20 @@ Exactly once, with a daemon killed at any instant:
   re-run does not kill the agent its first run started), stopping one that is not running is a no-op, and
   a second "waiting for you" row says the same thing again.
 
-Waves are not run yet: `StartWaves` and the wave signals' items (`wave_task_finished`, `start_wave`,
-`retry_wave`, `advance_wave`) are reported in the audit log, not carried out.
+Waves: `StartWaves` and the wave signals' items (`wave_task_finished`, `start_wave`, `retry_wave`,
+`advance_wave`) go to the project's `WaveKeeper` (actors/waves.py), which runs them on this same thread.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Protocol
 
 import msgspec
 
 from actors.store import Store
+from actors.task_agents import AgentStart, RunnerProject, TaskAgents
+from actors.waves import WAVE_ITEM_KINDS, WaveKeeper
 from protocols import stages
 from protocols.config import Config, load_config
 from protocols.errors import NotFoundError, PlanError
@@ -49,20 +50,10 @@ from protocols.plan import Plan
 from protocols.records import OutboxItem, Task
 from protocols.signals import SIGNAL_TYPES, Body, decode_payload
 
-__all__ = [
-    "WAVES_NOT_RUN",
-    "AgentStart",
-    "Effect",
-    "OutboxRunner",
-    "RunnerProject",
-    "TaskAgents",
-    "is_stale",
-]
+__all__ = ["AgentStart", "Effect", "OutboxRunner", "RunnerProject", "TaskAgents", "is_stale"]
 
 log = logging.getLogger(__name__)
 
-WAVES_NOT_RUN = "waves are not run by the daemon yet"
-_WAVE_KINDS = frozenset({"wave_task_finished", "start_wave", "retry_wave", "advance_wave"})
 _MAX_ROUNDS = 50  # drains in a row (a chained Transition adds an item); a bound, not a limit ever reached
 
 
@@ -79,42 +70,6 @@ class Effect(msgspec.Struct, frozen=True):
         return FsmTransition(Status(self.from_status), Event(self.event), Status(self.to_status), self.phase)
 
 
-class AgentStart(msgspec.Struct, frozen=True, kw_only=True):
-    """One agent to start for a task: `stages.StartAgent` with the program and mode its phase resolves to."""
-
-    title: str
-    task: str
-    agent_type: str
-    program: str
-    mode: str
-    prompt: str
-    worktree: str  # "shared" (the task's worktree), "own" or "none" (the repository)
-
-
-class TaskAgents(Protocol):
-    """What the runner needs from the Project (called on the Project's thread)."""
-
-    def start_task_agent(self, agent: AgentStart, since: str) -> bool:
-        """Start `agent` unless one with its title runs, or was started at or after `since` (a stamp):
-        True if it was started now, False if it was already there."""
-        ...
-
-    def task_agent_titles(self, task: str, started_before: str) -> tuple[str, ...]:
-        """The titles of the task's instances started before `started_before` (a stamp): a re-run of an item
-        must not stop the agent it started itself the first time."""
-        ...
-
-    def stop_task_agent(self, title: str, reason: str) -> bool:
-        """Kill the agent and forget its instance; False if there was none."""
-        ...
-
-
-class RunnerProject(msgspec.Struct, frozen=True):
-    id: int
-    name: str
-    root: str
-
-
 def is_stale(task: Task, effect: Effect, item: OutboxItem) -> bool:
     """True when the task has left the status the item is about (or entered it again since)."""
     stamp = getattr(task, f"{effect.to_status}_at", "")
@@ -128,6 +83,7 @@ class OutboxRunner:
         self.store = store
         self.project = project
         self.agents = agents
+        self.waves = WaveKeeper(store, project, agents)
         self.done = 0
         self.failed = 0
 
@@ -166,8 +122,9 @@ class OutboxRunner:
 
     def perform(self, item: OutboxItem) -> None:
         """Carry out `item`'s effects; raises what went wrong."""
-        if item.kind in _WAVE_KINDS:
-            raise NotImplementedError(f"{item.kind} for {item.task}: {WAVES_NOT_RUN}")
+        if item.kind in WAVE_ITEM_KINDS:
+            self.waves.on_item(item)
+            return
         if not item.kind.startswith("enter_"):
             raise NotImplementedError(f"unknown outbox item kind {item.kind!r}")
         effect = msgspec.json.decode(item.payload, type=Effect)
@@ -190,7 +147,7 @@ class OutboxRunner:
             except PlanError as exc:
                 problem = str(exc)
         for action in stages.on_enter(task, change, plan, config, plan_problem=problem):
-            self._act(action, item, config)
+            self._act(action, item, config, task, plan)
 
     def _take_plan(self, task: Task, change: FsmTransition, item: OutboxItem) -> tuple[Task, str]:
         """On planner_finished: store the plan the signal carried as the task's content (idempotent)."""
@@ -206,40 +163,28 @@ class OutboxRunner:
             task = self.store.update_content(self.project.id, task.name, intake.content)
         return task, intake.problem
 
-    def _act(self, action: stages.Action, item: OutboxItem, config: Config) -> None:
+    def _act(
+        self, action: stages.Action, item: OutboxItem, config: Config, task: Task, plan: Plan | None
+    ) -> None:
         match action:
-            case stages.StopAgents(task=task, titles=titles, reason=reason):
-                for title in titles or self.agents.task_agent_titles(task, item.created_at):
+            case stages.StopAgents(task=name, titles=titles, reason=reason):
+                for title in titles or self.agents.task_agent_titles(name, item.created_at):
                     if self.agents.stop_task_agent(title, reason):
-                        self._audit("task_agent_stopped", f"{task}: stopped {title} ({reason})", item)
+                        self._audit("task_agent_stopped", f"{name}: stopped {title} ({reason})", item)
             case stages.StartAgent():
-                profile = config.profile_for_phase(action.phase)
-                agent = AgentStart(
-                    title=action.title,
-                    task=action.task,
-                    agent_type=action.agent_type,
-                    program=profile.program,
-                    mode=profile.execution_mode,
-                    prompt=action.prompt,
-                    worktree="none" if action.worktree == "none" else action.worktree,
-                )
+                agent = AgentStart.of(action, config)
                 if self.agents.start_task_agent(agent, item.created_at):
-                    message = (
-                        f"{action.task}: started {action.title} ({action.agent_type}, {profile.program})"
-                    )
+                    message = f"{action.task}: started {action.title} ({action.agent_type}, {agent.program})"
                     self._audit("task_agent_started", message, item)
-            case stages.WaitForPerson(task=task, reason=reason):
-                self._audit("task_waiting", f"{task} waits for you: {reason}", item, level="warn")
-            case stages.StartWaves(task=task, waves=waves, tasks=count):
-                reason = (
-                    f"{task} has a plan of {waves} waves ({count} tasks), and {WAVES_NOT_RUN}: implement it "
-                    f"yourself and run `corral task transition {task} implement_finished`"
-                )
-                self._audit("task_waiting", reason, item, level="warn")
-            case stages.Transition(task=task, event=event, body=body):
+            case stages.WaitForPerson(task=name, reason=reason):
+                self._audit("task_waiting", f"{name} waits for you: {reason}", item, level="warn")
+            case stages.StartWaves():
+                if plan is not None:
+                    self.waves.begin(task, plan, config, item.created_at)
+            case stages.Transition(task=name, event=event, body=body):
                 # The task moves on at once; its own outbox item is found by the next round of `drain`. A
                 # crash before this item is marked leaves it stale, so the transition is never made twice.
-                self.store.transition_task(self.project.id, task, event, source=Source.USER, payload=body)
+                self.store.transition_task(self.project.id, name, event, source=Source.USER, payload=body)
 
     def _audit(self, kind: str, message: str, item: OutboxItem, *, level: str = "info") -> None:
         self.store.record_audit(

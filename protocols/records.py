@@ -226,6 +226,7 @@ class InstanceRecord(msgspec.Struct, frozen=True, kw_only=True):
     prompt: str = ""
     task: str = ""
     agent_type: str = ""
+    wave: int | None = None  # the wave of a wave task's agent (CORRAL_WAVE)
     branch: str = ""
     worktree_mode: str = ""  # own | branch | shared | none ("" before it was recorded: own)
     worktree_path: str = ""
@@ -237,5 +238,6 @@ class InstanceRecord(msgspec.Struct, frozen=True, kw_only=True):
     reason: str = ""
     restarts: int = 0
     pid: int | None = None
+    worked: bool = False  # the agent was seen working (after its prompt); see actors/instance.py
     created_at: str = ""
     updated_at: str = ""

@@ -141,6 +141,7 @@ class _Fsm(NamedTuple):
 class _WaveTaskFinished(NamedTuple):
     wave_task_id: int
     payload: WaveTaskFinished
+    person: bool  # a person marks it complete: the wave scheduler decides (the row is not written here)
 
 
 class _WaveAction(NamedTuple):
@@ -250,8 +251,8 @@ class ApplyMixin(LifecycleMixin):
                     task, change, source=source, body=body, detail=row.payload, signal_id=row.id, now=now
                 )
                 result = f"{change.from_status} → {change.to_status}"
-            case _WaveTaskFinished(wave_task_id, payload):
-                result = self._finish_wave_task(row, wave_task_id, payload, now)
+            case _WaveTaskFinished(wave_task_id, payload, person):
+                result = self._finish_wave_task(row, wave_task_id, payload, now, person)
             case _WaveAction(kind, wave_number, payload):
                 result = self._request_wave_action(row, kind, wave_number, payload, now)
         self._conn.execute(_FINISH, ("done", result, claimer, claimed_at, now, attempts, row.id))
@@ -280,11 +281,12 @@ class ApplyMixin(LifecycleMixin):
                     f"wave task {payload.task_number} of {task.name} is in wave {wave_number}, "
                     f"not wave {payload.wave_number}"
                 )
-            if status != "running":
+            person = source is Source.USER
+            if status != "running" and not (person and status in ("pending", "failed")):
                 raise ConflictError(
                     f"wave task {payload.task_number} of {task.name} is {status}, not running"
                 )
-            return _WaveTaskFinished(wave_task_id, payload)
+            return _WaveTaskFinished(wave_task_id, payload, person)
         kind = WAVE_ACTIONS.get(stype.name)
         if kind is None:
             raise UsageError(f"signal type {stype.name} cannot be applied by this version of corral")
@@ -295,15 +297,20 @@ class ApplyMixin(LifecycleMixin):
         wave = payload.wave_number if isinstance(payload, WaveStart | WaveDecision) else None
         return _WaveAction(kind, wave, _encode(payload).decode())
 
-    def _finish_wave_task(self, row: _Row, wave_task_id: int, payload: WaveTaskFinished, now: str) -> str:
+    def _finish_wave_task(
+        self, row: _Row, wave_task_id: int, payload: WaveTaskFinished, now: str, person: bool
+    ) -> str:
+        """An agent's finish completes its running task here; a person's "mark complete" (which may also be
+        of a pending or failed task) is left to the wave scheduler, which knows whether the wave allows it."""
         w, t = payload.wave_number, payload.task_number
-        self._conn.execute(_WAVE_TASK_DONE, (now, wave_task_id))
+        if not person:
+            self._conn.execute(_WAVE_TASK_DONE, (now, wave_task_id))
         self._insert_audit(
             now,
             row.project_id,
             "wave_task_finished",
             "info",
-            f"{row.task}: wave {w} task {t} complete",
+            f"{row.task}: wave {w} task {t} " + ("marked complete by a person" if person else "complete"),
             task=row.task,
             wave=w,
             signal_id=row.id,
@@ -318,7 +325,7 @@ class ApplyMixin(LifecycleMixin):
             now,
             row.id,
         )
-        return f"wave {w} task {t}: running → complete"
+        return f"wave {w} task {t}: " + ("mark complete requested" if person else "running → complete")
 
     def _request_wave_action(self, row: _Row, kind: str, wave: int | None, payload: str, now: str) -> str:
         which = f"wave {wave}" if wave is not None else "the current wave"

@@ -27,6 +27,7 @@ _COLUMNS = {
     "prompt": "i.prompt",
     "task": "i.task",
     "agent_type": "i.agent_type",
+    "wave": "i.wave_number",
     "branch": "i.branch",
     "worktree_mode": "i.worktree_mode",
     "worktree_path": "i.worktree_path",
@@ -38,6 +39,7 @@ _COLUMNS = {
     "reason": "i.status_reason",
     "restarts": "i.restarts",
     "pid": "i.pid",
+    "worked": "i.worked",
     "created_at": "i.created_at",
     "updated_at": "i.updated_at",
 }
@@ -134,4 +136,6 @@ class InstancesMixin(StoreBase):
 
 
 def _record(row: tuple[object, ...]) -> InstanceRecord:
-    return InstanceRecord(**dict(zip(_COLUMNS, row, strict=True)))  # type: ignore[arg-type]
+    fields = dict(zip(_COLUMNS, row, strict=True))
+    fields["worked"] = bool(fields["worked"])
+    return InstanceRecord(**fields)  # type: ignore[arg-type]

@@ -162,7 +162,13 @@ ALTER TABLE instances ADD COLUMN worktree_mode TEXT NOT NULL DEFAULT '';
 ALTER TABLE instances ADD COLUMN base_commit TEXT NOT NULL DEFAULT '';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+# Whether an agent did any work before it ended: a wave task whose agent exits cleanly is complete only if it
+# worked, and a daemon restarted after the exit must still know (issue 4 §3).
+_V3 = """
+ALTER TABLE instances ADD COLUMN worked INTEGER NOT NULL DEFAULT 0;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -25,6 +25,14 @@ _SET_STATUS = (
     "attempts = attempts + (? = 'running') WHERE task_id = ? AND task_number = ? "
     f"RETURNING {WAVE_TASK_FIELDS}"
 )
+_SAVE = (
+    "UPDATE wave_tasks SET status = ?, attempts = ?, instance = ?, updated_at = ? "
+    "WHERE task_id = ? AND task_number = ?"
+)
+_RUNNING_WAVES = (
+    "SELECT DISTINCT t.project_id FROM tasks t JOIN wave_tasks w ON w.task_id = t.id "
+    "WHERE t.status = 'implementing' AND w.status IN ('pending', 'running')"
+)
 _STATUSES = tuple(s.value for s in WaveTaskStatus)
 
 
@@ -63,6 +71,29 @@ class WavesMixin(StoreBase):
             if row is None:
                 raise NotFoundError(f"task {self._task_name(task_id)} has no wave task {task_number}")
             return WaveTaskRecord(*row)
+
+    def save_wave_tasks(
+        self, task_id: int, changes: Iterable[tuple[int, str, int, str]]
+    ) -> list[WaveTaskRecord]:
+        """Write what a wave step changed, in one transaction: (task_number, status, attempts, instance) per
+        row (the wave scheduler's own attempt count, so a replayed step writes the same). Returns every row
+        of the task as stored; NotFoundError for a task number the task does not have."""
+        wanted = list(changes)
+        for _number, status, _attempts, _instance in wanted:
+            if status not in _STATUSES:
+                raise UsageError(f'unknown wave task status "{status}"; statuses are: {", ".join(_STATUSES)}')
+        now = self._now()
+        with self._write():
+            for number, status, attempts, instance in wanted:
+                self._conn.execute(_SAVE, (status, attempts, instance, now, task_id, number))
+                if self._conn.changes() != 1:
+                    raise NotFoundError(f"task {self._task_name(task_id)} has no wave task {number}")
+        return self.list_wave_tasks(task_id)
+
+    def projects_running_waves(self) -> set[int]:
+        """The ids of projects with an implementing task whose waves are not over: a daemon that starts must
+        start their Projects even when no agent of theirs is alive and no outbox item is pending."""
+        return {int(row[0]) for row in self._conn.execute(_RUNNING_WAVES)}
 
     def _task_name(self, task_id: int) -> str:
         name = self._conn.execute(_TASK, (task_id,)).get

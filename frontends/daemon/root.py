@@ -65,6 +65,8 @@ ROOT_FLAGS = SupervisorFlags(Strategy.ONE_FOR_ONE, max_restarts=3, period_s=5.0)
 (systemd's Restart=on-failure then starts a fresh one)."""
 
 _STATS_TIMEOUT_S = 2.0
+WORK_SWEEP_S = 2.0
+"""How often the daemon looks for projects with work and no running supervisor (see `_sweep_for_work`)."""
 _T = TypeVar("_T")
 
 
@@ -124,6 +126,7 @@ class Daemon:
         self._stores: list[Store] = []
         self._started_mono = time.monotonic()
         self._stopped = False
+        self._sweep_stop = threading.Event()
         self.instances = InstanceDesk(
             lambda: self.tree,
             lambda name: self._store_call(lambda s: s.get_project(name)),
@@ -152,7 +155,8 @@ class Daemon:
         self.server = ControlServer(make_app(self), self.config.paths.socket, on_exit=self._server_exited)
         self.server.start()
         self.instances.recover()  # re-adopt or resume the recorded agents, on the desk's threads
-        self._ask_pool.submit(self._start_projects_with_outbox)  # items a killed daemon left pending
+        self._ask_pool.submit(self._start_projects_with_work)  # items a killed daemon left pending
+        threading.Thread(target=self._sweep_for_work, name="corral-work-sweep", daemon=True).start()
         log.info(
             "corral daemon %s started: pid %d, socket %s, database %s",
             self._info.version,
@@ -190,6 +194,7 @@ class Daemon:
         if self._stopped:
             return
         self._stopped = True
+        self._sweep_stop.set()
         if self.server is not None:
             self.server.stop()
         if self.tree is not None:
@@ -257,13 +262,30 @@ class Daemon:
         ids = frozenset(outcome.signal.project_id for outcome in outcomes)
         self._ask_pool.submit(self._wake_projects, ids)
 
-    def _start_projects_with_outbox(self) -> None:
+    def _start_projects_with_work(self) -> None:
+        """Start the Projects that have work and no running supervisor: pending outbox items (a killed daemon
+        left them, or `corral task transition` wrote them while the Project was not running) or waves that
+        are not over (their agents may all have ended while the daemon was down)."""
         try:
-            pending = self._store_call(lambda s: s.pending_outbox(limit=1000)).result(timeout=30)
+            ids = self._store_call(
+                lambda s: (
+                    {item.project_id for item in s.pending_outbox(limit=1000)} | s.projects_running_waves()
+                )
+            ).result(timeout=30)
         except Exception as exc:
             log.error("cannot read the outbox: %s", exc)
             return
-        self._wake_projects(frozenset(item.project_id for item in pending))
+        self._wake_projects(frozenset(ids))
+
+    def _sweep_for_work(self) -> None:
+        """Every WORK_SWEEP_S: a running Project ticks by itself, but nothing else starts a stopped one."""
+        while not self._sweep_stop.wait(WORK_SWEEP_S):
+            if self._stopped:
+                return
+            try:
+                self._ask_pool.submit(self._start_projects_with_work)
+            except RuntimeError:  # the pool was shut down: the daemon is stopping
+                return
 
     def _wake_projects(self, project_ids: frozenset[int]) -> None:
         """Tell each Project to drain its outbox; one that is not running is started (and drains as it

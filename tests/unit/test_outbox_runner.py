@@ -9,8 +9,9 @@ import pytest
 
 from actors.clock import FakeClock
 from actors.store import Store
-from actors.tasks import WAVES_NOT_RUN, AgentStart, OutboxRunner, RunnerProject
+from actors.tasks import OutboxRunner, RunnerProject
 from protocols.records import Project
+from tests.unit.task_kit import FakeAgents
 
 PLAN_1 = """# Typo
 
@@ -41,39 +42,9 @@ z
 """
 
 
-class FakeAgents:
-    """The Project's side, as the runner sees it: a title runs at most once."""
-
-    def __init__(self, fail_on: str = "") -> None:
-        self.running: dict[str, AgentStart] = {}
-        self.since: dict[str, str] = {}
-        self.started: list[str] = []
-        self.stopped: list[str] = []
-        self.fail_on = fail_on
-
-    def start_task_agent(self, agent: AgentStart, since: str) -> bool:
-        if agent.title == self.fail_on:
-            raise RuntimeError(f"tmux: cannot start {agent.title}")
-        if agent.title in self.running:
-            return False
-        self.running[agent.title] = agent
-        self.since[agent.title] = since
-        self.started.append(agent.title)
-        return True
-
-    def task_agent_titles(self, task: str, started_before: str) -> tuple[str, ...]:
-        return tuple(t for t, a in self.running.items() if a.task == task and self.since[t] < started_before)
-
-    def stop_task_agent(self, title: str, reason: str) -> bool:
-        if self.running.pop(title, None) is None:
-            return False
-        self.stopped.append(title)
-        return True
-
-
 @pytest.fixture
-def agents() -> FakeAgents:
-    return FakeAgents()
+def agents(store: Store, project: Project) -> FakeAgents:
+    return FakeAgents(store, project.name)
 
 
 @pytest.fixture
@@ -224,15 +195,27 @@ def test_a_plan_that_does_not_parse_waits_for_a_person(
     assert warn.kind == "task_waiting" and "cannot be read" in warn.message
 
 
-def test_waves_are_reported_not_run(store: Store, project: Project, runner: OutboxRunner) -> None:
-    store.create_task(project.id, "t", content=PLAN_3)
+def test_a_plan_over_the_threshold_runs_in_waves(
+    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents
+) -> None:
+    task = store.create_task(project.id, "t", content=PLAN_3)
     store.transition_task(project.id, "t", "implement_start")
     runner.drain()
-    [warn] = store.list_audit(project.id, levels=("warn",))
-    assert WAVES_NOT_RUN in warn.message and "3 tasks" in warn.message
-    store.emit_signal(project.id, "t", "implement_wave", '{"wave_number": 1}')
+    assert agents.started == ["t-W1-T1", "t-W1-T2"]  # wave 1 only, no single coder
+    rows = [(r.wave_number, r.task_number, r.status) for r in store.list_wave_tasks(task.id)]
+    assert rows == [(1, 1, "running"), (1, 2, "running"), (2, 3, "pending")]
+    assert _statuses(store) == [("enter_implementing", "done")]
+
+
+def test_a_wave_signal_for_a_task_without_waves_fails_its_item_with_the_reason(
+    store: Store, project: Project, runner: OutboxRunner
+) -> None:
+    store.create_task(project.id, "t", content=PLAN_1)
+    store.transition_task(project.id, "t", "implement_start")
+    runner.drain()
+    store.emit_signal(project.id, "t", "retry_wave", "")
     store.apply_next("test")
     runner.drain()
-    assert _statuses(store)[-1] == ("start_wave", "failed")
+    assert _statuses(store)[-1] == ("retry_wave", "failed")
     last_error = store._conn.execute("SELECT last_error FROM outbox ORDER BY id DESC LIMIT 1").get
-    assert WAVES_NOT_RUN in last_error
+    assert "t: it is not running waves" in last_error.replace("retry wave for ", "")
