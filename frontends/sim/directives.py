@@ -24,6 +24,7 @@ __all__ = [
     "SignalCall",
     "Step",
     "find_signal_instruction",
+    "find_signal_instructions",
     "parse_prompt",
     "parse_steps",
 ]
@@ -111,9 +112,18 @@ def find_signal_instruction(text: str) -> SignalCall | None:
     its own task. Markdown backticks and trailing punctuation around the command are dropped.
     """
     match = _EMIT.search(text)
-    if match is None:
-        return None
-    rest = match.group(1).split("`")[0]
+    return _signal_call(match.group(1)) if match is not None else None
+
+
+def find_signal_instructions(text: str) -> tuple[SignalCall, ...]:
+    """Every `corral signal emit …` command of a plain prompt, in order (one per line at most): a role
+    picks the one it means, such as a reviewer's `review_approved` among the verdicts it is offered."""
+    calls = (_signal_call(match.group(1)) for match in _EMIT.finditer(text))
+    return tuple(call for call in calls if call is not None)
+
+
+def _signal_call(rest: str) -> SignalCall | None:
+    rest = rest.split("`")[0]
     try:
         words = shlex.split(rest)
     except ValueError:  # an unbalanced quote in prose: take the words as they are

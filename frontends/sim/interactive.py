@@ -32,6 +32,7 @@ from typing import NoReturn
 
 from frontends.sim import faults
 from frontends.sim.behaviour.agent import Agent, Approval, Outcome, Tool
+from frontends.sim.behaviour.roles import Role
 from frontends.sim.behaviour.workspace import Workspace
 from frontends.sim.options import Options, version
 from frontends.sim.scenario import Scenario
@@ -216,6 +217,7 @@ def run(options: Options, scenario: Scenario) -> NoReturn:
         think_s=options.think_s,
         record=options.record,
         exit_after_signal=options.exit_after_signal,
+        role=Role.from_env(os.environ, options.task),
     )
     if options.ignore_input:
         out.write("> ")

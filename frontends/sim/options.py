@@ -121,7 +121,9 @@ class _Parser(argparse.ArgumentParser):
 _EPILOG = """\
 directives (one a line in a prompt; plain text does the default work): see --directives or docs/sim.md
 environment: CORRAL_TASK (the task /signal names), CORRAL_SIM_STATE (session files), and CORRAL_SIM_<FLAG>
-for every fault switch (CORRAL_SIM_CRASH_AFTER=2, CORRAL_SIM_HANG=1, …)
+for every fault switch (CORRAL_SIM_CRASH_AFTER=2, CORRAL_SIM_HANG=1, …); CORRAL_AGENT_TYPE (planner, coder,
+reviewer, fixer, readiness) makes the sim play that role of corral's lifecycle (CORRAL_SIM_PLAN,
+CORRAL_SIM_REVIEW: see docs/sim.md)
 
 examples:
   corral-sim --no-trust "add a note"

@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 
 from frontends.sim import faults
 from frontends.sim.behaviour.agent import Agent, Approval, Outcome, Tool
+from frontends.sim.behaviour.roles import Role
 from frontends.sim.behaviour.workspace import Workspace
 from frontends.sim.jsonlines import EOF, JsonLines, ParseError
 from frontends.sim.options import Options, version
@@ -82,6 +83,7 @@ class ClaudeSession(SdkSurface):
             record=options.record,
             mode="stream-json" if options.input_format == "stream-json" else "print",
             exit_after_signal=options.exit_after_signal,
+            role=Role.from_env(os.environ, options.task),
         )
 
     def emit(self, message: dict[str, Any]) -> None:

@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 
 from frontends.sim import faults
 from frontends.sim.behaviour.agent import Agent, Approval, Outcome, Tool
+from frontends.sim.behaviour.roles import Role
 from frontends.sim.behaviour.workspace import Workspace
 from frontends.sim.jsonlines import EOF, JsonLines, ParseError
 from frontends.sim.options import Options, version
@@ -93,6 +94,7 @@ class CodexThread(SdkSurface):
             record=server.options.record,
             mode="app-server",
             exit_after_signal=server.options.exit_after_signal,
+            role=Role.from_env(os.environ, server.options.task),
         )
 
     def info(self) -> dict[str, Any]:
@@ -138,7 +140,8 @@ class CodexThread(SdkSurface):
         if tool.kind == "edit":
             path = str(Path(self.cwd, tool.path))
             kind = {"type": "update", "move_path": None} if tool.name == "Edit" else {"type": "add"}
-            change = {"path": path, "kind": kind, "diff": f"+{tool.text}\n"}
+            diff = "".join(f"+{line}\n" for line in tool.text.splitlines() or [""])
+            change = {"path": path, "kind": kind, "diff": diff}
             return {"type": "fileChange", "id": item_id, "changes": [change], "status": status}
         return {
             "type": "commandExecution",

@@ -10,9 +10,12 @@ may I edit this file, may I run this command, "Would you like to proceed? (Y)es/
 
 A plain prompt does the default work: say what it will do, append a line to `sim/<task>.txt`, commit it,
 and, when the prompt tells it to run `corral signal emit …`, run it (so the demo's agents finish their tasks
-the way real ones do). A refused edit or command, a "no" to a question, an interrupt, `/error` end the turn
-early; the rest of its steps are dropped. A turn runs on one thread; `steer` (codex `turn/steer`) may add
-input from another.
+the way real ones do). An agent that corral started in a role (`CORRAL_AGENT_TYPE`: planner, coder…) plays
+that role's prompt instead (`roles.play`): it plans, implements a wave task, reviews. Its steps are decided
+before the turn begins, so that a `sim-fault` can end the agent before it shows any sign of work.
+
+A refused edit or command, a "no" to a question, an interrupt, `/error` end the turn early; the rest of its
+steps are dropped. A turn runs on one thread; `steer` (codex `turn/steer`) may add input from another.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import hashlib
 import itertools
 import json
 import re
+import sys
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -28,8 +32,9 @@ from enum import Enum
 from typing import NoReturn, Protocol
 
 from frontends.sim import faults
+from frontends.sim.behaviour.roles import Role, RoleTurn, play
 from frontends.sim.behaviour.workspace import CommandResult, Workspace, WorkspaceError
-from frontends.sim.directives import DIRECTIVES, Step, find_signal_instruction, parse_prompt
+from frontends.sim.directives import DIRECTIVES, Step, find_signal_instruction, parse_prompt, parse_steps
 
 __all__ = ["QUESTION", "Agent", "Approval", "Outcome", "Surface", "Tool"]
 
@@ -148,8 +153,10 @@ class Agent:
         record: str = "",
         mode: str = "interactive",
         exit_after_signal: bool = False,
+        role: Role | None = None,
     ) -> None:
         self.workspace = workspace
+        self.role = role
         self.surface = surface
         self.think_s = think_s
         self.record_path = record
@@ -171,8 +178,8 @@ class Agent:
         if record:
             self.record(prompt)
         self._actions = []
-        self.surface.begin(prompt)
         steps = self._steps_for(prompt, script)
+        self.surface.begin(prompt)
         try:
             if not self.surface.sleep(self.think_s):
                 raise _Stop(Outcome("interrupted", "Interrupted by user"))
@@ -203,7 +210,19 @@ class Agent:
             if prompt.strip().lower() in ("y", "yes", "1", "ok", "proceed", "go on", "continue"):
                 return (Step("echo", "Proceeding."), *pending)
             return (Step("echo", "Okay, I won't proceed."),)
+        if script is None and self.role is not None and not parse_steps(prompt):
+            turn = play(self.role, prompt)
+            if turn is not None:
+                self._fault(turn)
+                return turn.steps
         return parse_prompt(script if script is not None else prompt)
+
+    def _fault(self, turn: RoleTurn) -> None:
+        """A `sim-fault` exits 0 before any work, as an agent that gave up would; `fail-once` only on the
+        first attempt of its task (a fresh agent with the same instance title works)."""
+        if turn.fault == "fail" or (turn.fault == "fail-once" and self.workspace.first_attempt(turn.key)):
+            sys.stderr.write(f"corral-sim: sim-fault: {turn.fault}: exiting before any work\n")
+            faults.quit(0)
 
     def record(self, prompt: str) -> None:
         """Append the prompt received to the record file (JSON lines: sha256, bytes, text), if any."""
@@ -288,6 +307,27 @@ class Agent:
         self.surface.tool_finished(tool, "completed", done)
         self._actions.append(f"edited {edit.path}")
 
+    def _do_write(self, arg: str, rest: tuple[Step, ...]) -> None:
+        """A role's step, not a directive: replace the file PATH with TEXT (which may span lines)."""
+        path, _, text = arg.partition(" ")
+        text = text.rstrip("\n")
+        try:
+            exists = self.workspace.resolve(path).exists()
+        except WorkspaceError as exc:
+            self.surface.say(str(exc))
+            return
+        name, title = ("Edit", f"Update({path})") if exists else ("Write", f"Write({path})")
+        tool = Tool("edit", name, title, path=path, text=text)
+        self._use(tool)
+        try:
+            edit = self.workspace.write(path, text)
+        except WorkspaceError as exc:
+            self.surface.tool_finished(tool, "failed", str(exc))
+            return
+        lines = len(text.splitlines())
+        self.surface.tool_finished(tool, "completed", f"Wrote {lines} lines to {edit.path}")
+        self._actions.append(f"wrote {edit.path}")
+
     def _do_commit(self, arg: str, rest: tuple[Step, ...]) -> None:
         message = arg.strip() or "corral-sim: update"
         files = " ".join(self.workspace.edited)
@@ -305,10 +345,18 @@ class Agent:
             return
         self._emit(signal_type, payload.strip())
 
+    def _do_emit(self, arg: str, rest: tuple[Step, ...]) -> None:
+        """A role's step, not a directive: `TYPE TASK [PAYLOAD]`, the payload spanning lines if it must."""
+        signal_type, _, more = arg.partition(" ")
+        task, _, payload = more.partition(" ")
+        self._emit(signal_type, payload, task)
+
     def _emit(self, signal_type: str, payload: str = "", task: str = "") -> None:
         task = task or self.workspace.task
         display = f"corral signal emit {signal_type} {task or '$CORRAL_TASK'}"
-        if payload:
+        if "\n" in payload.strip():  # a plan: shown as its first line, as a pasted command would be
+            display += f" --payload {json.dumps(payload.strip().splitlines()[0] + ' …', ensure_ascii=False)}"
+        elif payload:
             display += f" --payload {json.dumps(payload) if ' ' in payload else payload}"
         tool = self._command(display)
         self._use(tool)

@@ -7,23 +7,35 @@ commands. Every subprocess is an argv list with a timeout; nothing goes through 
     ws.emit_signal("planner_finished")                       # corral signal emit planner_finished fix-login
 
 The agent commits only the files it edited itself (`git commit -- <paths>`), so whatever else is staged or
-changed in the worktree is left alone.
+changed in the worktree is left alone. Wave agents commit in one shared worktree at the same moment, and git
+takes `index.lock` for every add and commit: a git command that finds a lock taken is tried again (up to
+`LOCK_ATTEMPTS` times, 50-100 ms apart), as a person would run it again; other failures are reported at once.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import re
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["COMMAND_TIMEOUT_S", "CommandResult", "Edit", "Workspace", "WorkspaceError"]
+__all__ = ["COMMAND_TIMEOUT_S", "LOCK_ATTEMPTS", "CommandResult", "Edit", "Workspace", "WorkspaceError"]
 
 COMMAND_TIMEOUT_S = 60.0
 """How long any command the agent runs (git, corral, /run) may take before it is killed."""
+
+LOCK_ATTEMPTS = 50
+"""How many times a git add or commit is tried while another git process holds a lock in the repository."""
+
+_LOCK_PAUSE_S = (0.05, 0.1)  # jittered, so that agents that collided once do not collide again in step
+# "Unable to create '…/index.lock': File exists", and a ref another commit holds or has just moved.
+_LOCKED = re.compile(r"\.lock'?: File exists|Unable to create '[^']*\.lock'|cannot lock ref")
 
 
 class WorkspaceError(Exception):
@@ -90,20 +102,34 @@ class Workspace:
                 f.write(text.rstrip("\n") + "\n")
         except OSError as exc:
             raise WorkspaceError(f"cannot write {relative}: {exc.strerror}") from None
+        return Edit(self._edited_now(path), created, text)
+
+    def write(self, relative: str, text: str) -> Edit:
+        """Replace the contents of `relative` with `text` (ending in a newline), creating its directories."""
+        path = self.resolve(relative)
+        created = not path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise WorkspaceError(f"cannot write {relative}: {exc.strerror}") from None
+        return Edit(self._edited_now(path), created, text)
+
+    def _edited_now(self, path: Path) -> str:
         shown = str(path.relative_to(self.root))
         if shown not in self._edited:
             self._edited.append(shown)
-        return Edit(shown, created, text)
+        return shown
 
     def commit(self, message: str) -> CommandResult:
         """`git add` and `git commit` the files edited since the last commit, and only those."""
         files = list(self._edited)
         if not files:
             return CommandResult(("git", "commit", "-m", message), 1, "nothing to commit")
-        added = self._git("add", "--", *files)
+        added = self._git_locked("add", "--", *files)
         if not added.ok:
             return added
-        done = self._git(*self._git_identity(), "commit", "-m", message, "--", *files)
+        done = self._git_locked(*self._git_identity(), "commit", "-m", message, "--", *files)
         if done.ok:
             self._edited.clear()
             return CommandResult(("git", "commit", "-m", message), 0, done.output.splitlines()[0])
@@ -130,8 +156,41 @@ class Workspace:
             return CommandResult((), 2, "no command given")
         return _run(argv, self.root)
 
+    def first_attempt(self, key: str) -> bool:
+        """True the first time `key` is asked about in this repository, False ever after.
+
+        The memory is a file under the git directory (`.git/corral-sim/attempts/`, or the worktree's own
+        git directory), so it survives the agent's exit and a fresh start, and never shows as a change in
+        the worktree. Creating it is atomic: of two agents that ask at once, one is first.
+        """
+        marker = self._private_dir() / "attempts" / re.sub(r"[^A-Za-z0-9._-]", "_", key or "agent")
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            return False
+        except OSError:
+            return True  # nowhere to remember it: every attempt is a first one
+        return True
+
+    def _private_dir(self) -> Path:
+        """`<git dir>/corral-sim`: the sim's own files in this repository; `.corral-sim/` outside git."""
+        found = self._git("rev-parse", "--git-dir")
+        if not found.ok or not found.output:
+            return self.root / ".corral-sim"
+        return (self.root / found.output.splitlines()[-1]).resolve() / "corral-sim"
+
     def _git(self, *args: str) -> CommandResult:
         return _run(["git", *args], self.root)
+
+    def _git_locked(self, *args: str) -> CommandResult:
+        """`git ARGS`, tried again while another git process holds a lock (see `LOCK_ATTEMPTS`)."""
+        for _ in range(LOCK_ATTEMPTS - 1):
+            result = self._git(*args)
+            if result.ok or not _LOCKED.search(result.output):
+                return result
+            time.sleep(random.uniform(*_LOCK_PAUSE_S))
+        return self._git(*args)
 
     def _git_identity(self) -> tuple[str, ...]:
         """`-c user.name=… -c user.email=…` when git has no identity here (a fresh machine, the demo)."""
