@@ -268,15 +268,17 @@ class WaveKeeper:
             )
             rows = {row.task_number: row for row in saved}
         loaded.run = step.run
-        if step.run.current != before.current and step.run.phase == "running":
-            stats = step.run.statistics()
-            self._audit(
-                task.name,
-                "wave_started",
-                f"{task.name}: wave {stats.wave} of {stats.waves} started ({stats.total} tasks)",
-                wave=stats.wave,
-            )
+        announced = before.current if before.phase != "idle" else 0
         for action in step.actions:
+            if isinstance(action, StartTask) and action.wave != announced:
+                announced = action.wave  # after the previous wave's outcome, before its first agent
+                stats = step.run.statistics(action.wave)
+                self._audit(
+                    task.name,
+                    "wave_started",
+                    f"{task.name}: wave {stats.wave} of {stats.waves} started ({stats.total} tasks)",
+                    wave=stats.wave,
+                )
             self._act(task, loaded, action, rows)
 
     def _act(self, task: Task, loaded: _Loaded, action: WaveAction, rows: dict[int, WaveTaskRecord]) -> None:

@@ -23,9 +23,11 @@ from frontends.cli.output import HelpFormatter, format_fields, format_table, pri
 from protocols.errors import NotFoundError, TransitionError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from actors.git import GitError
     from protocols.plan import Plan
-    from protocols.records import Project, Task
+    from protocols.records import Project, Task, WaveTaskRecord
 
 __all__ = ["register"]
 
@@ -351,10 +353,13 @@ def _delete(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     with open_project() as (store, project):
         task = store.get_task(project.id, args.name)
+        waves = store.list_wave_tasks(task.id)
     if args.json:
-        print_json(task)
+        import msgspec
+
+        print_json({**msgspec.to_builtins(task), "wave_tasks": msgspec.to_builtins(waves)})
         return 0
-    print(_describe(task, project))
+    print(_describe(task, project, waves))
     return 0
 
 
@@ -539,7 +544,7 @@ def _first_heading(content: str) -> str:
 _STAMPS = ("ready", "planning", "implementing", "reviewing", "verifying", "done", "cancelled")
 
 
-def _describe(task: Task, project: Project) -> str:
+def _describe(task: Task, project: Project, waves: Sequence[WaveTaskRecord] = ()) -> str:
     status = task.display_status
     if task.phase and status != task.status:
         status = f"{status} (status {task.status}, phase {task.phase})"
@@ -562,4 +567,15 @@ def _describe(task: Task, project: Project) -> str:
     if task.latest_feedback:
         fields.append(("latest feedback", task.latest_feedback))
     body = task.content.rstrip("\n") if task.content else "(no content)"
-    return f"{format_fields(fields)}\n\n{body}"
+    return f"{format_fields(fields)}{_wave_lines(waves)}\n\n{body}"
+
+
+def _wave_lines(waves: Sequence[WaveTaskRecord]) -> str:
+    """The plan's wave tasks as the daemon last recorded them: one line each."""
+    if not waves:
+        return ""
+    lines = ["", "", "wave tasks:"]
+    for row in waves:
+        tries = f"{row.attempts} attempt{'s' if row.attempts != 1 else ''}"
+        lines.append(f"  W{row.wave_number} T{row.task_number}  {row.status:<8}  {tries:<10}  {row.title}")
+    return "\n".join(lines)
