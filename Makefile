@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/corral doctor
+	$(VENV)/bin/corral demo --headless
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -36,6 +36,7 @@ examples:
   corral task list
   corral task transition fix-login plan_start
   corral signal emit planner_finished fix-login
+  corral demo                                plan, implement in waves, review and verify a task, simulated
 
 Run inside a git repository: the project is the main repository's root (also from a linked worktree).
 The database lives in $CORRAL_HOME (default: $XDG_DATA_HOME/corral, else ~/.local/share/corral).
@@ -89,6 +90,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "audit": ("frontends.cli.audit", "show the audit log: transitions, agents, restarts, daemon events"),
     "setup": ("frontends.cli.setup", "write .corral/config.toml with the agent program found on PATH"),
     "instance": ("frontends.cli.instances", "start, list and steer agents (through the daemon)"),
+    "demo": ("frontends.cli.demo", "run one task end to end with simulated agents, in a scratch repository"),
 }
 
 

@@ -1,0 +1,812 @@
+"""`corral demo`: one task carried through the whole lifecycle by simulated agents, in a scratch repository.
+
+    corral demo --headless          # what `make demo` runs
+    corral demo --json              # the summary as one JSON object on stdout (progress on stderr)
+    corral demo --keep              # keep the scratch repository to look at afterwards
+
+Everything the demo touches is its own: a temporary directory holding a git repository (`repo/`), a database
+(`home/`, as CORRAL_HOME), a runtime directory (`run/`: the daemon's socket, pid lock and log) and a tmux
+server on a socket of its own (CORRAL_TMUX_SOCKET). They are set in this process's environment before its
+daemon is started, so that the daemon and every agent it starts inherit them: the user's tasks, database,
+daemon and tmux server are never seen. CORRAL_SIM_AUTO_APPROVE goes the same way, because `[resources.env]`
+may not set CORRAL_* variables. Every agent is corral-sim, playing the role corral starts it in: the planner
+writes a plan of 2 waves × 3 tasks, each wave coder commits `Task N: …`, the reviewer and the readiness agent
+approve.
+
+The demo does only what a person would: it creates the task, starts planning, and starts implementing once
+the plan is written (planned → implementing is a person's `corral task implement`). The rest is the daemon
+reacting to the agents' signals. Progress is read from the store every 0.25 s — the audit rows, the wave
+tasks, the task's status — rather than from the event stream: the store is the record of what happened, and
+an event dropped for a slow reader (`lagged`) would be a line missing for good.
+
+Cleanup always runs, also on Ctrl-C and SIGTERM: the daemon is stopped (killed if it does not stop), the tmux
+server is killed, and the directory is removed unless --keep. A second Ctrl-C cannot cut it short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from frontends.cli.output import HelpFormatter, format_table, print_error, print_json, short_stamp
+from protocols.errors import CorralError
+
+if TYPE_CHECKING:
+    from actors.store import Store
+    from protocols.records import AuditEvent, InstanceRecord, Project, Task, WaveTaskRecord
+
+__all__ = ["BRIEF", "TASK", "Progress", "Snapshot", "register"]
+
+TASK = "demo"
+TITLE = "Greet the reader"
+BRIEF = f"""\
+# {TITLE}
+
+A small change to show corral at work: greet the reader of this project, in parts that can be written in
+parallel. corral-sim plans it as 2 waves of 3 tasks:
+
+sim-plan: waves=2 tasks=3
+"""
+
+POLL_S = 0.25
+DAEMON_START_S = 20.0
+SETTLE_S = 5.0  # after done: how long to wait for the agents to be stopped, so the summary shows them ended
+AUDIT_TAIL = 15
+_ENDED = frozenset({"exited", "failed"})
+
+_SHOWN_KINDS = frozenset(
+    {
+        "transition",
+        "waves_started",
+        "wave_started",
+        "wave_done",
+        "wave_failed",
+        "waves_done",
+        "waves_aborted",
+        "wave_refused",
+        "task_waiting",
+        "task_agent_failed",
+        "outbox_failed",
+        "signal_failed",
+    }
+)
+"""Audit kinds shown as progress, besides task_agent_started and every warning or error."""
+
+_STUCK_KINDS = frozenset({"task_waiting", "outbox_failed", "waves_aborted"})
+"""Audit kinds after which nothing moves without a person: the demo stops at once, saying why."""
+
+_LEVEL_PREFIX: Mapping[str, str] = {"warn": "warning: ", "error": "error: "}
+_WAVE_TASK_COMMIT = re.compile(r"^Task (\d+):")
+_TRANSITION = re.compile(r"→ (\w+) \((\w+),")
+
+_DESCRIPTION = (
+    "Run the whole lifecycle once, end to end, with simulated agents (corral-sim) under a daemon of the "
+    "demo's own. In a scratch git repository a task is planned (2 waves of 3 tasks), each wave is "
+    "implemented by 3 agents in parallel, each committing its task, the work is reviewed and verified, "
+    "and the task is done. Progress is printed as it goes; a summary ends it: the statuses, the commits "
+    "each agent made, the time taken.\n\n"
+    "It works from any directory and never touches your tasks, database, daemon or tmux server: the "
+    "repository, the database (CORRAL_HOME), the daemon's runtime directory and the tmux server are the "
+    "demo's own, and removed at the end (--keep keeps them). Exit 0 when the task is done; 1 when it is "
+    "not: on a timeout it says what it was waiting for and shows the last audit rows.\n\n"
+    "On a terminal the demo will open the dashboard once corral has one; --headless never opens it. The "
+    "demo's agents inherit the CORRAL_SIM_* variables you set (CORRAL_SIM_REVIEW=changes-once adds a "
+    "review round)."
+)
+
+_EPILOG = """\
+examples:
+  corral demo
+  corral demo --headless --keep
+  corral demo --json | jq '.agents[] | {title, commits}'
+  CORRAL_SIM_REVIEW=changes-once corral demo --timeout 300"""
+
+
+def register(groups: Any, summary: str) -> None:
+    """Add `demo` to the top-level sub-parsers."""
+    parser = groups.add_parser(
+        "demo", help=summary, description=_DESCRIPTION, epilog=_EPILOG, formatter_class=HelpFormatter
+    )
+    parser.add_argument(
+        "--headless", action="store_true", help="never open the dashboard: print progress only"
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the scratch repository (and the demo's database and logs)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=180.0,
+        metavar="SECONDS",
+        help="give up when the task is not done after SECONDS (default 180)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as one JSON object (progress goes to stderr)"
+    )
+    parser.set_defaults(handler=_demo)
+
+
+# --- what the demo reports ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRow:
+    """One agent the task started: its final state and the commits on the task's branch that are its own."""
+
+    title: str
+    role: str
+    status: str
+    reason: str
+    wave: int | None
+    commits: tuple[str, ...]  # "<sha> <subject>"
+
+
+@dataclass(frozen=True, slots=True)
+class WaveTaskRow:
+    wave: int
+    task: int
+    title: str  # the plan's title of the task
+    status: str
+    attempts: int
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitRow:
+    sha: str
+    subject: str
+    agent: str  # "" when no agent can be told (see `_attributed`)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What `--json` prints. `ok` is true when the task reached done; `problem` says why not."""
+
+    ok: bool
+    status: str
+    problem: str
+    task: str
+    branch: str
+    seconds: float
+    timeout_s: float
+    scratch: str
+    repo: str
+    kept: bool
+    daemon_pid: int | None
+    tmux_socket: str
+    agents: tuple[AgentRow, ...]
+    wave_tasks: tuple[WaveTaskRow, ...]
+    commits: tuple[CommitRow, ...]
+    audit_tail: tuple[str, ...]  # the last audit rows, oldest first, when the task is not done
+    cleanup_problems: tuple[str, ...] = ()
+
+
+# --- progress: a pure decision over snapshots of the store -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the store says now: the task, its audit rows newer than the last look (oldest first), its wave
+    tasks and the project's agents."""
+
+    task: Task
+    audit: Sequence[AuditEvent]
+    waves: Sequence[WaveTaskRecord]
+    agents: Sequence[InstanceRecord]
+
+
+class Progress:
+    """Turns snapshots into lines for people, each thing once, in the order things happened. No store, no
+    clock: `lines` only compares.
+
+        progress = Progress()
+        for status, text in progress.lines(snapshot): print(status, text)
+        progress.stuck      # "" or the message of a row after which only a person can move the task
+
+    Each line comes with the task's status right after the thing it tells, followed through the transition
+    rows, so that a poll that sees several steps at once still labels each with its own status.
+    """
+
+    def __init__(self, status: str = "ready") -> None:
+        self.status = status
+        self.last_audit_id = 0
+        self.stuck = ""
+        self._waves: dict[int, tuple[str, int]] = {}
+
+    def lines(self, snap: Snapshot) -> list[tuple[str, str]]:
+        roles = {a.title: a.agent_type for a in snap.agents}
+        events: list[tuple[str, int, str, AuditEvent | None]] = []  # (stamp, order, text, audit row)
+        for row in snap.audit:
+            if row.id > self.last_audit_id:
+                self.last_audit_id = row.id
+                events.append((row.ts, 0, _audit_line(row, roles, snap.task.name), row))
+        for wave_task in snap.waves:
+            state = (wave_task.status, wave_task.attempts)
+            if self._waves.get(wave_task.task_number, ("pending", 0)) != state:
+                self._waves[wave_task.task_number] = state
+                events.append((wave_task.updated_at, 1, _wave_task_line(wave_task), None))
+        out: list[tuple[str, str]] = []
+        for _stamp, _order, text, row in sorted(events, key=lambda e: e[:2]):
+            if row is not None and row.kind == "transition":
+                self.status = _status_after(row.message) or self.status
+            if row is not None and row.kind in _STUCK_KINDS and not self.stuck:
+                self.stuck = _unprefixed(row.message, snap.task.name)
+            if text:
+                out.append((self.status, text))
+        return out
+
+
+def _status_after(message: str) -> str:
+    """The display status a transition row leads to (the store writes `ready → planning (plan_start, by
+    user)`); "" if the message does not read so."""
+    found = _TRANSITION.search(message)
+    if found is None:
+        return ""
+    status, event = found.groups()
+    return "planned" if event == "planner_finished" else status
+
+
+def _audit_line(row: AuditEvent, roles: Mapping[str, str], task: str) -> str:
+    if row.kind == "task_agent_started":
+        title = row.instance or _word(row.message, 2)
+        said = _word(row.message.partition("(")[2], 0).rstrip(",")  # "(planner, prog)"; "(wave 1, …)"
+        role = roles.get(title) or ("coder" if row.wave else said) or "agent"
+        where = f", wave {row.wave}" if row.wave else ""
+        return f"started {title} ({role}{where})"
+    if row.kind in _SHOWN_KINDS or row.level in _LEVEL_PREFIX:
+        return _LEVEL_PREFIX.get(row.level, "") + _unprefixed(row.message, task)
+    return ""
+
+
+def _wave_task_line(row: WaveTaskRecord) -> str:
+    """A wave task that completed or failed; a first attempt's start is told by its agent's start."""
+    which = f"task {row.task_number} of wave {row.wave_number}"
+    if row.status == "running":
+        return f"{which} running again ({row.title}, attempt {row.attempts})" if row.attempts > 1 else ""
+    return f"{which} {row.status}"
+
+
+def _unprefixed(message: str, task: str) -> str:
+    return message.removeprefix(f"{task}: ")
+
+
+def _word(text: str, index: int) -> str:
+    words = text.split()
+    return words[index] if len(words) > index else ""
+
+
+def _waiting_for(snap: Snapshot) -> str:
+    """What the task is waiting for, for a person: its status, the wave tasks not done, the live agents."""
+    parts = [f"task {snap.task.name} is {snap.task.display_status}"]
+    open_tasks = [w for w in snap.waves if w.status != "complete"]
+    if open_tasks:
+        shown = ", ".join(f"task {w.task_number} {w.status}" for w in open_tasks)
+        parts.append(f"wave tasks not complete: {shown}")
+    live = [a for a in snap.agents if a.status not in _ENDED]
+    if live:
+        shown = ", ".join(f"{a.title} {a.status}" + (f" ({a.reason})" if a.reason else "") for a in live)
+        parts.append(f"agents: {shown}")
+    else:
+        parts.append("no agent is running")
+    return "; ".join(parts)
+
+
+# --- the scratch directory and its environment -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Scratch:
+    """The demo's temporary directory and the names derived from it."""
+
+    root: Path
+    socket: str
+
+    @classmethod
+    def make(cls) -> Scratch:
+        root = Path(tempfile.mkdtemp(prefix="corral-demo-")).resolve()
+        scratch = cls(root, f"corral-demo-{os.getpid()}-{secrets.token_hex(2)}")
+        scratch.home.mkdir(mode=0o700)
+        scratch.runtime.mkdir(mode=0o700)
+        os.chmod(scratch.runtime, 0o700)  # mkdir's mode is filtered by the umask; the daemon requires 0700
+        return scratch
+
+    @property
+    def repo(self) -> Path:
+        return self.root / "repo"
+
+    @property
+    def home(self) -> Path:
+        return self.root / "home"
+
+    @property
+    def runtime(self) -> Path:
+        return self.root / "run"
+
+    def environment(self) -> dict[str, str | None]:
+        """The variables the demo sets (None: removed) for itself, its daemon and the daemon's agents."""
+        from protocols.config import MANAGED_ENV_KEYS
+
+        # An agent's own variables (corral demo run inside an agent's session) and a git override would
+        # point the demo at someone else's task or repository.
+        cleared = [*MANAGED_ENV_KEYS, "GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE"]
+        return {
+            **dict.fromkeys(cleared),
+            "CORRAL_HOME": str(self.home),
+            "CORRAL_RUNTIME_DIR": str(self.runtime),
+            "CORRAL_TMUX_SOCKET": self.socket,
+            "CORRAL_SIM_AUTO_APPROVE": "1",
+        }
+
+
+@contextmanager
+def _environment(changes: Mapping[str, str | None]) -> Iterator[None]:
+    """os.environ with `changes` applied, restored on exit."""
+    before = {name: os.environ.get(name) for name in changes}
+    try:
+        for name, value in changes.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, so that a terminated demo cleans up as an interrupted one does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _shielded() -> Iterator[None]:
+    """Ctrl-C and SIGTERM are ignored while the body runs: a cleanup cut short leaves a daemon behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _corral_sim() -> str:
+    """The simulated agent's absolute path: beside this Python (a venv's bin/), else on PATH."""
+    beside = Path(sys.executable).with_name("corral-sim")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("corral-sim")
+    if found is None:
+        raise CorralError(
+            f"the demo's agents are corral-sim, which is neither beside {sys.executable} nor on PATH: "
+            "install corral with its scripts (pip install -e . in its source tree, or make demo)"
+        )
+    return str(Path(found).absolute())
+
+
+def _require_tools() -> None:
+    missing = [tool for tool in ("git", "tmux") if shutil.which(tool) is None]
+    if missing:
+        raise CorralError(
+            f"the demo needs {' and '.join(missing)}, not found on PATH: corral doctor says how to install it"
+        )
+
+
+def _make_repo(repo: Path, sim: str) -> None:
+    """A git repository with a README and a `.corral/config.toml` that runs every agent as corral-sim."""
+    import json
+
+    from actors.git.runner import run_git
+    from frontends.cli.setup import EXCLUDED
+
+    repo.mkdir()
+    run_git(repo, "init", "-q")
+    run_git(repo, "symbolic-ref", "HEAD", "refs/heads/main")
+    for key, value in (
+        ("user.name", "corral demo"),
+        ("user.email", "demo@corral.invalid"),
+        ("commit.gpgsign", "false"),
+    ):
+        run_git(repo, "config", key, value)
+    (repo / "README.md").write_text("# A scratch project\n\nMade by `corral demo`, removed when it ends.\n")
+    config = repo / ".corral" / "config.toml"
+    config.parent.mkdir()
+    # A JSON string is a TOML basic string for any path.
+    config.write_text(f"default_program = {json.dumps(sim)}\nauto_yes = true\n")
+    (repo / ".git" / "info").mkdir(exist_ok=True)
+    (repo / ".git" / "info" / "exclude").write_text("".join(f"{line}\n" for line in EXCLUDED))
+    run_git(repo, "add", "README.md", ".corral/config.toml")
+    run_git(repo, "commit", "-q", "-m", "Initial commit")
+
+
+# --- the run -----------------------------------------------------------------------------------------------
+
+
+class _Board:
+    """Progress lines: `  12.3s  implementing  started demo-W1-T2 (coder, wave 1)`."""
+
+    def __init__(self, stream: TextIO, began: float) -> None:
+        self.stream = stream
+        self.began = began
+
+    def say(self, status: str, text: str) -> None:
+        elapsed = time.monotonic() - self.began
+        print(f"{elapsed:6.1f}s  {status:<12}  {text}", file=self.stream, flush=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    ok: bool
+    problem: str
+    snapshot: Snapshot
+
+
+def _demo(args: argparse.Namespace) -> int:
+    sim = _corral_sim()
+    _require_tools()
+    demo = _Demo(
+        Scratch.make(), _Board(sys.stderr if args.json else sys.stdout, time.monotonic()), args.timeout
+    )
+    try:
+        with _environment(demo.scratch.environment()), _terminate_as_interrupt():
+            summary = demo.run(sim)
+    finally:
+        problems = demo.clean_up(keep=args.keep)
+    summary = dataclasses.replace(summary, kept=args.keep, cleanup_problems=tuple(problems))
+    if args.json:
+        print_json(summary)
+    else:
+        print(_format_summary(summary))
+    if not summary.ok:
+        print_error(_failure(summary))
+    return 0 if summary.ok else 1
+
+
+class _Demo:
+    """One run: set up, follow the task to its end, summarize; `clean_up` whatever happened."""
+
+    def __init__(self, scratch: Scratch, board: _Board, timeout: float) -> None:
+        from frontends.daemon import DaemonClient
+
+        self.scratch = scratch
+        self.board = board
+        self.timeout = timeout
+        self.deadline = board.began + timeout
+        self.client = DaemonClient(scratch.runtime)
+        self.daemon_pid: int | None = None
+
+    def run(self, sim: str) -> Summary:
+        from actors.store import Store
+        from protocols.fsm import Event, Source
+
+        _make_repo(self.scratch.repo, sim)
+        self.board.say("setup", f"scratch repository {self.scratch.repo}")
+        self.daemon_pid = int(self.client.ensure_running(start_timeout=DAEMON_START_S)["pid"])
+        self.board.say(
+            "setup",
+            f"daemon started (pid {self.daemon_pid}); agents run on tmux server {self.scratch.socket}",
+        )
+        with Store.open() as store:
+            project = store.ensure_project(self.scratch.repo)
+            store.create_task(project.id, TASK, title=TITLE, content=BRIEF)
+            self.board.say("ready", f"task {TASK} created: {TITLE}")
+            store.transition_task(project.id, TASK, Event.PLAN_START, source=Source.USER)
+            self._wake(project)
+            outcome = self._follow(store, project)
+            if outcome.ok:
+                outcome = self._settled(store, project, outcome)
+            return self._summarize(store, project, outcome)
+
+    def _follow(self, store: Store, project: Project) -> _Outcome:
+        """Print what happens until the task is done, cannot go on, or the deadline passes."""
+        from protocols.fsm import PHASE_PLANNED, Event, Source, Status
+
+        progress = Progress()
+        implementing = False
+        next_ping = time.monotonic() + 2.0
+        while True:
+            snap = _snapshot(store, project, progress.last_audit_id)
+            task = snap.task
+            for status, text in progress.lines(snap):
+                self.board.say(status, text)
+            if task.status == Status.DONE:
+                return _Outcome(True, "", snap)
+            if task.status == Status.CANCELLED:
+                return _Outcome(False, f"task {TASK} was cancelled", snap)
+            if progress.stuck:
+                return _Outcome(False, f"task {TASK} cannot go on without a person: {progress.stuck}", snap)
+            if task.display_status == PHASE_PLANNED and not implementing:
+                problem = _plan_problem(task)
+                if problem:
+                    return _Outcome(False, problem, snap)
+                self.board.say(
+                    PHASE_PLANNED,
+                    f"the plan is written: implementing it, as `corral task implement {TASK}` does",
+                )
+                store.transition_task(project.id, TASK, Event.IMPLEMENT_START, source=Source.USER)
+                implementing = True
+                self._wake(project)
+                continue
+            now = time.monotonic()
+            if now >= self.deadline:
+                return _Outcome(False, f"timed out after {self.timeout:g} s: {_waiting_for(snap)}", snap)
+            if now >= next_ping:
+                next_ping = now + 2.0
+                if self.client.ping() is None:
+                    return _Outcome(False, self._daemon_gone(), snap)
+            time.sleep(min(POLL_S, self.deadline - now))
+
+    def _settled(self, store: Store, project: Project, outcome: _Outcome) -> _Outcome:
+        """After done the daemon stops the task's agents: wait (briefly) so the summary shows them ended."""
+        snap, deadline = outcome.snapshot, time.monotonic() + SETTLE_S
+        while any(a.status not in _ENDED for a in snap.agents) and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+            snap = _snapshot(store, project, snap.audit[-1].id if snap.audit else 0)
+        return dataclasses.replace(outcome, snapshot=snap)
+
+    def _wake(self, project: Project) -> None:
+        """The change is committed: poke the daemon, and list the project's agents, which starts its Project
+        at once if it is not running (the daemon's sweep would find the work within 2 s). Never fails."""
+        from actors.wake import poke
+        from frontends.daemon import DaemonError
+
+        poke()
+        try:
+            self.client.call("GET", f"/v1/repos/{project.name}/instances", timeout=20)
+        except DaemonError:
+            pass
+
+    def _daemon_gone(self) -> str:
+        from frontends.daemon.spawn import log_tail
+
+        tail = "\n".join(log_tail(self.client.paths.log_file)) or "(empty)"
+        return f"the demo's daemon stopped answering; the last lines of its log:\n{tail}"
+
+    def _summarize(self, store: Store, project: Project, outcome: _Outcome) -> Summary:
+        snap = outcome.snapshot
+        task = snap.task
+        commits = _attributed(_branch_commits(self.scratch.repo, task.branch), snap)
+        plan_titles = _plan_titles(task)
+        tail = () if outcome.ok else _audit_tail(store.list_audit(project.id, limit=AUDIT_TAIL))
+        return Summary(
+            ok=outcome.ok,
+            status=task.display_status,
+            problem=outcome.problem,
+            task=task.name,
+            branch=task.branch,
+            seconds=round(time.monotonic() - self.board.began, 2),
+            timeout_s=self.timeout,
+            scratch=str(self.scratch.root),
+            repo=str(self.scratch.repo),
+            kept=False,
+            daemon_pid=self.daemon_pid,
+            tmux_socket=self.scratch.socket,
+            agents=tuple(
+                AgentRow(
+                    title=a.title,
+                    role=a.agent_type,
+                    status=a.status,
+                    reason=a.reason,
+                    wave=a.wave,
+                    commits=tuple(f"{c.sha} {c.subject}" for c in commits if c.agent == a.title),
+                )
+                for a in snap.agents
+            ),
+            wave_tasks=tuple(
+                WaveTaskRow(
+                    wave=w.wave_number,
+                    task=w.task_number,
+                    title=plan_titles.get(w.task_number, ""),
+                    status=w.status,
+                    attempts=w.attempts,
+                    agent=w.title,
+                )
+                for w in snap.waves
+            ),
+            commits=commits,
+            audit_tail=tail,
+        )
+
+    # -- cleanup ---------------------------------------------------------------------------------------------
+
+    def clean_up(self, *, keep: bool) -> list[str]:
+        """Stop the daemon, kill the tmux server, remove the directory unless `keep`. Never raises, and
+        cannot be interrupted; returns the problems met, for the summary."""
+        problems: list[str] = []
+        root = self.scratch.root
+        with _shielded():
+            try:
+                self.board.say(
+                    "cleanup",
+                    f"stopping the daemon and the tmux server; {'keeping' if keep else 'removing'} {root}",
+                )
+            except OSError:  # the reader went away (`corral demo | head`): clean up all the same
+                pass
+            self._stop_daemon(problems)
+            _kill_tmux(self.scratch.socket, problems)
+            if not keep:
+                shutil.rmtree(root, ignore_errors=True)
+                if root.exists():
+                    problems.append(f"could not remove {root}: remove it with rm -rf {root}")
+        return problems
+
+    def _stop_daemon(self, problems: list[str]) -> None:
+        from frontends.daemon import DaemonError
+        from frontends.daemon.lock import pid_alive, read_pid
+
+        pids = {pid for pid in (self.daemon_pid, read_pid(self.client.paths.pid_file)) if pid}
+        try:
+            self.client.shutdown(timeout=30)
+        except (DaemonError, OSError) as exc:
+            problems.append(f"the demo's daemon did not stop in order, so it was killed: {exc}")
+        for pid in pids:
+            if pid_alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def _snapshot(store: Store, project: Project, after_audit: int) -> Snapshot:
+    task = store.get_task(project.id, TASK)
+    rows = [row for row in store.list_audit(project.id, limit=500) if row.id > after_audit]
+    agents = sorted(store.list_instances(project.name), key=lambda a: (a.created_at, a.title))
+    return Snapshot(task, tuple(reversed(rows)), tuple(store.list_wave_tasks(task.id)), tuple(agents))
+
+
+def _plan_problem(task: Task) -> str:
+    """Why the planner's plan cannot be implemented, or ""."""
+    from protocols.errors import PlanError
+    from protocols.stages import read_plan
+
+    try:
+        read_plan(task.content, task.name)
+    except PlanError as exc:
+        return f"the planner's plan cannot be read: {exc}"
+    return ""
+
+
+def _kill_tmux(socket: str, problems: list[str]) -> None:
+    from actors.runtimes.tmux_server import TmuxServer
+
+    server = TmuxServer(socket)
+    try:
+        server.kill()
+    except (CorralError, OSError) as exc:
+        problems.append(f"could not kill the demo's tmux server ({exc}): tmux -L {socket} kill-server")
+    shutil.rmtree(server.run_dir, ignore_errors=True)  # the agents' output FIFOs
+
+
+# --- the summary -------------------------------------------------------------------------------------------
+
+
+def _attributed(commits: Sequence[tuple[str, int, str]], snap: Snapshot) -> tuple[CommitRow, ...]:
+    """Each commit with the agent that made it. A wave task's commit says its task (`Task N: …`); any other
+    is the last coder or fixer outside the waves started before it: those run one at a time."""
+    by_task = {w.task_number: w.title for w in snap.waves}
+    committers = [
+        (_epoch(a.created_at), a.title)
+        for a in snap.agents
+        if a.agent_type in ("coder", "fixer") and a.wave is None
+    ]
+    rows = []
+    for sha, when, subject in commits:
+        found = _WAVE_TASK_COMMIT.match(subject)
+        if found:
+            agent = by_task.get(int(found.group(1)), "")
+        else:
+            agent = next((title for start, title in reversed(committers) if start <= when), "")
+        rows.append(CommitRow(sha, subject, agent))
+    return tuple(rows)
+
+
+def _epoch(stamp: str) -> int:
+    """A store stamp (`2026-11-21T15:01:59.123456Z`) in whole seconds since the epoch, as git dates."""
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()) if stamp else 0
+
+
+def _branch_commits(repo: Path, branch: str) -> list[tuple[str, int, str]]:
+    """(short sha, commit time, subject) of the commits on `branch` that main does not have, oldest first."""
+    from actors.git.runner import git_succeeds, run_git
+
+    if not branch or not git_succeeds(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"):
+        return []
+    out = run_git(repo, "log", "--reverse", "--format=%h%x09%ct%x09%s", f"main..refs/heads/{branch}")
+    fields = (line.split("\t", 2) for line in out.splitlines())
+    return [(sha, int(when), subject) for sha, when, subject in fields]
+
+
+def _plan_titles(task: Task) -> dict[int, str]:
+    from protocols.errors import PlanError
+    from protocols.stages import read_plan
+
+    try:
+        plan = read_plan(task.content, task.name)
+    except PlanError:
+        return {}
+    return {t.number: t.title for t in plan.tasks} if plan is not None else {}
+
+
+def _audit_tail(newest_first: Sequence[AuditEvent]) -> tuple[str, ...]:
+    rows = list(reversed(newest_first))
+    width = max((len(r.kind) for r in rows), default=0)
+    return tuple(f"{short_stamp(r.ts)}  {r.level:<5}  {r.kind:<{width}}  {r.message}" for r in rows)
+
+
+def _format_summary(s: Summary) -> str:
+    verdict = "done" if s.ok else f"not done (task {s.task} is {s.status})"
+    lines = ["", f"corral demo: {verdict} in {s.seconds:.1f} s; task {s.task}, branch {s.branch}", ""]
+    if s.agents:
+        rows = [(a.title, a.role or "-", a.status or "-", str(len(a.commits))) for a in s.agents]
+        lines += [format_table(("AGENT", "ROLE", "STATUS", "COMMITS"), rows), ""]
+    if s.wave_tasks:
+        rows = [
+            (str(w.wave), str(w.task), w.title or "-", w.status, str(w.attempts), w.agent)
+            for w in s.wave_tasks
+        ]
+        lines += [format_table(("WAVE", "TASK", "TITLE", "STATUS", "ATTEMPTS", "AGENT"), rows), ""]
+    lines.append(f"commits on {s.branch}: {len(s.commits)}")
+    lines += [f"  {c.sha}  {c.subject}" + (f"  ({c.agent})" if c.agent else "") for c in s.commits]
+    lines.append("")
+    if s.kept:
+        lines += [
+            f"kept {s.scratch}:",
+            f"  the repository:  git -C {s.repo} log --oneline --all",
+            f"  the task:        cd {s.repo} && CORRAL_HOME={s.scratch}/home corral task show {s.task}",
+            f"  remove it:       rm -rf {s.scratch}",
+        ]
+    else:
+        lines.append(f"removed {s.scratch}")
+    lines += [f"warning: {problem}" for problem in s.cleanup_problems]
+    return "\n".join(lines)
+
+
+def _failure(s: Summary) -> str:
+    message = f"the demo did not finish: {s.problem}"
+    if s.audit_tail:
+        message += f"\nthe last {len(s.audit_tail)} audit rows:\n" + "\n".join(f"  {r}" for r in s.audit_tail)
+    return message
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
