@@ -35,7 +35,9 @@ from actors.runtimes.base import (
     Destroy,
     GetAttachInfo,
     GetMetrics,
+    GetRuntimeStats,
     RuntimeActivity,
+    RuntimeAdopted,
     Send,
     SendKeys,
     exit_details,
@@ -198,6 +200,7 @@ class Instance(Supervisor):
         self._pid: int | None = None
         self._sdk_session = spec.record.sdk_session_id if spec.record is not None else ""
         self._worked = spec.record.worked if spec.record is not None else False
+        self._quiet_since: float | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -294,6 +297,8 @@ class Instance(Supervisor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, RuntimeActivity):
             return self._on_activity(message)
+        if isinstance(message, RuntimeAdopted):
+            return self._on_adopted(message)
         if isinstance(message, SdkNotice):
             if self._current(message.child_id, message.generation):
                 if (
@@ -359,6 +364,14 @@ class Instance(Supervisor):
             self._capture_pending = True
             self._schedule(CAPTURE_DELAY_S)
 
+    def _on_adopted(self, message: RuntimeAdopted) -> None:
+        """An adopted agent: read its screen now, still since its last output (not since the adoption)."""
+        if not self._current(message.child_id, message.generation):
+            return
+        self._quiet_since = message.quiet_since
+        self._capture_pending = True
+        self._schedule(0.0)
+
     def _on_evaluate(self, token: int) -> None:
         if token != self._capture_token:
             return
@@ -378,8 +391,10 @@ class Instance(Supervisor):
                 screen=screen,
                 last_output_at=self._last_output_at,
                 input_sent_at=self._input_sent_at,
+                quiet_since=self._quiet_since,
             )
         )
+        self._quiet_since = None  # it speaks of the first reading only
 
     def _decide(self, evidence: Evidence) -> None:
         now = self.ctx.env.clock.monotonic()
@@ -601,11 +616,11 @@ class Instance(Supervisor):
 
     def _agent_pid(self) -> int | None:
         try:
-            metrics = self._runtime_ask(GetMetrics())
+            stats = self._runtime_ask(GetRuntimeStats())
         except Exception as exc:
             log.debug("%s: no pid: %s", self.spec.title, exc)
             return None
-        return getattr(metrics, "pid", None)
+        return getattr(stats, "pid", None)
 
     # -- helpers ------------------------------------------------------------------------------------------
 

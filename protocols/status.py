@@ -149,6 +149,9 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True):
     """The last lines of the screen (ANSI codes are stripped here too); None = not captured since."""
     last_output_at: float | None = None
     """Monotonic time of the last output; used only when no screen is ever captured."""
+    quiet_since: float | None = None
+    """The screen has not changed since this monotonic time (an adopted agent: its pane's last output), so
+    the first reading of it counts its stillness from then rather than from now."""
     input_sent_at: float | None = None
     """Monotonic time corral last sent text to the agent: releases the ready latch."""
     sdk_events: tuple[Any, ...] = ()
@@ -546,7 +549,9 @@ def _screen_verdict(
     reading = read_screen(harness, ev.screen) if ev.screen is not None else state.reading
     old = state.reading
     busy_at, busy_why = state.busy_at, state.busy_why
-    if reading is not None and (old is None or reading.content_hash != old.content_hash):
+    if reading is not None and old is None and ev.quiet_since is not None:
+        busy_at, busy_why = min(now, ev.quiet_since), "output changing"
+    elif reading is not None and (old is None or reading.content_hash != old.content_hash):
         busy_at, busy_why = now, "output changing"
     if reading is not None and reading.working and (old is None or reading.working != old.working):
         busy_at, busy_why = now, f"working: {reading.working_label} visible"

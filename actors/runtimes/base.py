@@ -35,10 +35,12 @@ __all__ = [
     "Destroy",
     "GetAttachInfo",
     "GetMetrics",
+    "GetRuntimeStats",
     "IsAlive",
     "Resize",
     "RuntimeActivity",
     "RuntimeActor",
+    "RuntimeAdopted",
     "RuntimeMetrics",
     "RuntimeSpec",
     "RuntimeStats",
@@ -114,6 +116,10 @@ class GetMetrics(msgspec.Struct, frozen=True):
     pass
 
 
+class GetRuntimeStats(msgspec.Struct, frozen=True):
+    """→ RuntimeStats: the runtime's own counters and the agent's pid, without scanning /proc."""
+
+
 class Resize(msgspec.Struct, frozen=True):
     cols: int
     rows: int
@@ -149,6 +155,15 @@ class RuntimeActivity(msgspec.Struct, frozen=True):
     generation: int
     nbytes: int
     at: float  # monotonic
+
+
+class RuntimeAdopted(msgspec.Struct, frozen=True):
+    """The runtime adopted a live agent whose last output was at `quiet_since` (monotonic): its screen can be
+    read at once, and has been still since then."""
+
+    child_id: str
+    generation: int
+    quiet_since: float
 
 
 def agent_exit_reason(exit_status: int | None, signal_number: int | None) -> ExitReason:
@@ -233,6 +248,8 @@ class RuntimeActor(SupervisedActor):
             return self.capture(message.lines, message.ansi)
         if isinstance(message, IsAlive):
             return self.is_alive()
+        if isinstance(message, GetRuntimeStats):
+            return self.statistics()
         if isinstance(message, GetAttachInfo):
             return self.attach_info()
         if isinstance(message, GetMetrics):
@@ -248,6 +265,15 @@ class RuntimeActor(SupervisedActor):
     def on_runtime_message(self, message: Any) -> Any:
         """Messages of a runtime's own (from its reader thread); unknown ones are logged by pykka."""
         return super().on_receive(message)
+
+    def notify_adopted(self, quiet_since: float) -> None:
+        """Tell the Instance the agent was adopted, quiet since `quiet_since` (monotonic)."""
+        parent = self.ctx.parent
+        if parent is not None:
+            try:
+                parent.tell(RuntimeAdopted(self.ctx.child_id, self.ctx.generation, quiet_since))
+            except pykka.ActorDeadError:
+                pass
 
     def notify_activity(self, nbytes: int, at: float) -> None:
         """Tell the Instance the agent wrote something (call at most once per flush interval)."""

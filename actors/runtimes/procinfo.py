@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterable
 
@@ -86,9 +87,29 @@ def _all_stats() -> list[ProcStat]:
     return stats
 
 
-def tree(root: int) -> list[ProcStat]:
-    """`root` and all its descendants that are alive (zombies excluded)."""
-    stats = _all_stats()
+SNAPSHOT_MAX_AGE_S = 0.25
+"""How old a shared /proc snapshot may be for metrics (never for killing)."""
+_snapshot_lock = threading.Lock()
+_snapshot: tuple[float, list[ProcStat]] = (-1e9, [])
+
+
+def _recent_stats() -> list[ProcStat]:
+    """Every process, from one /proc scan shared by callers within SNAPSHOT_MAX_AGE_S: listing 50 agents'
+    metrics is one scan instead of 50 (each scan reads every process's stat file)."""
+    global _snapshot
+    with _snapshot_lock:
+        taken, stats = _snapshot
+        now = time.monotonic()
+        if now - taken > SNAPSHOT_MAX_AGE_S:
+            stats = _all_stats()
+            _snapshot = (now, stats)
+        return stats
+
+
+def tree(root: int, *, recent: bool = False) -> list[ProcStat]:
+    """`root` and all its descendants that are alive (zombies excluded). `recent`: from a snapshot up to
+    SNAPSHOT_MAX_AGE_S old (metrics); the default scans now (anything that kills must)."""
+    stats = _recent_stats() if recent else _all_stats()
     children: dict[int, list[ProcStat]] = {}
     for st in stats:
         children.setdefault(st.ppid, []).append(st)
@@ -172,15 +193,18 @@ class CpuSampler:
 
     def __init__(self) -> None:
         self._last: tuple[float, float] | None = None
+        self._percent = 0.0
 
     def sample(self, root: int | None, started_at: float) -> RuntimeMetrics:
         now = time.monotonic()
-        procs = tree(root) if root else []
+        procs = tree(root, recent=True) if root else []
         cpu = sum(st.cpu_s for st in procs)
-        percent = 0.0
-        if self._last is not None and now > self._last[0]:
-            percent = max(0.0, (cpu - self._last[1]) / (now - self._last[0]) * 100)
-        self._last = (now, cpu)
+        percent = self._percent
+        if self._last is None or now - self._last[0] > SNAPSHOT_MAX_AGE_S:
+            # A shorter interval could read the same snapshot twice: keep the last figure instead.
+            if self._last is not None:
+                percent = max(0.0, (cpu - self._last[1]) / (now - self._last[0]) * 100)
+            self._last, self._percent = (now, cpu), percent
         return RuntimeMetrics(
             pid=root,
             processes=len(procs),

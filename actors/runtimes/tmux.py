@@ -177,6 +177,12 @@ class TmuxRuntime(RuntimeActor):
         tap.bind(pane.pane_id, pane.pid)
         self._pane, self._adopted = pane, True
         self._started_at = _process_started_at(pane.pid)
+        if pane.activity is not None:
+            # The screen is as old as the pane's last output: say so, so the Instance reads it at once and
+            # an idle agent is ready now rather than after a settle period counted from the adoption.
+            now = time.monotonic()
+            self._last_output = now - max(0.0, time.time() - pane.activity)
+            self.notify_adopted(self._last_output)
         log.info("%s: adopted the running agent (pid %d)", self.spec.name, pane.pid)
         return True
 

@@ -69,7 +69,7 @@ _PART_MAX = 40
 _SAFE = re.compile(r"[a-zA-Z0-9_-]+")
 _PANE_FIELDS = (
     "#{pane_id}\t#{session_name}\t#{session_id}\t#{pane_pid}\t#{pane_dead}\t#{pane_dead_status}\t"
-    "#{pane_dead_signal}"
+    "#{pane_dead_signal}\t#{window_activity}"
 )
 _GONE = (
     "can't find",
@@ -113,10 +113,14 @@ class PaneInfo(msgspec.Struct, frozen=True):
     dead: bool
     dead_status: int | None
     dead_signal: int | None
+    activity: float | None = None
+    """When the pane last wrote output (epoch seconds, 1 s resolution; tmux's window_activity): how long an
+    adopted agent has been quiet."""
 
     @classmethod
     def parse(cls, line: str) -> PaneInfo:
-        pane_id, session, session_id, pid, dead, status, sig = line.split("\t")
+        pane_id, session, session_id, pid, dead, status, sig, *rest = line.split("\t")
+        activity = rest[0] if rest else ""
         return cls(
             pane_id=pane_id,
             session=session,
@@ -125,6 +129,7 @@ class PaneInfo(msgspec.Struct, frozen=True):
             dead=dead == "1",
             dead_status=int(status) if status else None,
             dead_signal=int(sig) if sig else None,
+            activity=float(activity) if activity.isdigit() else None,
         )
 
 

@@ -353,6 +353,21 @@ def test_start_trust_screen_dismissed_then_ready_after_the_settle() -> None:
     assert agent.changes[0].at == pytest.approx(3.5)
 
 
+def test_an_adopted_idle_agent_is_ready_at_its_first_reading() -> None:
+    agent = Agent(SIM, t0=100.0)
+    agent.see(100.05, SIM_IDLE, quiet_since=40.0)  # its pane last wrote a minute before the adoption
+    assert statuses(agent) == [(S.READY, "prompt visible, no change for 60 s")]
+
+
+def test_an_adopted_agent_that_wrote_just_now_still_waits_out_the_settle() -> None:
+    agent = Agent(SIM, t0=100.0)
+    agent.see(100.05, SIM_IDLE, quiet_since=99.5)
+    assert agent.status is S.LOADING
+    agent.tick_until(110)
+    assert statuses(agent) == [(S.READY, "prompt visible, no change for 3 s")]
+    assert agent.changes[0].at == pytest.approx(102.5)
+
+
 def test_a_start_screen_is_dismissed_again_only_after_a_hold_and_at_most_three_times() -> None:
     agent = Agent(SIM)
     sent = [agent.see(t / 2, SIM_TRUST).keys for t in range(20)]
