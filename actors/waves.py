@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -56,6 +56,9 @@ from protocols.waves import (
     WavesAborted,
 )
 
+if TYPE_CHECKING:
+    from actors.instance import AgentEnded
+
 __all__ = ["WAVE_ITEM_KINDS", "WaveKeeper"]
 
 log = logging.getLogger(__name__)
@@ -64,16 +67,6 @@ WAVE_ITEM_KINDS = frozenset({"wave_task_finished", "start_wave", "retry_wave", "
 """Outbox kinds the store writes for wave signals (actors/store/applying.py)."""
 
 _ENDED = frozenset({"exited", "failed"})
-
-
-class AgentEndedEvent(Protocol):
-    title: str
-    task: str
-    status: str
-    reason: str
-    worked: bool
-    killed: bool
-    created_at: str
 
 
 class _Loaded(msgspec.Struct):
@@ -153,7 +146,7 @@ class WaveKeeper:
                 raise NotFoundError(f"unknown wave item kind {item.kind!r}")
         self._carry(task, step, signal_id=item.signal_id)
 
-    def agent_ended(self, ended: AgentEndedEvent) -> None:
+    def agent_ended(self, ended: AgentEnded) -> None:
         """A task's agent exited or failed. Only the agent of a wave task's current attempt counts."""
         task = self._task(ended.task)
         if task is None or task.status != Status.IMPLEMENTING:

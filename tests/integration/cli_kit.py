@@ -7,23 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from protocols.config import MANAGED_ENV_KEYS
+
 CORRAL = str(Path(sys.executable).with_name("corral"))
 # corral's session variables (a test run inside a corral agent must not inherit its role), and git overrides.
-_STRIPPED = (
-    "CORRAL_MANAGED",
-    "CORRAL_DEBUG",
-    "CORRAL_PROJECT",
-    "CORRAL_TASK",
-    "CORRAL_WAVE",
-    "CORRAL_PEERS",
-    "CORRAL_INSTANCE_TITLE",
-    "CORRAL_AGENT_TYPE",
-    "CORRAL_RESOURCE_PROFILE",
-    "CORRAL_SIM_PLAN",
-    "CORRAL_SIM_REVIEW",
-    "GIT_DIR",
-    "GIT_WORK_TREE",
-    "GIT_COMMON_DIR",
+_STRIPPED = frozenset(
+    {*MANAGED_ENV_KEYS, "CORRAL_DEBUG", "CORRAL_SIM_PLAN", "CORRAL_SIM_REVIEW", "GIT_DIR", "GIT_WORK_TREE"}
+    | {"GIT_COMMON_DIR"}
 )
 
 

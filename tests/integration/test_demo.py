@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from actors.runtimes.tmux_server import TmuxServer
-from frontends.cli.demo import Progress, Snapshot
+from frontends.cli.demo_report import Progress, Snapshot
 from frontends.daemon.lock import pid_alive
 from protocols.records import AuditEvent, Task, WaveTaskRecord
 from tests.conftest import git

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from actors.clock import FakeClock
+from actors.instance import AgentEnded
 from actors.store import Store
 from actors.tasks import OutboxRunner, RunnerProject
 from protocols.records import Project
@@ -95,18 +96,17 @@ def _status(store: Store, project: Project) -> str:
 
 def _end(agents: FakeAgents, runner: OutboxRunner, title: str, reason: str, *, worked: bool = True) -> None:
     record = agents.end(title, "exited" if "status 0" in reason else "failed", reason, worked=worked)
-    runner.waves.agent_ended(
-        _Ended(record.title, "t", record.status, reason, worked, False, record.created_at)
+    ended = AgentEnded(
+        title=record.title,
+        task="t",
+        status=record.status,
+        reason=reason,
+        worked=worked,
+        killed=False,
+        created_at=record.created_at,
     )
+    runner.waves.agent_ended(ended)
     runner.drain()
-
-
-class _Ended:
-    def __init__(
-        self, title: str, task: str, status: str, reason: str, worked: bool, killed: bool, created_at: str
-    ):
-        self.title, self.task, self.status, self.reason = title, task, status, reason
-        self.worked, self.killed, self.created_at = worked, killed, created_at
 
 
 def test_two_waves_run_one_after_the_other_and_the_task_goes_to_review(
@@ -257,7 +257,16 @@ def test_the_end_of_an_earlier_attempts_agent_changes_nothing(
     clock.advance(1)
     _signal(store, project, runner, "retry_wave")
     assert _rows(store, task_id)[1] == "running"
-    runner.waves.agent_ended(_Ended("t-W1-T1", "t", "failed", "late news", False, False, old.created_at))
+    late = AgentEnded(
+        title="t-W1-T1",
+        task="t",
+        status="failed",
+        reason="late",
+        worked=False,
+        killed=False,
+        created_at=old.created_at,
+    )
+    runner.waves.agent_ended(late)
     assert _rows(store, task_id)[1] == "running"
 
 

@@ -27,9 +27,10 @@ import re
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 from frontends.sim import faults
 from frontends.sim.behaviour.roles import Role, RoleTurn, play
@@ -290,43 +291,40 @@ class Agent:
             self.surface.say("/edit needs a path: /edit PATH TEXT")
             return
         text = text.strip() or "edited by corral-sim"
-        try:
-            exists = self.workspace.resolve(path).exists()
-        except WorkspaceError as exc:
-            self.surface.say(str(exc))
-            return
-        name, title = ("Edit", f"Update({path})") if exists else ("Write", f"Write({path})")
-        tool = Tool("edit", name, title, path=path, text=text)
-        self._use(tool)
-        try:
-            edit = self.workspace.append(path, text)
-        except WorkspaceError as exc:
-            self.surface.tool_finished(tool, "failed", str(exc))
-            return
-        done = f"Wrote 1 line to {edit.path}" if edit.created else "Added 1 line"
-        self.surface.tool_finished(tool, "completed", done)
-        self._actions.append(f"edited {edit.path}")
+        used = self._file_tool(path, text, self.workspace.append)
+        if used is not None:
+            tool, edit = used
+            done = f"Wrote 1 line to {edit.path}" if edit.created else "Added 1 line"
+            self.surface.tool_finished(tool, "completed", done)
+            self._actions.append(f"edited {edit.path}")
 
     def _do_write(self, arg: str, rest: tuple[Step, ...]) -> None:
         """A role's step, not a directive: replace the file PATH with TEXT (which may span lines)."""
         path, _, text = arg.partition(" ")
         text = text.rstrip("\n")
+        used = self._file_tool(path, text, self.workspace.write)
+        if used is not None:
+            tool, edit = used
+            lines = len(text.splitlines())
+            self.surface.tool_finished(tool, "completed", f"Wrote {lines} lines to {edit.path}")
+            self._actions.append(f"wrote {edit.path}")
+
+    def _file_tool(self, path: str, text: str, change: Callable[[str, str], Any]) -> tuple[Tool, Any] | None:
+        """Show the edit tool for PATH, ask as an edit does, and make the `change`; None if it could not
+        be made (the reason is on the surface)."""
         try:
             exists = self.workspace.resolve(path).exists()
         except WorkspaceError as exc:
             self.surface.say(str(exc))
-            return
+            return None
         name, title = ("Edit", f"Update({path})") if exists else ("Write", f"Write({path})")
         tool = Tool("edit", name, title, path=path, text=text)
         self._use(tool)
         try:
-            edit = self.workspace.write(path, text)
+            return tool, change(path, text)
         except WorkspaceError as exc:
             self.surface.tool_finished(tool, "failed", str(exc))
-            return
-        lines = len(text.splitlines())
-        self.surface.tool_finished(tool, "completed", f"Wrote {lines} lines to {edit.path}")
-        self._actions.append(f"wrote {edit.path}")
+            return None
 
     def _do_commit(self, arg: str, rest: tuple[Step, ...]) -> None:
         message = arg.strip() or "corral-sim: update"
