@@ -184,7 +184,7 @@ class OutboxRunner:
             case stages.Transition(task=name, event=event, body=body):
                 # The task moves on at once; its own outbox item is found by the next round of `drain`. A
                 # crash before this item is marked leaves it stale, so the transition is never made twice.
-                self.store.transition_task(self.project.id, name, event, source=Source.USER, payload=body)
+                self.store.transition_task(self.project.id, name, event, source=Source.CORRAL, payload=body)
 
     def _audit(self, kind: str, message: str, item: OutboxItem, *, level: str = "info") -> None:
         self.store.record_audit(

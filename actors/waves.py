@@ -299,7 +299,7 @@ class WaveKeeper:
                     self.project.id,
                     name,
                     Event.IMPLEMENT_FINISHED,
-                    source=Source.USER,
+                    source=Source.CORRAL,
                     payload=f"all {waves} waves are done",
                 )
             case WavesAborted(wave=wave, reason=reason):

@@ -67,10 +67,13 @@ class Event(enum.StrEnum):
 
 
 class Source(enum.StrEnum):
-    """Who sent an event: a person (CLI, TUI, web) or an agent (signal emitted from a managed session)."""
+    """Who sent an event: a person (CLI, TUI, web), an agent (signal emitted from a managed session), or
+    corral itself (a chained move its config asks for: implement_finished after the last wave,
+    verify_approved when the readiness review is off). Only agents are refused user-only events."""
 
     USER = "user"
     AGENT = "agent"
+    CORRAL = "corral"
 
 
 PHASE_PLANNED = "planned"

@@ -135,6 +135,8 @@ def test_two_waves_run_one_after_the_other_and_the_task_goes_to_review(
     assert agents.started[-1] == "t-review-1"
     kinds = [e.kind for e in store.list_audit(project.id, task="t")]
     assert kinds.count("wave_started") == 2 and kinds.count("wave_done") == 2 and "waves_done" in kinds
+    [moved] = [e.message for e in store.list_audit(project.id, task="t") if "implement_finished" in e.message]
+    assert moved.endswith("(implement_finished, by corral)")  # corral's own move, not a person's
 
 
 def test_a_cap_of_one_promotes_the_pending_tasks_one_by_one(
