@@ -293,3 +293,41 @@ def test_a_person_marks_a_failed_task_complete_and_the_wave_goes_on(
     assert store.get_signal(person.id).result == "wave 1 task 3: mark complete requested"
     assert _rows(store, task_id)[3] == "complete"
     assert agents.started[-3:] == ["t-W2-T4", "t-W2-T5", "t-W2-T6"]
+
+
+def test_an_agent_that_cannot_start_fails_its_task_with_the_reason(store: Store, project: Project) -> None:
+    agents = FakeAgents(store, project.name, fail_on="t-W1-T2")
+    runner = _runner(store, project, agents)
+    task_id = _implement(store, project, runner)
+    assert _rows(store, task_id) == {
+        1: "running",
+        2: "failed",
+        3: "running",
+        4: "pending",
+        5: "pending",
+        6: "pending",
+    }
+    [error] = store.list_audit(project.id, levels=("error",))
+    assert error.kind == "task_agent_failed" and "tmux: cannot start t-W1-T2" in error.message
+    _finish(store, project, runner, 1, 1)
+    _finish(store, project, runner, 1, 3)
+    [waiting] = [e for e in store.list_audit(project.id, task="t") if e.kind == "task_waiting"]
+    assert "1 failed (task 2)" in waiting.message
+
+
+def test_an_agent_killed_by_a_person_fails_its_task(
+    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents
+) -> None:
+    task_id = _implement(store, project, runner)
+    record = agents.end("t-W1-T1", "exited", "killed by SIGTERM")
+    killed = AgentEnded(
+        title="t-W1-T1",
+        task="t",
+        status="exited",
+        reason="killed by SIGTERM",
+        worked=True,
+        killed=True,
+        created_at=record.created_at,
+    )
+    runner.waves.agent_ended(killed)
+    assert _rows(store, task_id)[1] == "failed"
