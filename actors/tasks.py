@@ -170,12 +170,14 @@ class OutboxRunner:
             case stages.StopAgents(task=name, titles=titles, reason=reason):
                 for title in titles or self.agents.task_agent_titles(name, item.created_at):
                     if self.agents.stop_task_agent(title, reason):
-                        self._audit("task_agent_stopped", f"{name}: stopped {title} ({reason})", item)
+                        self._audit(
+                            "task_agent_stopped", f"{name}: stopped {title} ({reason})", item, instance=title
+                        )
             case stages.StartAgent():
                 agent = AgentStart.of(action, config)
                 if self.agents.start_task_agent(agent, item.created_at):
                     message = f"{action.task}: started {action.title} ({action.agent_type}, {agent.program})"
-                    self._audit("task_agent_started", message, item)
+                    self._audit("task_agent_started", message, item, instance=action.title)
             case stages.WaitForPerson(task=name, reason=reason):
                 self._audit("task_waiting", f"{name} waits for you: {reason}", item, level="warn")
             case stages.StartWaves():
@@ -186,12 +188,15 @@ class OutboxRunner:
                 # crash before this item is marked leaves it stale, so the transition is never made twice.
                 self.store.transition_task(self.project.id, name, event, source=Source.CORRAL, payload=body)
 
-    def _audit(self, kind: str, message: str, item: OutboxItem, *, level: str = "info") -> None:
+    def _audit(
+        self, kind: str, message: str, item: OutboxItem, *, level: str = "info", instance: str = ""
+    ) -> None:
         self.store.record_audit(
             self.project.id,
             kind,
             message,
             task=item.task,
+            instance=instance,
             level=level,
             detail={"outbox": item.key},
             signal_id=None,

@@ -8,7 +8,19 @@
     POST /v1/shutdown    Stopping (202)             orderly shutdown (as SIGTERM does)
     GET  /v1/events      text/event-stream          every event published in the daemon, `data: <json>`
 
-Bodies are the Structs of `frontends.daemon.schema`; docs/daemon.md shows them.
+Under /v1/repos/{project}/, the routes of two more modules (their docstrings have the details):
+
+    …/instances[/{title}[/{action}]], /v1/orphans…   the agents                      instances.py
+    GET  …/tasks[?status=…&topic=…&all=1]            [Task]                          tasks.py
+    POST …/tasks                                     NewTask → Task (201)
+    GET  …/tasks/{name}                              TaskDetail (the task and its wave tasks)
+    POST …/tasks/{name}/transition                   {event, payload?} → TransitionResult
+    POST …/signals                                   {task, signal_type, payload?} → Signal (202)
+    GET  …/signals[?status=…&task=…&limit=N]         [Signal], newest first
+    GET  …/audit[?task=…&instance=…&level=…&limit=N] [AuditEvent], newest first
+
+Bodies are the Structs of `frontends.daemon.schema` and `protocols.records`; docs/api.md lists every route,
+docs/daemon.md shows the daemon's own bodies.
 
 **The loop never blocks.** The handlers run on the server's own event loop (see `server.py`). Everything that
 touches the store or an actor comes from the daemon (`DaemonControl`) as a `concurrent.futures.Future`,
@@ -17,7 +29,9 @@ calls `get()`, which would freeze every connection until the actor answers.
 
 **Errors** are `{"error": "..."}` with 4xx for a client's mistake (bad JSON, a path that is not a repository,
 an unknown route), 503 when the daemon does not answer in time, and 500 — logged with its traceback — only
-for a bug. Bad input never produces a 500.
+for a bug. Bad input never produces a 500. A `CorralError` raised by the work maps by its kind: UsageError
+and PayloadError 400, NotFoundError 404, ConflictError and TransitionError (a move the lifecycle refuses)
+409, StoreError 503.
 
 **The event stream** subscribes to the EventHub with `on_ready` bridged by `call_soon_threadsafe`, so a
 publisher (any actor thread) wakes the stream without the loop polling. The subscription's queue is bounded:
@@ -40,12 +54,21 @@ from aiohttp import web
 from actors.eventbus import EventHub, Subscription
 from actors.supervision import SupervisorStats
 from frontends.daemon.schema import ApiError, DaemonStatus, Pong, RegisterRepo, ReloadReport, Stopping
-from protocols.errors import ConflictError, CorralError, NotFoundError, StoreError, UsageError
+from protocols.errors import (
+    ConflictError,
+    CorralError,
+    NotFoundError,
+    PayloadError,
+    StoreError,
+    TransitionError,
+    UsageError,
+)
 from protocols.messages import encode
 from protocols.records import Project
 
 if TYPE_CHECKING:
     from frontends.daemon.instances import InstanceDesk
+    from frontends.daemon.tasks import TaskDesk
 
 __all__ = ["ANSWER_TIMEOUT_S", "KEEPALIVE_S", "DaemonControl", "DaemonInfo", "make_app"]
 
@@ -98,6 +121,9 @@ class DaemonControl(Protocol):
     @property
     def instances(self) -> InstanceDesk: ...
 
+    @property
+    def tasks(self) -> TaskDesk: ...
+
 
 class _Streams:
     """The wake-up events of the open event streams, and whether the server is closing."""
@@ -129,9 +155,11 @@ def make_app(control: DaemonControl) -> web.Application:
     app.router.add_post("/v1/reload", _reload)
     app.router.add_post("/v1/shutdown", _shutdown)
     app.router.add_get("/v1/events", _events)
-    from frontends.daemon.instances import add_instance_routes  # it imports this module's helpers
+    from frontends.daemon.instances import add_instance_routes  # they import this module's helpers
+    from frontends.daemon.tasks import add_task_routes
 
     add_instance_routes(app)
+    add_task_routes(app)
     app.on_shutdown.append(_end_streams)
     return app
 
@@ -149,8 +177,10 @@ def _error(status: int, message: str) -> web.Response:
 
 _STATUS_OF: tuple[tuple[type[CorralError], int], ...] = (
     (UsageError, 400),
+    (PayloadError, 400),
     (NotFoundError, 404),
     (ConflictError, 409),
+    (TransitionError, 409),
     (StoreError, 503),
 )
 

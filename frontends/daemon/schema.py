@@ -1,8 +1,9 @@
 """The JSON of the control API: request and response bodies as frozen msgspec Structs, one schema for the
 daemon that encodes them and the clients that read them. Imports msgspec only, so the CLI can use it.
 
-Records the store already defines (`protocols.records.Project`) and the supervision snapshot
-(`SupervisorStats`) appear as they are; errors are always `ApiError`: `{"error": "what went wrong"}`.
+Records the store already defines (`protocols.records`: Project, Task, Signal, AuditEvent, TransitionResult)
+and the supervision snapshot (`SupervisorStats`) appear as they are, so the API, the CLI's `--json` and the
+web admin share one schema; errors are always `ApiError`: `{"error": "what went wrong"}`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,22 @@ from typing import Any
 
 import msgspec
 
-from protocols.records import Project
+from protocols.records import Project, Task, WaveTaskRecord
 
-__all__ = ["API_VERSION", "ApiError", "DaemonStatus", "Pong", "RegisterRepo", "ReloadReport", "Stopping"]
+__all__ = [
+    "API_VERSION",
+    "ApiError",
+    "DaemonStatus",
+    "EmitSignal",
+    "NewTask",
+    "Payload",
+    "Pong",
+    "RegisterRepo",
+    "ReloadReport",
+    "Stopping",
+    "TaskDetail",
+    "TransitionRequest",
+]
 
 API_VERSION = "v1"
 
@@ -64,3 +78,44 @@ class Stopping(msgspec.Struct, frozen=True):
 
     pid: int
     status: str = "stopping"
+
+
+# -- tasks, signals, the audit log (frontends/daemon/tasks.py) ----------------------------------------------
+
+Payload = str | dict[str, Any] | None
+"""A signal's or a transition's payload: free text (stored as `{"body": text}` for a lifecycle event), a JSON
+object checked against the signal type's schema (`{"wave_number": 1, "task_number": 2}`), or none."""
+
+
+class NewTask(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST /v1/repos/{project}/tasks`, as `corral task create`: `name` is a slug; the title defaults to the
+    content's first `# ` heading, the branch to `corral/<name>`."""
+
+    name: str
+    title: str = ""
+    topic: str = ""
+    branch: str = ""
+    content: str = ""
+
+
+class TaskDetail(Task, frozen=True):
+    """`GET /v1/repos/{project}/tasks/{name}`: the task's fields and its wave tasks, as the daemon last
+    recorded them — the shape `corral task show --json` prints."""
+
+    wave_tasks: tuple[WaveTaskRecord, ...] = ()
+
+
+class TransitionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST /v1/repos/{project}/tasks/{name}/transition`, as `corral task transition`: a lifecycle event
+    (hyphens or underscores, aliases such as `review_changes`), sent as the user."""
+
+    event: str
+    payload: Payload = None
+
+
+class EmitSignal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST /v1/repos/{project}/signals`, as `corral signal emit` from a person's shell (source user)."""
+
+    task: str
+    signal_type: str
+    payload: Payload = None
