@@ -94,18 +94,24 @@ def _status(store: Store, project: Project) -> str:
     return store.get_task(project.id, "t").status
 
 
-def _end(agents: FakeAgents, runner: OutboxRunner, title: str, reason: str, *, worked: bool = True) -> None:
-    record = agents.end(title, "exited" if "status 0" in reason else "failed", reason, worked=worked)
-    ended = AgentEnded(
-        title=record.title,
+def _news(
+    title: str, status: str, reason: str, created_at: str, *, worked: bool = True, killed: bool = False
+) -> AgentEnded:
+    """What the Instance of task t's agent `title` tells the Project when it ends."""
+    return AgentEnded(
+        title=title,
         task="t",
-        status=record.status,
+        status=status,
         reason=reason,
         worked=worked,
-        killed=False,
-        created_at=record.created_at,
+        killed=killed,
+        created_at=created_at,
     )
-    runner.waves.agent_ended(ended)
+
+
+def _end(agents: FakeAgents, runner: OutboxRunner, title: str, reason: str, *, worked: bool = True) -> None:
+    record = agents.end(title, "exited" if "status 0" in reason else "failed", reason, worked=worked)
+    runner.waves.agent_ended(_news(title, record.status, reason, record.created_at, worked=worked))
     runner.drain()
 
 
@@ -259,16 +265,7 @@ def test_the_end_of_an_earlier_attempts_agent_changes_nothing(
     clock.advance(1)
     _signal(store, project, runner, "retry_wave")
     assert _rows(store, task_id)[1] == "running"
-    late = AgentEnded(
-        title="t-W1-T1",
-        task="t",
-        status="failed",
-        reason="late",
-        worked=False,
-        killed=False,
-        created_at=old.created_at,
-    )
-    runner.waves.agent_ended(late)
+    runner.waves.agent_ended(_news("t-W1-T1", "failed", "late", old.created_at, worked=False))
     assert _rows(store, task_id)[1] == "running"
 
 
@@ -320,14 +317,5 @@ def test_an_agent_killed_by_a_person_fails_its_task(
 ) -> None:
     task_id = _implement(store, project, runner)
     record = agents.end("t-W1-T1", "exited", "killed by SIGTERM")
-    killed = AgentEnded(
-        title="t-W1-T1",
-        task="t",
-        status="exited",
-        reason="killed by SIGTERM",
-        worked=True,
-        killed=True,
-        created_at=record.created_at,
-    )
-    runner.waves.agent_ended(killed)
+    runner.waves.agent_ended(_news("t-W1-T1", "exited", "killed by SIGTERM", record.created_at, killed=True))
     assert _rows(store, task_id)[1] == "failed"
