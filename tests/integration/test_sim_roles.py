@@ -133,7 +133,12 @@ def test_corral_sim_plan_sizes_the_plan_and_a_sim_plan_line_in_the_brief_wins(
 def test_a_wave_coder_asks_to_edit_its_own_file_commits_it_and_signals_its_task(
     repo: Path, worktree: Path, base_env: dict[str, str], procs, tmp_path: Path
 ) -> None:
-    env = base_env | {"CORRAL_AGENT_TYPE": "coder", "CORRAL_WAVE": "1", "CORRAL_INSTANCE_TITLE": "t-w1-t2"}
+    env = base_env | {
+        "CORRAL_AGENT_TYPE": "coder",
+        "CORRAL_WAVE": "1",
+        "CORRAL_INSTANCE_TITLE": "t-w1-t2",
+        "CORRAL_SIM_AUTO_APPROVE": "0",  # a managed role approves its own edits unless told to ask
+    }
     plan = plan_text("Fix the login form", TASK, 2, 3)
     prompt = prompt_file(tmp_path, "t2", wave_prompt(2, plan))
     sim = SimPty([SIM, "--no-trust", "--prompt-file", prompt], cwd=worktree, env=env)
@@ -148,6 +153,23 @@ def test_a_wave_coder_asks_to_edit_its_own_file_commits_it_and_signals_its_task(
     (signal,) = signals(repo)
     assert signal["signal_type"] == "implement_task_finished"
     assert json.loads(signal["payload"]) == {"wave_number": 1, "task_number": 2}
+
+
+def test_a_managed_wave_coder_edits_without_asking(
+    repo: Path, worktree: Path, base_env: dict[str, str], procs, tmp_path: Path
+) -> None:
+    env = base_env | {"CORRAL_AGENT_TYPE": "coder", "CORRAL_WAVE": "1", "CORRAL_INSTANCE_TITLE": "t-w1-t1"}
+    env.pop("CORRAL_SIM_AUTO_APPROVE", None)
+    plan = plan_text("Fix the login form", TASK, 2, 3)
+    sim = SimPty(
+        [SIM, "--no-trust", "--prompt-file", prompt_file(tmp_path, "t1", wave_prompt(1, plan))],
+        cwd=worktree,
+        env=env,
+    )
+    procs.append(sim)
+    sim.expect("; emitted implement_task_finished.")
+    assert "Do you want to make this edit" not in sim.output
+    assert git(worktree, "log", "-1", "--format=%s").strip() == "Task 1: Write task-1.txt"
 
 
 def test_three_wave_coders_commit_at_the_same_time_in_one_worktree(

@@ -19,7 +19,7 @@ from frontends.daemon.lock import pid_alive, read_pid
 from tests.conftest import git
 from tests.integration import test_instances_api as api
 from tests.integration.cli_kit import ok
-from tests.integration.test_instances_api import Env
+from tests.integration.test_instances_api import SIM, Env
 from tests.integration.test_task_flow import _configure, _started, _task, _wait_done
 from tests.unit.actor_kit import wait_until
 
@@ -190,3 +190,12 @@ def test_a_daemon_killed_again_and_again_mid_wave_still_runs_every_task_exactly_
     waves = [t for t in _started(git_repo) if "-W" in t]
     assert sorted(waves) == sorted(set(waves))  # no duplicate agent
     assert _task_commits(git_repo) == [f"Task {n}" for n in range(1, 7)]  # each task's work done once
+
+
+def test_default_program_corral_sim_alone_runs_a_task_to_done(env: Env, git_repo: Path) -> None:
+    config = git_repo / ".corral" / "config.toml"
+    config.parent.mkdir(exist_ok=True)
+    config.write_text(f'default_program = "{SIM}"\n')  # nothing else: no auto-yes, no sim switches
+    _start(git_repo, _plan(waves=1))
+    _wait_done(git_repo, 120)
+    assert _task_commits(git_repo) == ["Task 1", "Task 2", "Task 3"]
