@@ -260,7 +260,7 @@ def parse_options(
         prompt=prompt,
         trust=not (pick("no_trust", bool, False) or ns.skip_permissions),
         skip_permissions=ns.skip_permissions,
-        auto_approve=pick("auto_approve", bool, _managed_role(env)),
+        auto_approve=pick("auto_approve", bool, False),
         scenario=pick("scenario", str, ""),
         record=pick("record", str, ""),
         think_s=max(0.0, pick("think", float, 0.2)),
@@ -289,13 +289,3 @@ def parse_options(
         model=ns.model,
     )
     return options, actions
-
-
-def _managed_role(env: Mapping[str, str]) -> bool:
-    """corral manages this session and the sim plays a lifecycle role: its edits are approved without
-    asking, as an agent started with its permission prompts off works, so that `default_program =
-    "corral-sim"` runs a task end to end with no other setting. CORRAL_SIM_AUTO_APPROVE=0 makes it ask."""
-    from frontends.sim.behaviour.roles import AGENT_TYPES
-
-    agent_type = env.get("CORRAL_AGENT_TYPE", "").strip().lower()
-    return env.get("CORRAL_MANAGED") == "1" and agent_type in AGENT_TYPES

@@ -169,6 +169,7 @@ class Agent:
         self._lock = threading.Lock()
         self._actions: list[str] = []
         self._signaled = False
+        self._preapproved = False  # this turn is a managed role's own: its edits do not ask
 
     # --- turns ------------------------------------------------------------------------------------------
 
@@ -179,6 +180,7 @@ class Agent:
         if record:
             self.record(prompt)
         self._actions = []
+        self._preapproved = False
         steps = self._steps_for(prompt, script)
         self.surface.begin(prompt)
         try:
@@ -215,6 +217,7 @@ class Agent:
             turn = play(self.role, prompt)
             if turn is not None:
                 self._fault(turn)
+                self._preapproved = self.role.preapproved
                 return turn.steps
         return parse_prompt(script if script is not None else prompt)
 
@@ -255,7 +258,8 @@ class Agent:
     def _use(self, tool: Tool) -> None:
         """Announce `tool` and get permission; a refusal ends the turn."""
         self.surface.tool_started(tool)
-        approval = self.surface.approve(tool) if tool.needs_approval else Approval.ALLOW
+        asks = tool.needs_approval and not self._preapproved
+        approval = self.surface.approve(tool) if asks else Approval.ALLOW
         if approval.allowed:
             return
         what = f"the edit to {tool.path}" if tool.kind == "edit" else f"the command {tool.command}"

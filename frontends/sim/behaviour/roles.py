@@ -55,6 +55,10 @@ class Role:
     instance: str = ""
     plan_size: str = ""
     review: str = ""
+    preapproved: bool = False
+    """corral manages the session (CORRAL_MANAGED=1) and CORRAL_SIM_AUTO_APPROVE is not "0": the role's own
+    turn is approved without asking, as an agent started with its permission prompts off works, so that
+    `default_program = "corral-sim"` alone runs a task end to end. Other prompts ask as before."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], task: str = "") -> Role | None:
@@ -69,6 +73,8 @@ class Role:
             instance=env.get("CORRAL_INSTANCE_TITLE", ""),
             plan_size=env.get("CORRAL_SIM_PLAN", ""),
             review=env.get("CORRAL_SIM_REVIEW", ""),
+            preapproved=env.get("CORRAL_MANAGED") == "1"
+            and env.get("CORRAL_SIM_AUTO_APPROVE", "").strip().lower() not in ("0", "false", "no", "off"),
         )
 
 
