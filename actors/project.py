@@ -736,7 +736,11 @@ def _recovered(spec: InstanceSpec, record: InstanceRecord, wt: Any) -> tuple[Ins
     session = record.sdk_session_id if spec.mode == "sdk" else None
     first = spec.runtime if spec.mode == "sdk" else (spec.restart_runtime or spec.runtime)
     runtime = _with_runtime(
-        first, name=record.session or _runtime_spec(first).name, cwd=cwd, sdk_session_id=session
+        first,
+        name=record.session or _runtime_spec(first).name,
+        cwd=cwd,
+        sdk_session_id=session,
+        adopt_first=spec.mode == "tmux",
     )
     again = _with_runtime(
         spec.restart_runtime, name=_runtime_spec(runtime).name, cwd=cwd, sdk_session_id=session

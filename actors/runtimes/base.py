@@ -78,6 +78,10 @@ class RuntimeSpec(msgspec.Struct, frozen=True, kw_only=True):
     settle_s: float = 0.3  # between pasting text and pressing Enter (per harness)
     sdk_transport: Literal["", "codex", "claude"] = ""
     sdk_session_id: str = ""  # resume this conversation (sdk)
+    adopt_first: bool = False
+    """A recorded agent brought back after a daemon restart: its tmux session most likely still runs, so the
+    runtime looks for it first (in a pane snapshot shared by every agent brought back) and creates a
+    session only when there is none; a new agent tries to create first."""
 
     def __post_init__(self) -> None:
         valid_session_name(self.name)

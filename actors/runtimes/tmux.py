@@ -146,6 +146,10 @@ class TmuxRuntime(RuntimeActor):
 
     def started(self) -> None:
         self.ctx.handle.add_kill_hook(self._close_tap)
+        if self.spec.adopt_first:
+            hint = self.server.recent_session(self.spec.name)
+            if hint is not None and not hint.dead and self._adopt(hint):
+                return  # one pipe-pane call: no failed new-session, no lookup of its own
         try:
             self._create()  # the common case, in one tmux call: there is no such session yet
             return

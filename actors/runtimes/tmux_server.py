@@ -43,6 +43,7 @@ import shlex
 import subprocess
 import tempfile
 import threading
+import time
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -202,6 +203,8 @@ class TmuxServer:
         self._calls = 0
         self._errors = 0
         self._pump = None
+        self._snapshot: tuple[float, dict[str, PaneInfo]] = (-1e9, {})
+        self._snapshot_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"TmuxServer({self.socket!r})"
@@ -326,6 +329,20 @@ class TmuxServer:
                 # Pane ids restart at %0 with a new server: a stale id may name somebody else's pane.
                 return info if session is None or info.session == session else None
         return None
+
+    def recent_session(self, name: str, max_age_s: float = 2.0) -> PaneInfo | None:
+        """The first pane of session `name` from one `list-panes -a` shared by every caller within
+        `max_age_s`: a daemon bringing back 50 agents asks tmux once, not 50 times. It may be stale: use it
+        only as a hint, and check what it says (a dead pane, a session gone since)."""
+        with self._snapshot_lock:
+            taken, panes = self._snapshot
+            now = time.monotonic()
+            if now - taken > max_age_s:
+                panes = {}
+                for pane in self.all_panes():
+                    panes.setdefault(pane.session, pane)
+                self._snapshot = (now, panes)
+            return panes.get(name)
 
     def all_panes(self) -> list[PaneInfo]:
         """Every pane of the server ([] when no server runs)."""

@@ -247,7 +247,11 @@ def test_bench_readopt_50_tmux_agents_after_a_daemon_restart(
             values = [getattr(r, attr) for r in runs]
             rows.append((f"  {label}: median / max", f"{ms(median(values))} / {ms(max(values))}", "", None))
         for label, counts in (("adopted", runs[-1].at_adoption), ("live", runs[-1].at_live)):
-            shown = "; ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+            # Reasons vary by the second ("no change for 12 s"): show them without their numbers.
+            merged: dict[str, int] = {}
+            for key, count in counts.items():
+                merged[re.sub(r"\d+", "N", key)] = merged.get(re.sub(r"\d+", "N", key), 0) + count
+            shown = "; ".join(f"{v} {k}" for k, v in sorted(merged.items()))
             rows.append((f"  statuses when all were {label} (last run)", shown, "", None))
     print_table(
         f"daemon restart with {AGENTS} live tmux agents (corral-sim, worktree none): start requested → …",
