@@ -396,14 +396,17 @@ class Project(Supervisor):
             if runner is not None:
                 runner.waves.agent_ended(ended)
                 runner.drain()
-        except Exception as exc:
+        except Exception as exc:  # the wave keeper's reconciliation settles it within a second
             log.error("project %s: after %s ended: %s", self.spec.name, ended.title, exc)
             self._drop_runner()
 
     def _drop_runner(self) -> None:
-        if self._outbox is not None:
-            self._outbox.store.close()
-            self._outbox = None  # opened again at the next drain
+        runner, self._outbox = self._outbox, None  # opened again at the next drain
+        if runner is not None:
+            try:
+                runner.store.close()
+            except Exception as exc:  # never out of a tell handler: that would stop the Project
+                log.warning("project %s: closing the outbox's store: %s", self.spec.name, exc)
 
     def _outbox_runner(self) -> Any:
         if self._outbox is None and self.spec.store_path:
@@ -477,11 +480,24 @@ class Project(Supervisor):
                 ref.ask(InstanceKill(), timeout=self.spec.instance_shutdown_s)
             except Exception as exc:  # the child is stopped below all the same
                 log.warning("project %s: kill of %s: %s", self.spec.name, title, exc)
+                self._kill_session(title)
         self._terminate_child_now(title)
         self._entries.pop(title, None)
         if self._outbox is not None:
             self._outbox.store.set_instance_status(self.spec.name, title, "exited", f"stopped: {reason}")
         return True
+
+    def _kill_session(self, title: str) -> None:
+        """The Instance did not kill its agent in time: an orderly stop would leave a tmux agent running (for
+        the next generation to adopt), so kill its session here, and the next attempt starts afresh."""
+        entry = self._entries.get(title)
+        server = self.spec.tmux_server
+        if entry is None or entry.mode != "tmux" or server is None or not entry.session:
+            return
+        try:
+            server.kill_session(entry.session)
+        except Exception as exc:
+            log.warning("project %s: killing the session of %s: %s", self.spec.name, title, exc)
 
     def _terminate_child_now(self, title: str) -> None:
         super().on_receive(TerminateChild(title))

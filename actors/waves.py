@@ -157,6 +157,8 @@ class WaveKeeper:
         row = _row_of(self.store.list_wave_tasks(task.id), ended.title)
         if row is None or row.status != "running" or ended.created_at < row.updated_at:
             return  # not a wave task, not running, or an earlier attempt's agent
+        if self._finish_queued(task, row):
+            return  # it signalled, then ended before the signal was applied: the signal completes it
         self._carry(
             task, _ended_step(loaded.run, row, ended.status, ended.reason, ended.worked, ended.killed)
         )
@@ -210,6 +212,10 @@ class WaveKeeper:
 
     def _check_agents(self, task: Task, loaded: _Loaded) -> None:
         rows = {row.task_number: row for row in self.store.list_wave_tasks(task.id)}
+        for row in rows.values():
+            over = row.wave_number < loaded.run.current or loaded.run.phase == "done"
+            if over and row.status in ("complete", "failed") and self.agents.running_agent(row.title):
+                self.agents.stop_task_agent(row.title, f"wave {row.wave_number} is over")
         for item in loaded.run.wave_tasks(loaded.run.current):
             row = rows.get(item.number)
             if row is None or row.status != "running" or item.status.value != "running":
@@ -217,18 +223,20 @@ class WaveKeeper:
             title = stages.wave_task_title(task.name, item.wave, item.number)
             recorded = self._recorded(title)
             this_attempt = recorded is not None and recorded.created_at >= row.updated_at
-            if self.agents.running_agent(title) and this_attempt:
-                continue  # alive, or its AgentEnded is on the way
+            if self.agents.running_agent(title) and this_attempt and not _over(recorded):
+                continue  # alive (or restarting after a crash), or its AgentEnded is on the way
             if this_attempt and recorded is not None and recorded.status in _ENDED:
+                if self._finish_queued(task, row):
+                    continue  # it signalled, then ended: the signal completes it
                 step = _ended_step(
                     loaded.run, row, recorded.status, recorded.reason, recorded.worked, killed=False
                 )
                 self._carry(task, step)
-                loaded = self._runs[task.name]
+                loaded = self._runs.get(task.name) or loaded
             elif this_attempt and recorded is not None and recorded.status != "paused":
                 reason = f"its agent {title} was lost (recorded {recorded.status}, not running)"
                 self._carry(task, loaded.run.task_failed(item.wave, item.number, reason))
-                loaded = self._runs[task.name]
+                loaded = self._runs.get(task.name) or loaded
             elif not this_attempt:
                 self._start(task, loaded, item.wave, item.number, row.updated_at)
 
@@ -262,6 +270,17 @@ class WaveKeeper:
             rows = {row.task_number: row for row in saved}
         loaded.run = step.run
         announced = before.current if before.phase != "idle" else 0
+        try:
+            self._act_all(task, loaded, step, rows, announced)
+        except BaseException:
+            # The rows are written; the run is rebuilt from them at the next event or tick and its outcome
+            # (a transition that failed, an agent not started) is carried out again.
+            self._runs.pop(task.name, None)
+            raise
+
+    def _act_all(
+        self, task: Task, loaded: _Loaded, step: Step, rows: dict[int, WaveTaskRecord], announced: int
+    ) -> None:
         for action in step.actions:
             if isinstance(action, StartTask) and action.wave != announced:
                 announced = action.wave  # after the previous wave's outcome, before its first agent
@@ -307,8 +326,8 @@ class WaveKeeper:
 
     def _start(self, task: Task, loaded: _Loaded, wave: int, number: int, since: str) -> None:
         action = stages.wave_task_agent(task.name, loaded.plan, wave, number)
-        agent = AgentStart.of(action, self._config())
         try:
+            agent = AgentStart.of(action, self._config())
             started = self.agents.start_task_agent(agent, since)
         except Exception as exc:
             reason = f"its agent could not start: {exc}"
@@ -328,6 +347,12 @@ class WaveKeeper:
             return self.store.get_task(self.project.id, name)
         except NotFoundError:
             return None
+
+    def _finish_queued(self, task: Task, row: WaveTaskRecord) -> bool:
+        """The task's implement_task_finished is queued (pending or being applied): an agent that signalled
+        and ended at once (a quiet print-mode agent) did its work, whatever its screen showed; the signal, not
+        the end, decides."""
+        return self.store.wave_finish_queued(self.project.id, task.name, row.wave_number, row.task_number)
 
     def _by_person(self, item: OutboxItem) -> bool:
         if item.signal_id is None:
@@ -378,6 +403,16 @@ def _settings(config: Config) -> tuple[int, bool]:
 def _current(rows: list[WaveTaskRecord], since: str) -> bool:
     """Rows written for the implementing that began at `since` (older ones belong to an earlier round)."""
     return any(row.updated_at >= since for row in rows)
+
+
+def _over(recorded: InstanceRecord | None) -> bool:
+    """The recorded agent has ended for good (an ended Instance stays a child of its Project): it gave up, or
+    it exited with status 0. Another exit is followed by a restart, so it is not over yet."""
+    if recorded is None:
+        return False
+    return recorded.status == "failed" or (
+        recorded.status == "exited" and recorded.reason.startswith("exit status 0")
+    )
 
 
 def _row_of(rows: list[WaveTaskRecord], title: str) -> WaveTaskRecord | None:

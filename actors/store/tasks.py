@@ -52,9 +52,14 @@ class TasksMixin(LifecycleMixin):
         content: str = "",
         branch: str = "",
     ) -> Task:
-        """A new task, status ready, branch corral/<name> by default; ConflictError if the name is taken."""
+        """A new task, status ready, branch corral/<name> by default; ConflictError if the name is taken,
+        UsageError for a branch git would refuse (found now, not when its first agent fails to start)."""
         name = task_name(name)
         topic = _topic(topic)
+        if branch:
+            from actors.git.names import check_branch_name
+
+            check_branch_name(branch, what="the task's branch")
         now = self._now()
         with self._write():
             project = self._project_name(project_id)

@@ -33,6 +33,11 @@ _RUNNING_WAVES = (
     "SELECT DISTINCT t.project_id FROM tasks t JOIN wave_tasks w ON w.task_id = t.id "
     "WHERE t.status = 'implementing' AND w.status IN ('pending', 'running')"
 )
+_FINISH_QUEUED = (
+    "SELECT 1 FROM signals WHERE project_id = ? AND task = ? AND signal_type = 'implement_task_finished' "
+    "AND status IN ('pending', 'processing') AND json_extract(payload, '$.wave_number') = ? "
+    "AND json_extract(payload, '$.task_number') = ? LIMIT 1"
+)
 _STATUSES = tuple(s.value for s in WaveTaskStatus)
 
 
@@ -89,6 +94,11 @@ class WavesMixin(StoreBase):
                 if self._conn.changes() != 1:
                     raise NotFoundError(f"task {self._task_name(task_id)} has no wave task {number}")
         return self.list_wave_tasks(task_id)
+
+    def wave_finish_queued(self, project_id: int, task: str, wave_number: int, task_number: int) -> bool:
+        """True when an implement_task_finished for this wave task waits to be applied."""
+        found = self._conn.execute(_FINISH_QUEUED, (project_id, task, wave_number, task_number)).fetchone()
+        return found is not None
 
     def projects_running_waves(self) -> set[int]:
         """The ids of projects with an implementing task whose waves are not over: a daemon that starts must

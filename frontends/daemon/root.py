@@ -301,11 +301,14 @@ class Daemon:
 
     def _sweep_for_work(self) -> None:
         """Every WORK_SWEEP_S: a running Project ticks by itself, but nothing else starts a stopped one."""
+        running: concurrent.futures.Future[None] | None = None
         while not self._sweep_stop.wait(WORK_SWEEP_S):
             if self._stopped:
                 return
+            if running is not None and not running.done():
+                continue  # one sweep at a time: a slow store must not queue them ahead of the API's asks
             try:
-                self._ask_pool.submit(self._start_projects_with_work)
+                running = self._ask_pool.submit(self._start_projects_with_work)
             except RuntimeError:  # the pool was shut down: the daemon is stopping
                 return
 
@@ -315,7 +318,7 @@ class Daemon:
         from actors.claimer import OutboxReady
         from actors.project import project_id
 
-        if not project_ids or self.tree is None:
+        if not project_ids or self.tree is None or self._stopped:
             return
         try:
             projects = self._store_call(lambda s: s.list_projects()).result(timeout=30)

@@ -72,6 +72,12 @@ def test_create_refuses_content_and_file_together(repo: Path) -> None:
     assert "argument --file: not allowed with argument --content" in message
 
 
+def test_create_with_a_branch_git_would_refuse_is_a_usage_error(repo: Path) -> None:
+    message = fails(repo, 2, "task", "create", "x", "--branch", "bad..branch")
+    assert message == "the task's branch 'bad..branch' is not a valid git branch name: it contains '..'"
+    assert fails(repo, 1, "task", "show", "x").startswith('no task named "x"')  # nothing half-made
+
+
 def test_create_an_existing_task_fails_naming_it(repo: Path) -> None:
     ok(repo, "task", "create", "fix-login")
     message = fails(repo, 1, "task", "create", "fix-login")

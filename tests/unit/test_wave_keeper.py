@@ -12,6 +12,7 @@ from actors.clock import FakeClock
 from actors.instance import AgentEnded
 from actors.store import Store
 from actors.tasks import OutboxRunner, RunnerProject
+from protocols.errors import StoreError
 from protocols.records import Project
 from tests.unit.task_kit import FakeAgents
 
@@ -319,3 +320,71 @@ def test_an_agent_killed_by_a_person_fails_its_task(
     record = agents.end("t-W1-T1", "exited", "killed by SIGTERM")
     runner.waves.agent_ended(_news("t-W1-T1", "exited", "killed by SIGTERM", record.created_at, killed=True))
     assert _rows(store, task_id)[1] == "failed"
+
+
+def test_an_agent_that_signals_and_exits_at_once_completes_by_its_signal_not_its_exit(
+    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents
+) -> None:
+    task_id = _implement(store, project, runner)
+    done = store.emit_signal(
+        project.id, "t", "implement_task_finished", '{"wave_number": 1, "task_number": 2}'
+    )
+    _end(agents, runner, "t-W1-T2", "exit status 0", worked=False)  # quiet: never seen working
+    assert _rows(store, task_id)[2] == "running"  # not failed: its signal is queued
+    runner.waves.reconcile()
+    assert _rows(store, task_id)[2] == "running"
+    store.apply_next("test")
+    runner.drain()
+    assert store.get_signal(done.id).status == "done"
+    assert _rows(store, task_id)[2] == "complete"
+
+
+def test_an_end_lost_while_the_agent_stays_a_child_is_settled_at_reconcile(
+    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents
+) -> None:
+    task_id = _implement(store, project, runner)
+    agents.end("t-W1-T1", "failed", "exit status 1 after 3 restarts; gave up")  # its AgentEnded was lost
+    agents.end("t-W1-T2", "exited", "exit status 3")  # crashed: its Instance restarts it after a backoff
+    assert agents.running_agent("t-W1-T1")  # an ended Instance stays a child of its Project
+    runner.waves.reconcile()
+    assert _rows(store, task_id)[1] == "failed"
+    assert _rows(store, task_id)[2] == "running"
+
+
+def test_a_failed_implement_finished_is_made_again_at_the_next_reconcile(
+    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create_task(project.id, "t", content=PLAN.split("## Wave 2")[0])
+    store.transition_task(project.id, "t", "implement_start")
+    runner.drain()
+    real = store.transition_task
+
+    def busy(*args: object, **kwargs: object) -> object:
+        raise StoreError("database is locked")
+
+    for number in (1, 2, 3):
+        if number == 3:
+            monkeypatch.setattr(store, "transition_task", busy)
+        payload = f'{{"wave_number": 1, "task_number": {number}}}'
+        store.emit_signal(project.id, "t", "implement_task_finished", payload)
+        store.apply_next("test")
+        runner.drain()  # the last one's implement_finished fails: its item is failed, the task stays
+    assert _status(store, project) == "implementing"
+    monkeypatch.setattr(store, "transition_task", real)
+    runner.waves.reconcile()
+    assert _status(store, project) == "reviewing"
+
+
+def test_agents_of_a_wave_that_is_over_are_stopped_at_reconcile(
+    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents
+) -> None:
+    task_id = _implement(store, project, runner)
+    # Killed after wave 1's rows completed and wave 2's were written, before StopTasks: wave 1 lives on.
+    store.save_wave_tasks(task_id, [(n, "complete", 1, f"t-W1-T{n}") for n in (1, 2, 3)])
+    store.save_wave_tasks(task_id, [(n, "running", 1, f"t-W2-T{n}") for n in (4, 5, 6)])
+    fresh = FakeAgents(store, project.name)
+    for title in ("t-W1-T1", "t-W1-T2", "t-W1-T3"):
+        fresh.running[title], fresh.since[title] = agents.running[title], agents.since[title]
+    _runner(store, project, fresh).waves.reconcile()
+    assert sorted(fresh.stopped) == ["t-W1-T1", "t-W1-T2", "t-W1-T3"]
+    assert sorted(fresh.started) == ["t-W2-T4", "t-W2-T5", "t-W2-T6"]
