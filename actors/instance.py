@@ -170,6 +170,7 @@ class AgentEnded(msgspec.Struct, frozen=True, kw_only=True):
     worked: bool
     killed: bool
     created_at: str
+    attempt_key: str = ""
 
 
 _ENDED = frozenset({AgentStatus.EXITED, AgentStatus.FAILED})
@@ -453,6 +454,7 @@ class Instance(Supervisor):
                 worked=self._worked,
                 killed=self._killed,
                 created_at=record.created_at if record is not None else "",
+                attempt_key=record.attempt_key if record is not None else "",
             ),
         )
 

@@ -128,6 +128,7 @@ class StartInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     skip_permissions: bool = False
     wave: int | None = None  # a wave task's agent: its wave (CORRAL_WAVE) and the tasks in it (CORRAL_PEERS)
     peers: int = 0
+    attempt_key: str = ""  # a wave task's agent: which attempt of it this is (actors/waves.py)
 
 
 class AdoptSession(msgspec.Struct, frozen=True, kw_only=True):
@@ -429,7 +430,9 @@ class Project(Supervisor):
             recorded = self._outbox.store.get_instance(self.spec.name, agent.title)
         except NotFoundError:
             recorded = None
-        if recorded is not None and recorded.created_at >= since:
+        if recorded is not None and (
+            recorded.attempt_key == agent.attempt_key if agent.attempt_key else recorded.created_at >= since
+        ):
             return False
         if agent.title in self._children:
             if recorded is None:
@@ -448,6 +451,7 @@ class Project(Supervisor):
             skip_permissions=agent.skip_permissions,
             wave=agent.wave,
             peers=agent.peers,
+            attempt_key=agent.attempt_key,
         )
         self._start_instance(request)
         return True
@@ -627,6 +631,7 @@ class Project(Supervisor):
             task=request.task,
             agent_type=request.agent_type,
             wave=request.wave,
+            attempt_key=request.attempt_key,
             branch=wt.branch if wt is not None else "",
             worktree_mode="none" if adopt is not None else mode,
             worktree_path=wt.path if wt is not None else (adopt.cwd if adopt is not None else ""),
@@ -637,6 +642,7 @@ class Project(Supervisor):
             status=recorded.status if recorded is not None else "loading",
             reason=recorded.reason if recorded is not None else "",
             restarts=recorded.restarts if recorded is not None else 0,
+            worked=recorded.worked if recorded is not None else False,
             created_at=created,
         )
 
@@ -674,6 +680,7 @@ class Project(Supervisor):
             task=record.task,
             agent_type=record.agent_type,
             wave=record.wave,
+            attempt_key=record.attempt_key,
             branch=record.branch if record.worktree_mode == "branch" else "",
             worktree=record.worktree_mode,
         )

@@ -32,6 +32,8 @@ class AgentStart(msgspec.Struct, frozen=True, kw_only=True):
     skip_permissions: bool = False
     wave: int | None = None
     peers: int = 0
+    attempt_key: str = ""
+    """A wave task's agent: which attempt it is (`<implementing_at>#<attempt>`); "" for a stage's agent."""
 
     @classmethod
     def of(cls, action: stages.StartAgent, config: Config) -> AgentStart:
@@ -64,8 +66,9 @@ class TaskAgents(Protocol):
     """What the runner and the keeper need from the Project (called on the Project's thread)."""
 
     def start_task_agent(self, agent: AgentStart, since: str) -> bool:
-        """Start `agent` unless an instance with its title was started at or after `since` (a stamp): True if
-        started now. An older instance with the title (an earlier round or attempt) is stopped first."""
+        """Start `agent` unless an instance with its title was started for it — with its `attempt_key`, or
+        (a stage's agent) at or after `since`, a stamp: True if started now. An older instance with the title
+        (an earlier round or attempt) is stopped first."""
         ...
 
     def task_agent_titles(self, task: str, started_before: str) -> tuple[str, ...]:

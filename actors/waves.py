@@ -13,10 +13,11 @@ last wave. The rows are the state: a daemon killed between the write and the act
 a running row with no agent of that attempt (`reconcile` starts it), or a wave whose tasks are all terminal
 (`WaveRun.from_records` settles it again and reports the outcome once more).
 
-Exactly once. A wave task's agent is `<task>-W<w>-T<t>`; an attempt is told apart from an earlier one by time:
-the row's `updated_at` is written when the attempt starts, before its agent, so the agent of this attempt is
-the instance with that title created at or after it. `reconcile` therefore never starts a second agent for an
-attempt, and an `AgentEnded` of an earlier attempt (late, or replayed from the store) changes nothing.
+Exactly once. A wave task's agent is `<task>-W<w>-T<t>`, and it carries its attempt's key,
+`<task's implementing_at>#<attempt>` (`_attempt_key`), in its instance row and its `AgentEnded`. The row's
+attempt count is written when the attempt starts, before its agent, so `reconcile` never starts a second agent
+for an attempt, and the end of an earlier attempt's (or round's) agent changes nothing. Keys are compared for
+equality, never stamps for order: a wall clock that steps back cannot make one attempt look like another.
 
 Why a keeper on the Project's thread rather than a Wave actor per wave (DESIGN.md): starting a wave task's
 agent is the Project's own work, and a child Wave actor could only *tell* the Project to do it (never ask: the
@@ -155,8 +156,8 @@ class WaveKeeper:
         if loaded is None:
             return
         row = _row_of(self.store.list_wave_tasks(task.id), ended.title)
-        if row is None or row.status != "running" or ended.created_at < row.updated_at:
-            return  # not a wave task, not running, or an earlier attempt's agent
+        if row is None or row.status != "running" or ended.attempt_key != _attempt_key(task, row):
+            return  # not a wave task, not running, or an earlier attempt's (or round's) agent
         if self._finish_queued(task, row):
             return  # it signalled, then ended before the signal was applied: the signal completes it
         self._carry(
@@ -222,7 +223,7 @@ class WaveKeeper:
                 continue
             title = stages.wave_task_title(task.name, item.wave, item.number)
             recorded = self._recorded(title)
-            this_attempt = recorded is not None and recorded.created_at >= row.updated_at
+            this_attempt = recorded is not None and recorded.attempt_key == _attempt_key(task, row)
             if self.agents.running_agent(title) and this_attempt and not _over(recorded):
                 continue  # alive (or restarting after a crash), or its AgentEnded is on the way
             if this_attempt and recorded is not None and recorded.status in _ENDED:
@@ -238,7 +239,7 @@ class WaveKeeper:
                 self._carry(task, loaded.run.task_failed(item.wave, item.number, reason))
                 loaded = self._runs.get(task.name) or loaded
             elif not this_attempt:
-                self._start(task, loaded, item.wave, item.number, row.updated_at)
+                self._start(task, loaded, item.wave, item.number, row)
 
     # -- carrying out a step ---------------------------------------------------------------------------------
 
@@ -298,7 +299,8 @@ class WaveKeeper:
         match action:
             case StartTask(wave=wave, task_number=number):
                 row = rows.get(number)
-                self._start(task, loaded, wave, number, row.updated_at if row is not None else "")
+                if row is not None:
+                    self._start(task, loaded, wave, number, row)
             case StopTasks(wave=wave, task_numbers=numbers, reason=reason):
                 for number in numbers:
                     self.agents.stop_task_agent(stages.wave_task_title(name, wave, number), reason)
@@ -324,11 +326,12 @@ class WaveKeeper:
             case WavesAborted(wave=wave, reason=reason):
                 self._audit(name, "waves_aborted", f"{name}: waves aborted in wave {wave}: {reason}", "warn")
 
-    def _start(self, task: Task, loaded: _Loaded, wave: int, number: int, since: str) -> None:
+    def _start(self, task: Task, loaded: _Loaded, wave: int, number: int, row: WaveTaskRecord) -> None:
         action = stages.wave_task_agent(task.name, loaded.plan, wave, number)
         try:
             agent = AgentStart.of(action, self._config())
-            started = self.agents.start_task_agent(agent, since)
+            agent = msgspec.structs.replace(agent, attempt_key=_attempt_key(task, row))
+            started = self.agents.start_task_agent(agent, row.updated_at)
         except Exception as exc:
             reason = f"its agent could not start: {exc}"
             self._audit(
@@ -403,6 +406,13 @@ def _settings(config: Config) -> tuple[int, bool]:
 def _current(rows: list[WaveTaskRecord], since: str) -> bool:
     """Rows written for the implementing that began at `since` (older ones belong to an earlier round)."""
     return any(row.updated_at >= since for row in rows)
+
+
+def _attempt_key(task: Task, row: WaveTaskRecord) -> str:
+    """Which attempt of a wave task an agent belongs to: the implementing round (the task's
+    `implementing_at`) and the row's attempt count. Equal keys, not stamps compared, so a wall clock that
+    steps back between writing the row and starting the agent cannot make an attempt look like another."""
+    return f"{task.implementing_at}#{row.attempts}"
 
 
 def _over(recorded: InstanceRecord | None) -> bool:

@@ -239,5 +239,6 @@ class InstanceRecord(msgspec.Struct, frozen=True, kw_only=True):
     restarts: int = 0
     pid: int | None = None
     worked: bool = False  # the agent was seen working (after its prompt); see actors/instance.py
+    attempt_key: str = ""  # a wave task's agent: `<task's implementing_at>#<attempt>` (actors/waves.py)
     created_at: str = ""
     updated_at: str = ""

@@ -40,6 +40,7 @@ _COLUMNS = {
     "restarts": "i.restarts",
     "pid": "i.pid",
     "worked": "i.worked",
+    "attempt_key": "i.attempt_key",
     "created_at": "i.created_at",
     "updated_at": "i.updated_at",
 }

@@ -168,7 +168,13 @@ _V3 = """
 ALTER TABLE instances ADD COLUMN worked INTEGER NOT NULL DEFAULT 0;
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Which attempt of a wave task an agent is (`<implementing_at>#<attempt>`): told apart by equality, not by
+# comparing stamps, which a wall clock stepping back could confuse.
+_V4 = """
+ALTER TABLE instances ADD COLUMN attempt_key TEXT NOT NULL DEFAULT '';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

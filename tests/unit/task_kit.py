@@ -28,7 +28,9 @@ class FakeAgents:
         if agent.title == self.fail_on:
             raise RuntimeError(f"tmux: cannot start {agent.title}")
         recorded = self.recorded(agent.title)
-        if recorded is not None and recorded.created_at >= since:
+        if recorded is not None and (
+            recorded.attempt_key == agent.attempt_key if agent.attempt_key else recorded.created_at >= since
+        ):
             return False
         if agent.title in self.running:
             if recorded is None:
@@ -43,6 +45,7 @@ class FakeAgents:
                     project=self.project,
                     title=agent.title,
                     task=agent.task,
+                    attempt_key=agent.attempt_key,
                     status="running",
                     created_at=self.store._now(),
                 )

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from actors.clock import FakeClock
 from actors.instance import AgentEnded
 from actors.store import Store
 from actors.tasks import OutboxRunner, RunnerProject
 from protocols.errors import StoreError
-from protocols.records import Project
+from protocols.records import InstanceRecord, Project
 from tests.unit.task_kit import FakeAgents
 
 PLAN = """# Two waves
@@ -96,23 +95,24 @@ def _status(store: Store, project: Project) -> str:
 
 
 def _news(
-    title: str, status: str, reason: str, created_at: str, *, worked: bool = True, killed: bool = False
+    record: InstanceRecord, status: str, reason: str, *, worked: bool = True, killed: bool = False
 ) -> AgentEnded:
-    """What the Instance of task t's agent `title` tells the Project when it ends."""
+    """What the Instance of task t's agent (recorded as `record`) tells the Project when it ends."""
     return AgentEnded(
-        title=title,
+        title=record.title,
         task="t",
         status=status,
         reason=reason,
         worked=worked,
         killed=killed,
-        created_at=created_at,
+        created_at=record.created_at,
+        attempt_key=record.attempt_key,
     )
 
 
 def _end(agents: FakeAgents, runner: OutboxRunner, title: str, reason: str, *, worked: bool = True) -> None:
     record = agents.end(title, "exited" if "status 0" in reason else "failed", reason, worked=worked)
-    runner.waves.agent_ended(_news(title, record.status, reason, record.created_at, worked=worked))
+    runner.waves.agent_ended(_news(record, record.status, reason, worked=worked))
     runner.drain()
 
 
@@ -162,7 +162,7 @@ def test_a_cap_of_one_promotes_the_pending_tasks_one_by_one(
 
 
 def test_a_failed_task_waits_for_a_decision_then_retry_runs_it_again(
-    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents, clock: FakeClock
+    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents
 ) -> None:
     task_id = _implement(store, project, runner)
     _finish(store, project, runner, 1, 1)
@@ -172,7 +172,7 @@ def test_a_failed_task_waits_for_a_decision_then_retry_runs_it_again(
     [waiting] = [e for e in store.list_audit(project.id, task="t") if e.kind == "task_waiting"]
     assert "retry_wave t" in waiting.message and waiting.level == "warn"
     assert "t-W2-T4" not in agents.started  # wave 2 waits for the decision
-    clock.advance(5)
+    # The fake clock never moves here: the retry's agent is told from the first by its attempt key alone.
     assert "retry_wave requested" in _signal(store, project, runner, "retry_wave")
     assert agents.started.count("t-W1-T3") == 2
     [row] = [r for r in store.list_wave_tasks(task_id) if r.task_number == 3]
@@ -254,19 +254,17 @@ def test_an_agent_that_ended_while_the_daemon_was_down_is_settled_at_reconcile(
 
 
 def test_the_end_of_an_earlier_attempts_agent_changes_nothing(
-    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents, clock: FakeClock
+    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents
 ) -> None:
     task_id = _implement(store, project, runner)
     old = agents.recorded("t-W1-T1")
     assert old is not None
     _finish(store, project, runner, 1, 2)
     _finish(store, project, runner, 1, 3)
-    clock.advance(1)
     _end(agents, runner, "t-W1-T1", "exit status 0", worked=False)
-    clock.advance(1)
     _signal(store, project, runner, "retry_wave")
     assert _rows(store, task_id)[1] == "running"
-    runner.waves.agent_ended(_news("t-W1-T1", "failed", "late", old.created_at, worked=False))
+    runner.waves.agent_ended(_news(old, "failed", "late", worked=False))
     assert _rows(store, task_id)[1] == "running"
 
 
@@ -318,7 +316,7 @@ def test_an_agent_killed_by_a_person_fails_its_task(
 ) -> None:
     task_id = _implement(store, project, runner)
     record = agents.end("t-W1-T1", "exited", "killed by SIGTERM")
-    runner.waves.agent_ended(_news("t-W1-T1", "exited", "killed by SIGTERM", record.created_at, killed=True))
+    runner.waves.agent_ended(_news(record, "exited", "killed by SIGTERM", killed=True))
     assert _rows(store, task_id)[1] == "failed"
 
 
