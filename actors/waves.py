@@ -68,6 +68,7 @@ WAVE_ITEM_KINDS = frozenset({"wave_task_finished", "start_wave", "retry_wave", "
 """Outbox kinds the store writes for wave signals (actors/store/applying.py)."""
 
 _ENDED = frozenset({"exited", "failed"})
+_OUTCOME_KINDS = frozenset({"wave_done", "wave_failed", "task_waiting"})
 
 
 class _Loaded(msgspec.Struct):
@@ -84,6 +85,7 @@ class WaveKeeper:
         self.project = project
         self.agents = agents
         self._runs: dict[str, _Loaded] = {}
+        self._replaying: Task | None = None  # a run rebuilt from its rows is settling: its outcome was said
 
     # -- events ----------------------------------------------------------------------------------------------
 
@@ -208,7 +210,11 @@ class WaveKeeper:
         self._runs[task.name] = loaded
         if step.run.phase == "idle":
             step = step.run.start_wave(1)  # rows written, then killed before wave 1 started
-        self._carry(task, step)
+        self._replaying = task
+        try:
+            self._carry(task, step)
+        finally:
+            self._replaying = None
         return self._runs.get(task.name)
 
     def _check_agents(self, task: Task, loaded: _Loaded) -> None:
@@ -375,6 +381,17 @@ class WaveKeeper:
     def _config(self) -> Config:
         return load_config(Path(self.project.root))
 
+    def _said(self, task: str, kind: str, message: str) -> bool:
+        """While a rebuilt run settles: the same outcome row was written in this round already (a restart
+        asks its question again in the UIs, not again in the log)."""
+        replaying = self._replaying
+        if replaying is None or replaying.name != task or kind not in _OUTCOME_KINDS:
+            return False
+        rows = self.store.list_audit(self.project.id, task=task, limit=200)
+        return any(
+            r.kind == kind and r.message == message and r.ts >= replaying.implementing_at for r in rows
+        )
+
     def _audit(
         self,
         task: str,
@@ -386,6 +403,8 @@ class WaveKeeper:
         instance: str = "",
         signal_id: int | None = None,
     ) -> None:
+        if self._said(task, kind, message):
+            return
         self.store.record_audit(
             self.project.id,
             kind,

@@ -386,3 +386,20 @@ def test_agents_of_a_wave_that_is_over_are_stopped_at_reconcile(
     _runner(store, project, fresh).waves.reconcile()
     assert sorted(fresh.stopped) == ["t-W1-T1", "t-W1-T2", "t-W1-T3"]
     assert sorted(fresh.started) == ["t-W2-T4", "t-W2-T5", "t-W2-T6"]
+
+
+def test_a_restarted_keeper_asks_its_question_again_without_writing_it_twice(
+    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents
+) -> None:
+    _implement(store, project, runner)
+    _finish(store, project, runner, 1, 1)
+    _finish(store, project, runner, 1, 2)
+    _end(agents, runner, "t-W1-T3", "exit status 0", worked=False)
+    before = [e.kind for e in store.list_audit(project.id, task="t")]
+    assert before.count("task_waiting") == 1 and before.count("wave_failed") == 1
+    restarted = _runner(store, project, FakeAgents(store, project.name))
+    restarted.waves.reconcile()  # rebuilt from the rows: still awaiting the decision
+    after = [e.kind for e in store.list_audit(project.id, task="t")]
+    assert after.count("task_waiting") == 1 and after.count("wave_failed") == 1
+    _signal(store, project, restarted, "retry_wave")
+    assert restarted.agents.started == ["t-W1-T3"]  # type: ignore[attr-defined]
