@@ -59,7 +59,7 @@ def alive(pid: int) -> bool:
 
 def test_crash_after_exits_with_the_status_asked_for(spawn) -> None:
     sim = spawn("--crash-after", "0.3", "--exit-status", "3")
-    sim.expect("> ")
+    # No wait for the prompt first: on a loaded machine the crash may come before the prompt is drawn.
     assert sim.wait() == 3
     assert "corral-sim: simulated crash (exit 3)" in sim.output
 
