@@ -35,11 +35,21 @@ __all__ = [
     "TransitionResult",
     "WaveTaskRecord",
     "WaveTaskStatus",
+    "default_task_title",
     "task_name",
 ]
 
 MAX_TASK_NAME = 100
 _TASK_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def default_task_title(content: str) -> str:
+    """A task's title when none is given: its content's first `# ` heading ("" if it has none). One rule for
+    `corral task create`, `corral task register` and the API."""
+    for line in content.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return ""
 
 
 def task_name(text: str) -> str:

@@ -285,10 +285,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from protocols.records import default_task_title
+
     content = args.content or ""
     if args.file:
         content = read_text(args.file)
-    title = args.title or _first_heading(content)
+    title = args.title or default_task_title(content)
     with open_project() as (store, project):
         task = store.create_task(
             project.id, args.name, title=title, topic=args.topic, content=content, branch=args.branch
@@ -298,10 +300,12 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
+    from protocols.records import default_task_title
+
     content = read_file(args.plan_file)
     name = args.name or _name_from_path(args.plan_file)
     plan, problem = _check_plan(content, args.plan_file)
-    title = plan.title if plan is not None else _first_heading(content)
+    title = plan.title if plan is not None else default_task_title(content)
     with open_project() as (store, project):
         task = store.create_task(
             project.id, name, title=title, topic=args.topic, content=content, branch=args.branch
@@ -532,13 +536,6 @@ def _check_plan(content: str, source: str) -> tuple[Plan | None, str]:
 
 def _warn(message: str) -> None:
     print(f"corral: warning: {message}", file=sys.stderr)
-
-
-def _first_heading(content: str) -> str:
-    for line in content.splitlines():
-        if line.startswith("# "):
-            return line[2:].strip()
-    return ""
 
 
 _STAMPS = ("ready", "planning", "implementing", "reviewing", "verifying", "done", "cancelled")

@@ -55,6 +55,7 @@ from protocols.records import (
     SignalStatus,
     Task,
     TransitionResult,
+    default_task_title,
     task_name,
 )
 from protocols.signals import SIGNAL_TYPES, normalize_payload, parse_signal_type
@@ -136,7 +137,7 @@ class TaskDesk:
             task = store.create_task(
                 record.id,
                 request.name,
-                title=request.title or _first_heading(request.content),
+                title=request.title or default_task_title(request.content),
                 topic=request.topic,
                 content=request.content,
                 branch=request.branch,
@@ -241,14 +242,6 @@ def _named(kind: str, names: Sequence[str]) -> str:
     shown = ", ".join(names[:_NAMED])
     more = f", … ({len(names)} in all)" if len(names) > _NAMED else ""
     return f"{kind}s: {shown}{more}"
-
-
-def _first_heading(content: str) -> str:
-    """A task's default title, as `corral task create` takes it: the content's first `# ` heading."""
-    for line in content.splitlines():
-        if line.startswith("# "):
-            return line[2:].strip()
-    return ""
 
 
 def _created(project: Project, task: Task) -> TaskCreated:
