@@ -12,9 +12,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
-__all__ = ["Clock", "FakeClock", "SystemClock", "utc_stamp"]
+_T = TypeVar("_T")
+
+__all__ = ["Clock", "FakeClock", "Recent", "SystemClock", "utc_stamp"]
 
 
 class Clock(Protocol):
@@ -74,3 +76,23 @@ class FakeClock:
 def utc_stamp(moment: datetime) -> str:
     """A fixed-width, lexically sortable UTC stamp: 2026-11-21T15:01:59.123456Z."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Recent(Generic[_T]):
+    """A value computed at most once per `max_age_s` and shared by every thread that asks meanwhile: many
+    callers at once (50 agents' metrics, 50 agents brought back) pay for one scan. Thread-safe; the value may
+    be up to `max_age_s` old, so use it only where that is fine."""
+
+    def __init__(self, compute: Callable[[], _T], max_age_s: float) -> None:
+        self._compute = compute
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._taken = -1e18
+        self._value: _T | None = None
+
+    def get(self) -> _T:
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or now - self._taken > self.max_age_s:
+                self._value, self._taken = self._compute(), now
+            return self._value

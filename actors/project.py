@@ -344,9 +344,7 @@ class Project(Supervisor):
             self._outbox_timer.cancel()
             self._outbox_timer = None
         super().stopping()
-        if self._outbox is not None:
-            self._outbox.store.close()
-            self._outbox = None
+        self._drop_runner()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, StartInstance):
@@ -438,21 +436,7 @@ class Project(Supervisor):
             if recorded is None:
                 return False  # running, but unrecorded: nothing tells which round it belongs to
             self.stop_task_agent(agent.title, "replaced by a new attempt")
-        request = StartInstance(
-            title=agent.title,
-            program=agent.program,
-            mode=agent.mode,
-            prompt=agent.prompt,
-            task=agent.task,
-            agent_type=agent.agent_type,
-            worktree=agent.worktree,
-            model=agent.model,
-            flags=agent.flags,
-            skip_permissions=agent.skip_permissions,
-            wave=agent.wave,
-            peers=agent.peers,
-            attempt_key=agent.attempt_key,
-        )
+        request = StartInstance(**msgspec.structs.asdict(agent))  # an AgentStart is a StartInstance's subset
         self._start_instance(request)
         return True
 

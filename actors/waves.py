@@ -170,14 +170,16 @@ class WaveKeeper:
         """Check every implementing task's running wave tasks against their agents: start the agent of an
         attempt that has none (a crash between the row and the start), settle one whose agent ended while
         nobody listened. Cheap: a few indexed reads per implementing task."""
-        for task in self.store.list_tasks(self.project.id, statuses=("implementing",)):
+        implementing = self.store.list_tasks(self.project.id, statuses=("implementing",))
+        for task in implementing:
             try:
                 loaded = self._load(task)
                 if loaded is not None:
                     self._check_agents(task, loaded)
             except Exception as exc:  # one task's trouble must not stop the others
                 log.warning("project %s: waves of %s: %s", self.project.name, task.name, exc)
-        for name in [n for n in self._runs if not self._implementing(n)]:
+        live = {task.name for task in implementing}
+        for name in [n for n in self._runs if n not in live]:
             del self._runs[name]
 
     # -- loading ---------------------------------------------------------------------------------------------
@@ -260,7 +262,7 @@ class WaveKeeper:
         if step.note:
             log.info("project %s: %s", self.project.name, step.note)
         before = loaded.run
-        rows = {row.task_number: row for row in self.store.list_wave_tasks(task.id)}
+        rows: dict[int, WaveTaskRecord] = {}  # a StartTask always comes with its task's row changed
         if step.changed:
             saved = self.store.save_wave_tasks(
                 task.id,
@@ -368,10 +370,6 @@ class WaveKeeper:
             return False
         return self.store.get_signal(item.signal_id).source == Source.USER
 
-    def _implementing(self, name: str) -> bool:
-        task = self._task(name)
-        return task is not None and task.status == Status.IMPLEMENTING
-
     def _recorded(self, title: str) -> InstanceRecord | None:
         try:
             return self.store.get_instance(self.project.name, title)
@@ -439,9 +437,12 @@ def _over(recorded: InstanceRecord | None) -> bool:
     it exited with status 0. Another exit is followed by a restart, so it is not over yet."""
     if recorded is None:
         return False
-    return recorded.status == "failed" or (
-        recorded.status == "exited" and recorded.reason.startswith("exit status 0")
-    )
+    return recorded.status == "failed" or _clean_exit(recorded.status, recorded.reason)
+
+
+def _clean_exit(status: str, reason: str) -> bool:
+    """The agent exited with status 0: it ended for good, as it meant to (any other exit is a crash)."""
+    return status == "exited" and reason.startswith("exit status 0")
 
 
 def _row_of(rows: list[WaveTaskRecord], title: str) -> WaveTaskRecord | None:
@@ -460,6 +461,6 @@ def _ended_step(
     wave, number = row.wave_number, row.task_number
     if killed:
         return run.task_failed(wave, number, f"its agent was killed ({reason})")
-    if status == "exited" and reason.startswith("exit status 0"):
+    if _clean_exit(status, reason):
         return run.agent_exited_cleanly(wave, number, worked)
     return run.task_failed(wave, number, f"its agent {status}: {reason}" if reason else f"its agent {status}")

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterable
 
 import msgspec
+
+from actors.clock import Recent
 
 __all__ = [
     "TOKEN_VAR",
@@ -89,27 +90,15 @@ def _all_stats() -> list[ProcStat]:
 
 SNAPSHOT_MAX_AGE_S = 0.25
 """How old a shared /proc snapshot may be for metrics (never for killing)."""
-_snapshot_lock = threading.Lock()
-_snapshot: tuple[float, list[ProcStat]] = (-1e9, [])
-
-
-def _recent_stats() -> list[ProcStat]:
-    """Every process, from one /proc scan shared by callers within SNAPSHOT_MAX_AGE_S: listing 50 agents'
-    metrics is one scan instead of 50 (each scan reads every process's stat file)."""
-    global _snapshot
-    with _snapshot_lock:
-        taken, stats = _snapshot
-        now = time.monotonic()
-        if now - taken > SNAPSHOT_MAX_AGE_S:
-            stats = _all_stats()
-            _snapshot = (now, stats)
-        return stats
+_recent_stats = Recent(_all_stats, SNAPSHOT_MAX_AGE_S)
+"""Every process, from one /proc scan shared by callers within SNAPSHOT_MAX_AGE_S: listing 50 agents'
+metrics is one scan instead of 50 (each scan reads every process's stat file)."""
 
 
 def tree(root: int, *, recent: bool = False) -> list[ProcStat]:
     """`root` and all its descendants that are alive (zombies excluded). `recent`: from a snapshot up to
     SNAPSHOT_MAX_AGE_S old (metrics); the default scans now (anything that kills must)."""
-    stats = _recent_stats() if recent else _all_stats()
+    stats = _recent_stats.get() if recent else _all_stats()
     children: dict[int, list[ProcStat]] = {}
     for st in stats:
         children.setdefault(st.ppid, []).append(st)

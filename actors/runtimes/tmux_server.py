@@ -43,13 +43,13 @@ import shlex
 import subprocess
 import tempfile
 import threading
-import time
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 
+from actors.clock import Recent
 from protocols.errors import CorralError, UsageError
 
 __all__ = [
@@ -65,6 +65,8 @@ __all__ = [
 
 DEFAULT_SOCKET = "corral"
 DEFAULT_TIMEOUT_S = 5.0
+RECENT_SESSIONS_S = 2.0
+"""How old the session snapshot behind `recent_session` may be (agents brought back after a restart)."""
 SESSION_PREFIX = "corral_"
 _PART_MAX = 40
 _SAFE = re.compile(r"[a-zA-Z0-9_-]+")
@@ -203,8 +205,7 @@ class TmuxServer:
         self._calls = 0
         self._errors = 0
         self._pump = None
-        self._snapshot: tuple[float, dict[str, PaneInfo]] = (-1e9, {})
-        self._snapshot_lock = threading.Lock()
+        self._sessions = Recent(self._first_panes, RECENT_SESSIONS_S)
 
     def __repr__(self) -> str:
         return f"TmuxServer({self.socket!r})"
@@ -330,19 +331,17 @@ class TmuxServer:
                 return info if session is None or info.session == session else None
         return None
 
-    def recent_session(self, name: str, max_age_s: float = 2.0) -> PaneInfo | None:
+    def recent_session(self, name: str) -> PaneInfo | None:
         """The first pane of session `name` from one `list-panes -a` shared by every caller within
-        `max_age_s`: a daemon bringing back 50 agents asks tmux once, not 50 times. It may be stale: use it
-        only as a hint, and check what it says (a dead pane, a session gone since)."""
-        with self._snapshot_lock:
-            taken, panes = self._snapshot
-            now = time.monotonic()
-            if now - taken > max_age_s:
-                panes = {}
-                for pane in self.all_panes():
-                    panes.setdefault(pane.session, pane)
-                self._snapshot = (now, panes)
-            return panes.get(name)
+        RECENT_SESSIONS_S: a daemon bringing back 50 agents asks tmux once, not 50 times. It may be stale: use
+        it only as a hint, and check what it says (a dead pane, a session gone since)."""
+        return self._sessions.get().get(name)
+
+    def _first_panes(self) -> dict[str, PaneInfo]:
+        panes: dict[str, PaneInfo] = {}
+        for pane in self.all_panes():
+            panes.setdefault(pane.session, pane)
+        return panes
 
     def all_panes(self) -> list[PaneInfo]:
         """Every pane of the server ([] when no server runs)."""

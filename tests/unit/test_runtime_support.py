@@ -97,3 +97,18 @@ def test_runtime_names_are_restricted_to_safe_characters() -> None:
             valid_session_name(bad)
     with pytest.raises(UsageError, match="empty command"):
         RuntimeSpec(name="ok", argv=(), cwd=os.getcwd(), log_path="/tmp/x.log")
+
+
+def test_a_recent_value_is_computed_once_per_age_and_shared() -> None:
+    from actors.clock import Recent
+
+    calls: list[int] = []
+
+    def scan() -> int:
+        calls.append(1)
+        return len(calls)
+
+    shared = Recent(scan, max_age_s=3600.0)
+    assert [shared.get() for _ in range(50)] == [1] * 50  # 50 callers, one scan
+    fresh = Recent(scan, max_age_s=0.0)
+    assert fresh.get() != fresh.get()  # no age allowed: every caller scans
