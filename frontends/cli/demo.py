@@ -333,7 +333,6 @@ class _Demo:
 
     def run(self, sim: str) -> Summary:
         from actors.store import Store
-        from protocols.fsm import Event, Source
 
         _make_repo(self.scratch.repo, sim)
         self.board.say("setup", f"scratch repository {self.scratch.repo}")
@@ -342,12 +341,16 @@ class _Demo:
             "setup",
             f"daemon started (pid {self.daemon_pid}); agents run on tmux server {self.scratch.socket}",
         )
+        # Changes go through the daemon's API, as a UI's do: a transition there wakes the project's supervisor
+        # at once. Progress is read from the store.
+        name = self.client.call("POST", "/v1/repos", json={"path": str(self.scratch.repo)})["name"]
+        self.client.call(
+            "POST", f"/v1/repos/{name}/tasks", json={"name": TASK, "title": TITLE, "content": BRIEF}
+        )
+        self.board.say("ready", f"task {TASK} created: {TITLE}")
+        self._move(name, "plan_start")
         with Store.open() as store:
-            project = store.ensure_project(self.scratch.repo)
-            store.create_task(project.id, TASK, title=TITLE, content=BRIEF)
-            self.board.say("ready", f"task {TASK} created: {TITLE}")
-            store.transition_task(project.id, TASK, Event.PLAN_START, source=Source.USER)
-            self._wake(project)
+            project = store.get_project(name)
             outcome = self._follow(store, project)
             if outcome.ok:
                 outcome = self._settled(store, project, outcome)
@@ -355,7 +358,7 @@ class _Demo:
 
     def _follow(self, store: Store, project: Project) -> _Outcome:
         """Print what happens until the task is done, cannot go on, or the deadline passes."""
-        from protocols.fsm import PHASE_PLANNED, Event, Source, Status
+        from protocols.fsm import PHASE_PLANNED, Status
 
         progress = Progress()
         implementing = False
@@ -379,9 +382,8 @@ class _Demo:
                     PHASE_PLANNED,
                     f"the plan is written: implementing it, as `corral task implement {TASK}` does",
                 )
-                store.transition_task(project.id, TASK, Event.IMPLEMENT_START, source=Source.USER)
+                self._move(project.name, "implement_start")
                 implementing = True
-                self._wake(project)
                 continue
             now = time.monotonic()
             if now >= self.deadline:
@@ -400,17 +402,9 @@ class _Demo:
             snap = _snapshot(store, project, snap.audit[-1].id if snap.audit else 0)
         return dataclasses.replace(outcome, snapshot=snap)
 
-    def _wake(self, project: Project) -> None:
-        """The change is committed: poke the daemon, and list the project's agents, which starts its Project
-        at once if it is not running (the daemon's sweep would find the work within 2 s). Never fails."""
-        from actors.wake import poke
-        from frontends.daemon import DaemonError
-
-        poke()
-        try:
-            self.client.call("GET", f"/v1/repos/{project.name}/instances", timeout=20)
-        except DaemonError:
-            pass
+    def _move(self, project: str, event: str) -> None:
+        """Apply `event` to the demo's task through the daemon, which then carries out what it decides."""
+        self.client.call("POST", f"/v1/repos/{project}/tasks/{TASK}/transition", json={"event": event})
 
     def _daemon_gone(self) -> str:
         from frontends.daemon.spawn import log_tail

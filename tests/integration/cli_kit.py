@@ -11,10 +11,14 @@ from protocols.config import MANAGED_ENV_KEYS
 
 CORRAL = str(Path(sys.executable).with_name("corral"))
 # corral's session variables (a test run inside a corral agent must not inherit its role), and git overrides.
-_STRIPPED = frozenset(
-    {*MANAGED_ENV_KEYS, "CORRAL_DEBUG", "CORRAL_SIM_PLAN", "CORRAL_SIM_REVIEW", "GIT_DIR", "GIT_WORK_TREE"}
-    | {"GIT_COMMON_DIR"}
-)
+_STRIPPED = MANAGED_ENV_KEYS | {
+    "CORRAL_DEBUG",
+    "CORRAL_SIM_PLAN",
+    "CORRAL_SIM_REVIEW",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+}
 
 
 def clean_env() -> dict[str, str]:
