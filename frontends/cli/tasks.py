@@ -137,12 +137,13 @@ def register(groups: Any, summary: str) -> None:
     p = sub.add_parser(
         "show",
         help="show one task: its fields, then its content",
-        description="Show a task: its fields and the time it entered each status (UTC), then its content.",
+        description="Show a task: its fields and the time it entered each status (UTC), the status and "
+        "attempts of each wave task when its plan runs in waves, then its content.",
         epilog="examples:\n  corral task show fix-login\n  corral task show fix-login --json",
         formatter_class=raw,
     )
     p.add_argument("name", metavar="NAME", help="the task's name")
-    p.add_argument("--json", action="store_true", help="print the task record as JSON")
+    p.add_argument("--json", action="store_true", help="print the task record, with its wave_tasks, as JSON")
     p.set_defaults(handler=_show)
 
     p = sub.add_parser(
