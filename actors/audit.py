@@ -193,6 +193,14 @@ def _child_started(e: ChildStarted) -> _Described:
 
 def _child_exited(e: ChildExited) -> _Described:
     subject = _subject(e.supervisor, e.child_id)
+    if e.reason.kind == "shutdown" and e.reason.message:  # it shut itself down: intensity, auto_shutdown
+        then = "restarting" if e.restarting else f"not restarted (restart {e.restart_type})"
+        return (
+            "child_exited",
+            "warn" if e.reason.error_type == "ReachedMaxRestartIntensity" else "info",
+            f"{subject} shut down: {e.reason.message}; {then}",
+            _where(e.supervisor, e.child_id),
+        )
     if e.reason.kind == "shutdown":
         return (
             "child_exited",
@@ -231,7 +239,10 @@ def _gave_up(e: SupervisorGaveUp) -> _Described:
 
 
 def _escalated(e: SupervisorEscalated) -> _Described:
-    text = f"{e.supervisor} failed, escalated to {e.parent}: {_reason(e.reason)}"
+    if e.reason.kind == "shutdown":  # past its intensity: its parent decides by its restart type
+        text = f"{e.supervisor} shut down past its restart intensity, escalated to {e.parent}"
+    else:
+        text = f"{e.supervisor} failed, escalated to {e.parent}: {_reason(e.reason)}"
     return "supervisor_escalated", "error", text, _where(e.supervisor)
 
 

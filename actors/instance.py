@@ -3,9 +3,14 @@
     Instance (a Supervisor, one_for_one, e.g. 3 restarts in 60 s)
     └── runtime   TmuxRuntime | PtyRuntime | SdkRuntime, restart transient, exponential backoff
 
-When the agent dies abnormally its runtime ends with the reason and is restarted after a backoff; past the
-intensity the Instance does not escalate (one broken agent must not take its project down): it stops the
-runtime and becomes `failed` with the reason, and waits for a person to restart it.
+When the agent dies abnormally its runtime ends with the reason and is restarted after a backoff. The runtime
+is the Instance's significant child and the Instance shuts itself down with it (OTP's `auto_shutdown =
+any_significant`): an agent that exits 0, or is killed by request, ends its Instance with status `exited`;
+past the intensity the Instance records `failed` with the reason and shuts down (reason `shutdown`, carrying
+the cause). Its own spec is transient, so its Project does not restart it — one broken agent never takes its
+project down — and keeps it as an ended child: listed with its last status, its last screen and its
+conversation id, until a person restarts it (a fresh Instance continuing the conversation) or deletes it.
+An ended Instance holds no thread, no runtime and no file descriptor.
 
 Status is decided by `protocols.status.decide` from evidence the Instance gathers without polling: the
 runtime's activity notices (the screen is captured only after output, coalesced), SDK turn events, exits
@@ -38,12 +43,14 @@ from actors.runtimes.base import (
     GetRuntimeStats,
     RuntimeActivity,
     RuntimeAdopted,
+    RuntimeSpec,
     Send,
     SendKeys,
     exit_details,
 )
+from actors.runtimes.factory import RUNTIME, RuntimeFactory, RuntimeKind
 from actors.runtimes.sdk import SdkNotice
-from actors.supervision import ChildSpec, StartChild, Supervisor, SupervisorFlags
+from actors.supervision import StartChild, Supervisor, SupervisorFlags
 from actors.supervision.context import ChildContext
 from protocols.errors import ConflictError, SupervisionError
 from protocols.harness import Harness
@@ -66,24 +73,26 @@ __all__ = [
     "InstanceSend",
     "InstanceSendKeys",
     "InstanceSpec",
-    "runtime_child",
 ]
 
 log = logging.getLogger(__name__)
 
-RUNTIME = "runtime"
 CAPTURE_DELAY_S = 0.05  # coalesce a burst of output into one capture
 ASK_TIMEOUT_S = 10.0
 
 
 class InstanceSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """Who the agent is and how it is watched; the runtime's own spec travels in `runtime`."""
+    """Who the agent is and how it is watched. `runtime` is what its runtime starts the first time;
+    `restart_argv`, when set, is the command of every later start (the harness's continue arguments: the
+    conversation goes on instead of the task starting over); `factory` makes the runtime child."""
 
     project: str
     title: str
     harness: Harness
-    mode: str
-    runtime: Any  # the ChildSpec of its runtime (id must be RUNTIME)
+    mode: RuntimeKind
+    runtime: RuntimeSpec
+    factory: RuntimeFactory
+    restart_argv: tuple[str, ...] = ()
     first_prompt: str = ""  # sent once the agent is ready (tmux/pty) or as the first turn (sdk)
     prompt_file: str = ""  # written (relative to cwd) before the runtime starts
     prompt_file_text: str = ""
@@ -95,7 +104,6 @@ class InstanceSpec(msgspec.Struct, frozen=True, kw_only=True):
     task: str = ""
     agent_type: str = ""
     worktree: Any = None  # actors.git.Worktree: paused and resumed with the agent (unless shared)
-    restart_runtime: Any = None  # the runtime ChildSpec of every start after the first: continue, no prompt
     notes: tuple[str, ...] = ()  # what the launch could not do as asked (sdk fallback, missing nice)
     record: InstanceRecord | None = None  # its row in the store: the spec essentials, written with its state
     store_path: str = ""  # the database the row is written to ("" with record None: not persisted)
@@ -152,6 +160,7 @@ class InstanceInfo(msgspec.Struct, frozen=True):
     agent_type: str = ""
     attach: Any = None
     metrics: Any = None
+    conversation_id: str = ""  # claude's session id, codex's thread id (sdk agents)
 
 
 class _Evaluate(msgspec.Struct, frozen=True):
@@ -159,9 +168,10 @@ class _Evaluate(msgspec.Struct, frozen=True):
 
 
 class AgentEnded(msgspec.Struct, frozen=True, kw_only=True):
-    """Told to the parent (the Project) when a task's agent reaches exited or failed, so a wave task completes
-    or fails at once rather than at the next reconciliation. `created_at` (the instance row's stamp) tells
-    this run of a title from an earlier one; `worked`: the agent was seen working after its prompt."""
+    """Told to the parent (the Project) when the agent reaches exited or failed, just before the Instance
+    shuts down: the Project keeps `info` and `last_screen` to show the ended instance, and a task's wave task
+    completes or fails at once rather than at the next reconciliation. `created_at` (the instance row's stamp)
+    tells this run of a title from an earlier one; `worked`: the agent was seen working after its prompt."""
 
     title: str
     task: str
@@ -171,6 +181,8 @@ class AgentEnded(msgspec.Struct, frozen=True, kw_only=True):
     killed: bool
     created_at: str
     attempt_key: str = ""
+    info: InstanceInfo | None = None
+    last_screen: str = ""
 
 
 _ENDED = frozenset({AgentStatus.EXITED, AgentStatus.FAILED})
@@ -180,15 +192,26 @@ class Instance(Supervisor):
     """One agent under supervision. Runs on its own thread; its runtime child on another."""
 
     def __init__(self, ctx: ChildContext, spec: InstanceSpec) -> None:
-        if spec.runtime.id != RUNTIME:
-            raise ValueError(f"instance {spec.title}: its runtime child must have id {RUNTIME!r}")
-        super().__init__(ctx, spec.flags, (spec.runtime,))
+        if spec.factory.kind != spec.mode:
+            raise ValueError(f"instance {spec.title}: mode {spec.mode} but a {spec.factory.kind} runtime")
+        memo = None
+        if spec.mode == "sdk":
+            from actors.runtimes.sdk import SessionMemo
+
+            memo = SessionMemo(spec.runtime.sdk_session_id)
+        first = spec.factory.child(spec.runtime, memo)
+        again_spec = msgspec.structs.replace(
+            spec.runtime, argv=spec.restart_argv or spec.runtime.argv, adopt_first=False
+        )
+        # Every start after the first continues the conversation (and creates a session: the old one is gone).
+        self._again = spec.factory.child(again_spec, memo) if again_spec != spec.runtime else first
+        super().__init__(ctx, msgspec.structs.replace(spec.flags, auto_shutdown="any_significant"), (first,))
         self.spec = spec
         self.state = TrackerState.start(ctx.env.clock.monotonic())
         self._restarts = 0
         self._alive = False
-        self._gave_up = False
         self._killed = False
+        self._last_screen = ""
         self._paused = False
         self._manual_restart = False
         self._prompt_sent = not spec.first_prompt
@@ -240,8 +263,8 @@ class Instance(Supervisor):
             return
         self._alive = True
         child = self._children.get(RUNTIME)
-        if self.spec.restart_runtime is not None and child is not None:
-            child.spec = self.spec.restart_runtime  # later starts continue the conversation
+        if child is not None:
+            child.spec = self._again  # later starts continue the conversation
         if restarted and not self._manual_restart:
             self._restarts += 1
         self._manual_restart = False
@@ -264,15 +287,15 @@ class Instance(Supervisor):
                 exit_status=status,
                 exit_signal=signal,
                 restarts=self._restarts,
+                killed=self._killed and not restarting,
             )
         )
         if not restarting:
             self._note(f"agent ended: {reason}", "info" if not reason.is_error else "warn")
-            if reason.kind != "shutdown":
-                self._tell_ended()
+            self._tell_ended()  # then the Instance shuts down with its significant runtime
 
     def gave_up(self, error: SupervisionError, child_id: str, reason: ExitReason) -> None:
-        self._gave_up = True
+        """Past the intensity: record `failed` with the reason; then the Instance shuts down for good."""
         self._alive = False
         status, signal = exit_details(reason)
         why = f"gave up after {self.flags.max_restarts} restarts within {self.flags.period_s:g} s"
@@ -353,6 +376,7 @@ class Instance(Supervisor):
             agent_type=self.spec.agent_type,
             attach=attach,
             metrics=metrics,
+            conversation_id=self._sdk_session,
         )
 
     # -- evidence -----------------------------------------------------------------------------------------
@@ -384,6 +408,8 @@ class Instance(Supervisor):
                 screen = self._runtime_ask(Capture(self.spec.harness.scan_lines, False))
             except Exception as exc:
                 log.debug("%s: capture failed: %s", self.spec.title, exc)
+            else:
+                self._last_screen = screen
         self._decide(
             Evidence(
                 mode=self.spec.mode,
@@ -439,9 +465,11 @@ class Instance(Supervisor):
             self._schedule(max(0.0, decision.wake_at - now))
 
     def _tell_ended(self) -> None:
-        """Tell the Project that a task's agent ended (plain agents have nobody waiting on them)."""
+        """Tell the Project that the agent ended, with what it keeps to show the ended instance (and, for a
+        task's agent, what its wave task needs). Told before the Instance's own exit report, so the Project
+        has it by the time it sees the Instance gone."""
         parent = self.ctx.parent
-        if not self.spec.task or parent is None or self.state.status not in _ENDED:
+        if parent is None or self.state.status not in _ENDED:
             return
         record = self.spec.record
         _tell(
@@ -455,6 +483,8 @@ class Instance(Supervisor):
                 killed=self._killed,
                 created_at=record.created_at if record is not None else "",
                 attempt_key=record.attempt_key if record is not None else "",
+                info=self.info(),
+                last_screen=self._last_screen,
             ),
         )
 
@@ -501,7 +531,6 @@ class Instance(Supervisor):
         """Kill the agent if it runs, then start a fresh runtime generation with a fresh backoff."""
         self._stop_runtime("restart")
         self._killed = False
-        self._gave_up = False
         self._restarts = 0
         self._start_again("restarted by request")
         return self.info()
@@ -529,8 +558,7 @@ class Instance(Supervisor):
         if RUNTIME in self._children:
             self._restart_child(RUNTIME)
         else:  # recovered paused: its runtime was never started
-            runtime = self.spec.restart_runtime or self.spec.runtime
-            self._on_start_child(StartChild(runtime))
+            self._on_start_child(StartChild(self._again))
         self._note(reason)
 
     def _pause(self) -> InstanceInfo:
@@ -573,13 +601,15 @@ class Instance(Supervisor):
         self._start_again("resumed by request")
         return self.info()
 
-    def _kill(self) -> list[int]:
+    def _kill(self) -> InstanceInfo:
+        """Kill the agent and everything it started; the runtime ends `normal`, and with it the Instance
+        (its significant child), recorded `exited: killed by request`."""
         if self._runtime() is None:
-            return []
+            return self.info()
         self._killed = True
         survivors = self._runtime_ask(Destroy())
         self._note("killed by request" + (f"; survivors {survivors}" if survivors else ""))
-        return survivors
+        return self.info()
 
     # -- persistence --------------------------------------------------------------------------------------
 
@@ -658,17 +688,3 @@ def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
         ref.tell(message)
     except pykka.ActorDeadError:
         pass
-
-
-def runtime_child(runtime_class: type, *args: Any, backoff: Any = None, **kwargs: Any) -> ChildSpec:
-    """The runtime's child spec: transient (exit 0 ends it for good), with the instance's backoff."""
-    from actors.supervision import BackoffSpec, Restart
-
-    return ChildSpec.worker(
-        RUNTIME,
-        runtime_class,
-        *args,
-        restart=Restart.TRANSIENT,
-        backoff=backoff or BackoffSpec(min_s=0.5, max_s=30.0, jitter=0.2, reset_after_s=30.0),
-        **kwargs,
-    )

@@ -19,9 +19,10 @@ from typing import Any, Literal
 import msgspec
 
 from actors.git import Worktree, create_worktree, shared_worktree
-from actors.instance import InstanceSpec, runtime_child
+from actors.instance import InstanceSpec
 from actors.resources import ResourceControls
 from actors.runtimes.base import RuntimeSpec
+from actors.runtimes.factory import RuntimeFactory
 from actors.runtimes.tmux_server import session_name
 from actors.supervision import BackoffSpec, SupervisorFlags
 from protocols.config import Config
@@ -110,8 +111,8 @@ def prepare_instance(
         settle_s=plan.enter_settle_s,
         sdk_transport=plan.sdk_transport,
     )
-    runtime = _runtime(plan.mode, runtime_spec, tmux_server, backoff, sdk_policy)
-    restart_runtime = None
+    factory = RuntimeFactory(kind=plan.mode, tmux_server=tmux_server, backoff=backoff, sdk_policy=sdk_policy)
+    restart_argv: tuple[str, ...] = ()
     if plan.mode != "sdk" and (harness.continue_args or harness.resume_args):
         # A restarted (or resumed) agent continues its conversation instead of starting the task over.
         again = plan_launch(
@@ -123,9 +124,7 @@ def prepare_instance(
             mode=plan.mode,
             resume=True,
         )
-        again_launch = controls.launch(again.argv, base, extra)
-        again_spec = msgspec.structs.replace(runtime_spec, argv=again_launch.argv)
-        restart_runtime = _runtime(plan.mode, again_spec, tmux_server, backoff, sdk_policy)
+        restart_argv = tuple(controls.launch(again.argv, base, extra).argv)
     notes = tuple(n for n in (plan.note, *launch.notes) if n)
     spec = InstanceSpec(
         notes=notes,
@@ -133,7 +132,9 @@ def prepare_instance(
         title=request.title,
         harness=harness,
         mode=plan.mode,
-        runtime=runtime,
+        runtime=runtime_spec,
+        factory=factory,
+        restart_argv=restart_argv,
         first_prompt=plan.send,
         prompt_file=plan.prompt_file,
         prompt_file_text=request.prompt if plan.prompt_file else "",
@@ -145,7 +146,6 @@ def prepare_instance(
         task=request.task,
         agent_type=request.agent_type,
         worktree=worktree,
-        restart_runtime=restart_runtime,
     )
     return Prepared(spec, worktree, notes)
 
@@ -166,20 +166,3 @@ def _worktree(request: AgentRequest, config: Config) -> Worktree | None:
 def _prompt_file(name: str, prompt: str, threshold: int) -> str:
     """Where a long first prompt is written (relative to the agent's cwd); "" when it goes inline."""
     return f".corral/prompts/{name}.md" if threshold and len(prompt) > threshold else ""
-
-
-def _runtime(mode: str, spec: RuntimeSpec, server: Any, backoff: BackoffSpec | None, policy: Any) -> Any:
-    if mode == "sdk":
-        from actors.runtimes.sdk import SdkRuntime, SessionMemo
-
-        kwargs: dict[str, Any] = {"memo": SessionMemo(spec.sdk_session_id)}
-        if policy is not None:
-            kwargs["policy"] = policy
-        return runtime_child(SdkRuntime, spec, backoff=backoff, **kwargs)
-    if mode == "pty":
-        from actors.runtimes.pty import PtyRuntime
-
-        return runtime_child(PtyRuntime, spec, backoff=backoff)
-    from actors.runtimes.tmux import TmuxRuntime
-
-    return runtime_child(TmuxRuntime, spec, server, backoff=backoff)

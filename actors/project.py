@@ -47,6 +47,7 @@ import msgspec
 from actors.claimer import OutboxReady
 from actors.clock import utc_stamp
 from actors.instance import AgentEnded, Instance, InstanceInfo, InstanceSpec
+from actors.instance_specs import adopted, recovered, restarted
 from actors.launcher import AgentRequest, prepare_instance
 from actors.resources import ResourceControls
 from actors.supervision import (
@@ -146,6 +147,13 @@ class RecoverInstances(msgspec.Struct, frozen=True):
     starts) → the titles brought back."""
 
 
+class RestartEnded(msgspec.Struct, frozen=True):
+    """Start the ended instance `title` again (a person's restart): a fresh Instance that continues the
+    agent's conversation → InstanceEntry. ConflictError while it still runs (ask the Instance itself)."""
+
+    title: str
+
+
 class DrainOutbox(msgspec.Struct, frozen=True):
     """Perform the project's pending outbox items now (told on a timer, and by the daemon)."""
 
@@ -175,6 +183,10 @@ class InstanceEntry(msgspec.Struct, frozen=True, kw_only=True):
     session: str  # the tmux session, or the pty/sdk runtime's name
     created_at: float
     notes: tuple[str, ...] = ()
+    final: InstanceInfo | None = None
+    """Set once the agent ended (exited or failed) and its Instance shut down: its last info."""
+    last_screen: str = ""
+    """An ended agent's last screen, as its Instance last captured it."""
 
 
 class InstanceView(msgspec.Struct, frozen=True, kw_only=True):
@@ -198,6 +210,7 @@ class InstanceView(msgspec.Struct, frozen=True, kw_only=True):
     attach: Any = None
     metrics: Any = None
     notes: tuple[str, ...] = ()
+    conversation_id: str = ""
 
 
 class AmbiguousTitle(UsageError):
@@ -253,6 +266,7 @@ def instance_view(entry: InstanceEntry, info: InstanceInfo | None, now: float, w
         status, reason, restarts, profile = info.status, info.reason, info.restarts, info.resource_profile
         age = round(max(0.0, now - info.since), 3)
         attach, metrics = info.attach, info.metrics
+    conversation = info.conversation_id if info is not None else ""
     return InstanceView(
         project=entry.project,
         title=entry.title,
@@ -272,6 +286,7 @@ def instance_view(entry: InstanceEntry, info: InstanceInfo | None, now: float, w
         attach=attach,
         metrics=metrics,
         notes=entry.notes,
+        conversation_id=conversation,
     )
 
 
@@ -327,6 +342,7 @@ class Project(Supervisor):
         super().__init__(ctx, spec.flags)
         self.spec = spec
         self._entries: dict[str, InstanceEntry] = {}
+        self._specs: dict[str, InstanceSpec] = {}  # what each Instance was started with (to restart it)
         self._controls: ResourceControls | None = None
         self._outbox: Any = None  # actors.tasks.OutboxRunner, made on this thread at the first drain
         self._outbox_timer: Any = None
@@ -361,7 +377,23 @@ class Project(Supervisor):
             return self._live_entries()
         if isinstance(message, ResolveTitle):
             return self._resolve(message.query)
+        if isinstance(message, RestartEnded):
+            return self._restart_ended(message.title)
         return super().on_receive(message)
+
+    def child_exited(self, child_id: str, generation: int, reason: Any, restarting: bool) -> None:
+        """An Instance *actor* crashed (a bug, not its agent's end): its next generation must take its agent
+        back — a tmux session lives on and is adopted; pty and sdk agents continue their conversation —
+        rather than send the task's first prompt again."""
+        spec = self._specs.get(child_id)
+        child = self._children.get(child_id)
+        if not restarting or spec is None or child is None:
+            return
+        revived = restarted(
+            spec, self._conversation(child_id), reason=f"its Instance restarted after {reason}", adopt=True
+        )
+        self._specs[child_id] = revived
+        child.spec = self._instance_child(child_id, revived)
 
     # -- tasks: the outbox (actors/tasks.py) -----------------------------------------------------------------
 
@@ -389,7 +421,15 @@ class Project(Supervisor):
         return settled
 
     def _agent_ended(self, ended: AgentEnded) -> None:
-        """A task's agent ended: its wave task completes or fails now, and what follows is carried out."""
+        """An agent ended and its Instance is shutting down: keep what shows it; a task's wave task completes
+        or fails now, and what follows is carried out."""
+        entry = self._entries.get(ended.title)
+        if entry is not None and ended.info is not None:
+            self._entries[ended.title] = msgspec.structs.replace(
+                entry, final=ended.info, last_screen=ended.last_screen
+            )
+        if not ended.task:
+            return
         try:
             runner = self._outbox_runner()
             if runner is not None:
@@ -441,7 +481,9 @@ class Project(Supervisor):
         return True
 
     def running_agent(self, title: str) -> bool:
-        return title in self._children
+        """Running, or restarting after its Instance crashed; an ended (shut down) instance is not."""
+        child = self._children.get(title)
+        return child is not None and child.state != "stopped"
 
     def task_agent_titles(self, task: str, started_before: str) -> tuple[str, ...]:
         titles = []
@@ -471,6 +513,7 @@ class Project(Supervisor):
                 self._kill_session(title)
         self._terminate_child_now(title)
         self._entries.pop(title, None)
+        self._specs.pop(title, None)
         if self._outbox is not None:
             self._outbox.store.set_instance_status(self.spec.name, title, "exited", f"stopped: {reason}")
         return True
@@ -513,9 +556,11 @@ class Project(Supervisor):
         of an orphan session."""
         title = check_title(request.title)
         if title in self._children:
+            ended = self._entries.get(title)
+            state = f" (it has ended: {ended.final.status})" if ended and ended.final else ""
             raise ConflictError(
-                f'instance "{title}" already exists in project {self.spec.name}; choose another title, '
-                f"or restart it: corral instance restart {title}"
+                f'instance "{title}" already exists in project {self.spec.name}{state}; choose another '
+                f"title, or restart it: corral instance restart {title}"
             )
         if request.mode not in MODES:
             raise UsageError(f"mode must be tmux, pty or sdk, got {request.mode!r}")
@@ -559,24 +604,17 @@ class Project(Supervisor):
         spec = prepared.spec
         wt = prepared.worktree
         if recorded is not None:
-            spec, wt = _recovered(spec, recorded, wt)
+            spec, wt = recovered(spec, recorded, wt)
         elif adopt is not None:
-            spec = _adopted(spec, adopt)
+            spec = adopted(spec, adopt.session, adopt.cwd)
         record = self._record(request, spec, wt, recorded, adopt)
         if self.spec.store_path:
             spec = msgspec.structs.replace(spec, record=record, store_path=self.spec.store_path)
-        child = ChildSpec.worker(
-            title,
-            Instance,
-            spec,
-            restart=Restart.TRANSIENT,
-            shutdown_s=self.spec.instance_shutdown_s,
-            start_timeout_s=30.0,
-        )
         try:
-            self._on_start_child(StartChild(child))
+            self._on_start_child(StartChild(self._instance_child(title, spec)))
         except SupervisionError as exc:
             raise UsageError(f'cannot start "{title}": {_innermost(str(exc))}') from None
+        self._specs[title] = spec
         entry = InstanceEntry(
             project=self.spec.name,
             title=title,
@@ -620,7 +658,7 @@ class Project(Supervisor):
             worktree_mode="none" if adopt is not None else mode,
             worktree_path=wt.path if wt is not None else (adopt.cwd if adopt is not None else ""),
             base_commit=wt.base_commit if wt is not None else "",
-            session=_runtime_spec(spec.runtime).name,
+            session=spec.runtime.name,
             resource_profile=spec.resource_profile,
             sdk_session_id=recorded.sdk_session_id if recorded is not None else "",
             status=recorded.status if recorded is not None else "loading",
@@ -629,6 +667,51 @@ class Project(Supervisor):
             worked=recorded.worked if recorded is not None else False,
             created_at=created,
         )
+
+    def _instance_child(self, title: str, spec: InstanceSpec) -> ChildSpec:
+        """An Instance's child spec: transient (it shuts down when its agent ends, and stays down)."""
+        return ChildSpec.worker(
+            title,
+            Instance,
+            spec,
+            restart=Restart.TRANSIENT,
+            shutdown_s=self.spec.instance_shutdown_s,
+            start_timeout_s=30.0,
+        )
+
+    def _restart_ended(self, title: str) -> InstanceEntry:
+        """A person restarts an ended instance: the same title, session name and worktree, a fresh Instance
+        continuing the conversation (OTP's restart_child, with the spec made to continue)."""
+        entry = self._entries.get(title)
+        child = self._children.get(title)
+        spec = self._specs.get(title)
+        if entry is None or child is None or spec is None:
+            raise NotFoundError(f'no instance "{title}" in project {self.spec.name}')
+        if child.state != "stopped":
+            raise ConflictError(f'instance "{title}" is running: restart it through the instance itself')
+        conversation = entry.final.conversation_id if entry.final is not None else ""
+        again = restarted(spec, conversation or self._conversation(title))
+        child.spec = self._instance_child(title, again)
+        self._specs[title] = again
+        try:
+            self._restart_child(title)
+        except SupervisionError as exc:
+            raise UsageError(f'cannot restart "{title}": {_innermost(str(exc))}') from None
+        self._entries[title] = msgspec.structs.replace(entry, final=None, last_screen="")
+        log.info("project %s: restarted ended instance %s", self.spec.name, title)
+        return self._entries[title]
+
+    def _conversation(self, title: str) -> str:
+        """The agent's conversation id as last recorded in the store ("" without a store)."""
+        if not self.spec.store_path:
+            return ""
+        from actors.store import Store
+
+        try:
+            with Store.open(Path(self.spec.store_path)) as store:
+                return store.get_instance(self.spec.name, title).sdk_session_id
+        except Exception:  # not recorded, or the store is unreachable: continue without it
+            return ""
 
     # -- recovery and adoption ----------------------------------------------------------------------------
 
@@ -691,86 +774,3 @@ def _tell(ref: Any, message: Any) -> None:
 def _innermost(message: str) -> str:
     """The reason at the bottom of nested "failed to start: …" messages."""
     return re.sub(r"^\w+(Error|Exception|Failure): ", "", message.rsplit("failed to start: ", 1)[-1])
-
-
-# -- rewriting a prepared spec for recovery and adoption ----------------------------------------------------
-
-
-def _runtime_spec(child: ChildSpec) -> Any:
-    """The RuntimeSpec inside a runtime's ChildSpec (`ChildSpec.worker(RUNTIME, cls, spec, …)`)."""
-    return child.start.args[1][0]  # type: ignore[attr-defined]
-
-
-def _with_runtime(child: ChildSpec | None, *, sdk_session_id: str | None = None, **changes: Any) -> Any:
-    """The runtime ChildSpec with its RuntimeSpec changed (name, cwd…) and, for sdk, a fresh memo holding
-    `sdk_session_id`, so the agent resumes that conversation."""
-    if child is None:
-        return None
-    start = child.start
-    actor_class, args, kwargs = start.args  # type: ignore[attr-defined]
-    runtime = _runtime_spec(child)
-    if "name" in changes:
-        changes["log_path"] = str(Path(runtime.log_path).with_name(f"{changes['name']}.log"))
-    kwargs = dict(kwargs)
-    if sdk_session_id is not None:
-        from actors.runtimes.sdk import SessionMemo
-
-        changes["sdk_session_id"] = sdk_session_id
-        if "memo" in kwargs:
-            kwargs["memo"] = SessionMemo(sdk_session_id)
-    new = msgspec.structs.replace(runtime, **changes)
-    return msgspec.structs.replace(
-        child,
-        start=functools.partial(start.func, actor_class, (new, *args[1:]), kwargs),  # type: ignore[attr-defined]
-    )
-
-
-def _recovered(spec: InstanceSpec, record: InstanceRecord, wt: Any) -> tuple[InstanceSpec, Any]:
-    """The spec of a recorded instance brought back: same session; tmux/pty start with the continue
-    arguments (a live tmux session is adopted whatever the argv), sdk resumes its conversation; the first
-    prompt is not sent again. A paused one gets its recorded worktree back only when it is resumed."""
-    from actors.git import Worktree
-
-    if wt is None and record.worktree_mode not in ("", "none") and record.worktree_path:
-        wt = Worktree(
-            repo_root=str(Path(record.worktree_path).parents[1]),
-            path=record.worktree_path,
-            branch=record.branch,
-            base_commit=record.base_commit,
-            shared=record.worktree_mode == "shared",
-        )
-    cwd = wt.path if wt is not None else (record.worktree_path or spec.cwd)
-    session = record.sdk_session_id if spec.mode == "sdk" else None
-    first = spec.runtime if spec.mode == "sdk" else (spec.restart_runtime or spec.runtime)
-    runtime = _with_runtime(
-        first,
-        name=record.session or _runtime_spec(first).name,
-        cwd=cwd,
-        sdk_session_id=session,
-        adopt_first=spec.mode == "tmux",
-    )
-    again = _with_runtime(
-        spec.restart_runtime, name=_runtime_spec(runtime).name, cwd=cwd, sdk_session_id=session
-    )
-    resend = spec.mode == "sdk" and not record.sdk_session_id  # it never got going: start the task again
-    spec = msgspec.structs.replace(
-        spec,
-        runtime=runtime,
-        restart_runtime=again,
-        cwd=cwd,
-        worktree=wt,
-        first_prompt=spec.first_prompt if resend else "",
-        prompt_file_text=spec.prompt_file_text if resend else "",
-        start_paused=record.status == "paused",
-        notes=(*spec.notes, "brought back after a daemon restart"),
-    )
-    return spec, wt
-
-
-def _adopted(spec: InstanceSpec, adopt: AdoptSession) -> InstanceSpec:
-    """The spec of an instance made of an orphan session: its runtime adopts `adopt.session`."""
-    runtime = _with_runtime(spec.runtime, name=adopt.session, cwd=adopt.cwd)
-    again = _with_runtime(spec.restart_runtime, name=adopt.session, cwd=adopt.cwd)
-    return msgspec.structs.replace(
-        spec, runtime=runtime, restart_runtime=again, cwd=adopt.cwd, first_prompt="", prompt_file_text=""
-    )

@@ -55,8 +55,13 @@ class ExitReason(msgspec.Struct, frozen=True, kw_only=True):
         return _NORMAL
 
     @classmethod
-    def shutdown(cls) -> ExitReason:
-        return _SHUTDOWN
+    def shutdown(cls, cause_type: str = "", cause: str = "") -> ExitReason:
+        """`shutdown`: stopped by its supervisor; or, with a cause, a supervisor that shut itself down as
+        OTP's do (past its restart intensity, or when a significant child ended). Either way it is not an
+        error: a transient parent is not restarted for it, a permanent one is."""
+        if not cause_type and not cause:
+            return _SHUTDOWN
+        return cls(kind="shutdown", error_type=cause_type, message=cause)
 
     @classmethod
     def error(cls, error_type: str, message: str, where: str = "") -> ExitReason:
@@ -76,9 +81,9 @@ class ExitReason(msgspec.Struct, frozen=True, kw_only=True):
         return self.kind == "error"
 
     def __str__(self) -> str:
-        if self.kind != "error":
-            return self.kind
-        return f"{self.error_type}: {self.message}" if self.message else self.error_type
+        if self.kind == "error":
+            return f"{self.error_type}: {self.message}" if self.message else self.error_type
+        return f"{self.kind}: {self.message}" if self.message else self.kind
 
 
 _NORMAL = ExitReason(kind="normal")

@@ -143,6 +143,8 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True):
     """Restarts of the agent so far; a higher count than last time means a new process."""
     gave_up: bool = False
     """The supervisor will not restart it again (intensity exceeded, or a temporary child)."""
+    killed: bool = False
+    """A person (or corral, stopping a task's agents) killed it on purpose."""
     give_up_reason: str = ""
     paused: bool = False
     screen: str | None = None
@@ -448,6 +450,8 @@ def _process_verdict(ev: Evidence) -> Verdict | None:
 
 def _exit_text(ev: Evidence) -> str:
     """Why it ended, e.g. `exit status 137 after 3 restarts; <why the supervisor gave up>`."""
+    if ev.killed:
+        return "killed by request"
     if ev.exit_signal:
         try:
             text = f"killed by {signal.Signals(ev.exit_signal).name}"

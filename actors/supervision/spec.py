@@ -25,7 +25,10 @@ import pykka
 from actors.supervision.context import ChildContext
 from protocols.messages import ExitReason
 
-__all__ = ["BackoffSpec", "ChildSpec", "Restart", "Strategy", "SupervisorFlags"]
+__all__ = ["AutoShutdown", "BackoffSpec", "ChildSpec", "Restart", "Strategy", "SupervisorFlags"]
+
+AutoShutdown = Literal["never", "any_significant", "all_significant"]
+"""OTP's `auto_shutdown` flag: whether a supervisor shuts itself down when its significant children end."""
 
 
 class Strategy(enum.StrEnum):
@@ -72,11 +75,18 @@ class BackoffSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SupervisorFlags(msgspec.Struct, frozen=True):
-    """Strategy and restart intensity: more than `max_restarts` restarts within `period_s` → give up."""
+    """Strategy and restart intensity: more than `max_restarts` restarts within `period_s` → the supervisor
+    stops its children and shuts down (reason `shutdown`, with the cause), as OTP's does.
+
+    `auto_shutdown` (OTP 24): `any_significant` — the supervisor shuts down as soon as one significant child
+    ends by itself and is not restarted; `all_significant` — once every significant child has; `never` (the
+    default). A child stopped by the supervisor itself (terminate, a strategy's group restart) never counts.
+    """
 
     strategy: Strategy = Strategy.ONE_FOR_ONE
     max_restarts: int = 1
     period_s: float = 5.0
+    auto_shutdown: AutoShutdown = "never"
 
     def __post_init__(self) -> None:
         if self.max_restarts < 0:
@@ -99,7 +109,8 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
 
     `start(ctx)` must return the new actor's ref; `shutdown_s` is how long an orderly stop may take before
     the child's kill hooks run (None waits forever, the default for supervisors); `start_timeout_s` bounds
-    the start handshake.
+    the start handshake. `significant` (OTP 24, transient or temporary children only): its end may shut its
+    supervisor down, by the supervisor's `auto_shutdown`.
     """
 
     id: str
@@ -109,12 +120,15 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
     kind: Literal["worker", "supervisor"] = "worker"
     backoff: BackoffSpec | None = None
     start_timeout_s: float = 10.0
+    significant: bool = False
 
     def __post_init__(self) -> None:
         if not self.id or "/" in self.id:
             raise ValueError(f"child id must be non-empty and contain no '/': {self.id!r}")
         if self.shutdown_s is not None and self.shutdown_s < 0:
             raise ValueError(f"shutdown_s must be >= 0 or None, got {self.shutdown_s}")
+        if self.significant and self.restart is Restart.PERMANENT:
+            raise ValueError(f"child {self.id!r}: a permanent child cannot be significant (OTP's rule)")
 
     @classmethod
     def worker(
@@ -126,6 +140,7 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
         shutdown_s: float | None = 5.0,
         backoff: BackoffSpec | None = None,
         start_timeout_s: float = 10.0,
+        significant: bool = False,
         **kwargs: Any,
     ) -> ChildSpec:
         """A SupervisedActor subclass started as `actor_class.start(ctx, *args, **kwargs)`."""
@@ -137,6 +152,7 @@ class ChildSpec(msgspec.Struct, frozen=True, kw_only=True):
             kind="worker",
             backoff=backoff,
             start_timeout_s=start_timeout_s,
+            significant=significant,
         )
 
     @classmethod

@@ -2,8 +2,11 @@
 
 Strategies one_for_one, one_for_all and rest_for_one; restart types permanent, transient and temporary; a
 sliding-window restart intensity — more than `max_restarts` restarts within `period_s` and the supervisor
-stops its remaining children in reverse start order and fails, so that its own supervisor decides
-(escalation); per-child exponential backoff; ordered shutdown with a timeout per child.
+stops its remaining children in reverse start order and terminates with reason `shutdown` carrying the cause,
+so that its own supervisor decides by this supervisor's restart type (escalation: a permanent one is
+restarted and counts against the parent's intensity; a transient one is not restarted, as in OTP);
+significant children and `auto_shutdown` (OTP 24); per-child exponential backoff; ordered shutdown with a
+timeout per child.
 
 Why it is safe without links or monitors:
 - every child generation reports exactly one `ChildExit` (see `base.py`), and a report whose generation is
@@ -280,6 +283,21 @@ class Supervisor(SupervisedActor):
             del self._children[child.spec.id]
         elif restart:
             self._restart(child, message.reason)
+            return
+        if child.spec.significant:
+            self._significant_ended(child.spec.id, message.reason)
+
+    def _significant_ended(self, child_id: str, reason: ExitReason) -> None:
+        """OTP's auto_shutdown: a significant child ended by itself and stays down."""
+        mode = self.flags.auto_shutdown
+        if mode == "never":
+            return
+        if mode == "all_significant" and any(
+            c.spec.significant and c.ref is not None for c in self._children.values()
+        ):
+            return
+        self._stop_all_children()
+        self.exit(ExitReason.shutdown("AutoShutdown", f"significant child {child_id} ended: {reason}"))
 
     def _on_restart_failed(self, message: RestartFailed) -> None:
         child = self._children.get(message.child_id)
@@ -364,6 +382,8 @@ class Supervisor(SupervisedActor):
         return [child]
 
     def _give_up(self, child: _Child, reason: ExitReason) -> None:
+        """Past the intensity: stop every child, tell the subclass, and shut down with the cause (OTP's
+        `reached_max_restart_intensity`): the parent decides by this supervisor's restart type."""
         restarts = len(self._window)
         self._publish(
             SupervisorGaveUp(
@@ -376,14 +396,15 @@ class Supervisor(SupervisedActor):
         )
         self._stop_all_children()
         self._window.clear()
-        self.gave_up(
-            SupervisionError(
-                f"{self.ctx.path} gave up: {restarts} restarts within {self.flags.period_s:g} s "
-                f"(max_restarts {self.flags.max_restarts}); last: {child.spec.id}: {reason}"
-            ),
-            child.spec.id,
-            reason,
+        cause = (
+            f"{self.ctx.path} gave up: {restarts} restarts within {self.flags.period_s:g} s "
+            f"(max_restarts {self.flags.max_restarts}); last: {child.spec.id}: {reason}"
         )
+        self.gave_up(SupervisionError(cause), child.spec.id, reason)
+        shutdown = ExitReason.shutdown("ReachedMaxRestartIntensity", cause)
+        parent = self.ctx.path.rpartition("/")[0] or "process"
+        self._publish(SupervisorEscalated(supervisor=self.ctx.path, parent=parent, reason=shutdown))
+        self.exit(shutdown)
 
     def child_started(self, child_id: str, generation: int, restarted: bool) -> None:
         """Hook: a child's new generation finished its `started()` (runs on the supervisor's thread)."""
@@ -392,12 +413,8 @@ class Supervisor(SupervisedActor):
         """Hook: a running child ended by itself (not stopped by this supervisor), before any restart."""
 
     def gave_up(self, error: SupervisionError, child_id: str, reason: ExitReason) -> None:
-        """Past the intensity, after every child was stopped. By default: fail, so the parent decides.
-
-        A subclass may instead record the failure and live on with its children stopped — an Instance
-        becomes `failed` with the reason and waits for a person to restart it.
-        """
-        raise error
+        """Hook: past the intensity, after every child was stopped and before this supervisor shuts down
+        (runs on the supervisor's thread). An Instance records itself `failed` with the reason here."""
 
     def _trim_window(self, now: float) -> None:
         horizon = now - self.flags.period_s

@@ -5,8 +5,9 @@
     with tree.env.hub.subscribe() as events: ...
     tree.stop()          # children stop in reverse start order, each within its shutdown time
 
-The root has no parent: when it fails (its intensity was exceeded, or it crashed) `exited` is set and
-`exit_reason` says why; the daemon turns that into its exit status.
+The root has no parent: when it ends by itself (its intensity was exceeded: reason `shutdown` with the cause;
+or it crashed) `exited` is set, `exit_reason` says why and `failed` is true; the daemon turns that into its
+exit status. After `stop()` the root ends with a plain `shutdown` and `failed` stays false.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ class SupervisionTree:
     def _on_exit(self, reason: ExitReason) -> None:
         self.exit_reason = reason
         self.exited.set()
+
+    @property
+    def failed(self) -> bool:
+        """The root ended without being asked to (`stop()`): it gave up or crashed."""
+        requested = self._ctx is not None and self._ctx.handle.shutdown_requested
+        return self.exited.is_set() and not requested
 
     def ask(self, message: Any, *, path: str | None = None, timeout: float = 10.0) -> Any:
         """Ask the supervisor (or actor) at `path`, the root by default."""

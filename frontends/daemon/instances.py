@@ -62,6 +62,7 @@ from actors.project import (
     ListEntries,
     ProjectSpec,
     ResolveTitle,
+    RestartEnded,
     StartInstance,
     instance_view,
     project_child,
@@ -274,8 +275,8 @@ class InstanceDesk:
         tree, ref = self._project(project)
         entries: tuple[InstanceEntry, ...] = _ask(ref, ListEntries(), LIST_TIMEOUT_S, project)
         asked = []
-        for entry in entries:  # ask them all at once, then collect
-            target = tree.env.directory.get(entry.path)
+        for entry in entries:  # ask them all at once, then collect (an ended one has nobody to ask)
+            target = tree.env.directory.get(entry.path) if entry.final is None else None
             future = None
             if target is not None:
                 try:
@@ -285,7 +286,7 @@ class InstanceDesk:
             asked.append((entry, future))
         views = []
         for entry, future in asked:
-            info, why = None, "the instance is restarting (its actor failed)"
+            info, why = entry.final, "the instance is restarting (its actor failed)"
             if future is not None:
                 try:
                     info = future.get(timeout=LIST_TIMEOUT_S)
@@ -310,6 +311,8 @@ class InstanceDesk:
     def _act(self, project: str, title: str, message: Any) -> Any:
         tree, ref = self._project(project)
         entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
+        if entry.final is not None:
+            return self._act_ended(tree, ref, entry, message)
         target = self._instance(tree, entry)
         if isinstance(message, InstanceRestart):
             info = _ask(target, GetInstanceInfo(), LIST_TIMEOUT_S, entry.title)
@@ -321,6 +324,28 @@ class InstanceDesk:
         if isinstance(message, InstanceCapture):
             return Captured(project=entry.project, title=entry.title, lines=message.lines, text=result)
         return self._view(tree, entry)
+
+    def _act_ended(
+        self, tree: SupervisionTree, project: pykka.ActorRef[Any], entry: InstanceEntry, message: Any
+    ) -> Any:
+        """An action on an instance whose agent ended (its Instance shut down): restart starts a fresh one,
+        capture shows its last screen, kill has nothing left to do; the rest need a running agent."""
+        final = entry.final
+        assert final is not None
+        if isinstance(message, InstanceRestart):
+            entry = _ask(project, RestartEnded(entry.title), ACTION_TIMEOUT_S, entry.project)
+            return self._view(tree, entry)
+        if isinstance(message, InstanceCapture):
+            text = entry.last_screen
+            if message.lines is not None:
+                text = "\n".join(text.splitlines()[-message.lines :]) if message.lines > 0 else ""
+            return Captured(project=entry.project, title=entry.title, lines=message.lines, text=text)
+        if isinstance(message, InstanceKill):
+            return self._view(tree, entry)
+        raise ConflictError(
+            f'instance "{entry.title}" has ended ({final.status}: {final.reason}); restart it: '
+            f"corral instance restart {entry.title}"
+        )
 
     def _records(self) -> list[InstanceRecord]:
         if self._list_records is None:
@@ -394,7 +419,18 @@ class InstanceDesk:
         return target
 
     def _view(self, tree: SupervisionTree, entry: InstanceEntry) -> InstanceView:
-        info = _ask(self._instance(tree, entry), GetInstanceInfo(), LIST_TIMEOUT_S, entry.title)
+        info = entry.final
+        if info is None:
+            try:
+                info = _ask(self._instance(tree, entry), GetInstanceInfo(), LIST_TIMEOUT_S, entry.title)
+            except ConflictError:  # it ended meanwhile: its Project has its last info
+                project = tree.env.directory.get(entry.path.rpartition("/")[0])
+                if project is None:
+                    raise
+                entry = _ask(project, ResolveTitle(entry.title), LIST_TIMEOUT_S, entry.project)
+                info = entry.final
+                if info is None:
+                    raise
         return instance_view(entry, info, tree.env.clock.monotonic())
 
 

@@ -228,7 +228,7 @@ class Daemon:
     def _watch_tree(self, tree: SupervisionTree) -> None:
         tree.exited.wait()
         reason: ExitReason | None = tree.exit_reason
-        if reason is not None and reason.is_error:
+        if tree.failed:
             self._inbox.put(_Failed(f"the root supervisor failed: {reason}"))
 
     def _server_exited(self, reason: str) -> None:

@@ -27,10 +27,17 @@ from actors.launcher import AgentRequest, prepare_instance
 from actors.resources import ResourceControls
 from actors.runtimes.procinfo import read_stat
 from actors.runtimes.tmux_server import TmuxServer
-from actors.supervision import BackoffSpec, ChildSpec, SupervisionEnv, SupervisionTree, SupervisorFlags
+from actors.supervision import (
+    BackoffSpec,
+    ChildSpec,
+    Restart,
+    SupervisionEnv,
+    SupervisionTree,
+    SupervisorFlags,
+)
 from protocols.config import Config, ResourceSettings
 from protocols.errors import ConflictError
-from protocols.messages import InstanceNote, InstanceStatusChanged
+from protocols.messages import ChildExited, InstanceNote, InstanceStatusChanged
 from tests.conftest import git
 from tests.unit.actor_kit import expect_event, wait_until
 
@@ -76,8 +83,10 @@ def run_agent(
         flags=SupervisorFlags(max_restarts=max_restarts, period_s=60),
         backoff=BackoffSpec(min_s=0.05, max_s=0.2, jitter=0, reset_after_s=30),
     )
+    # Transient, as under its Project: an Instance that shut down with its agent stays down.
     tree = SupervisionTree.start(
-        SupervisorFlags(max_restarts=5), [ChildSpec.worker("agent", Instance, prepared.spec)]
+        SupervisorFlags(max_restarts=5),
+        [ChildSpec.worker("agent", Instance, prepared.spec, restart=Restart.TRANSIENT)],
     )
     trees.append(tree)
     return tree, prepared
@@ -131,7 +140,10 @@ def test_kill_9_restarts_with_backoff_then_fails_with_the_reason_past_the_intens
     failed = exited if exited.status == "failed" else expect_event(sub, status("failed"))
     expected = "killed by SIGKILL after 2 restarts; gave up after 2 restarts within 60 s"
     assert failed.reason.startswith(expected)
-    assert ask(tree, GetInstanceInfo()).status == "failed"
+    gone = expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "agent")
+    assert gone.reason.error_type == "ReachedMaxRestartIntensity" and not gone.restarting
+    later = [e for e in sub.drain() if isinstance(e, InstanceStatusChanged)]
+    assert not later, f"a failed agent's status must stay failed, it changed: {later}"
 
 
 def test_destroy_leaves_no_process_behind_even_a_setsid_grandchild(
@@ -159,8 +171,8 @@ def test_destroy_leaves_no_process_behind_even_a_setsid_grandchild(
 
     escaped = wait_until(grandchildren, what="the grandchild")
     assert all(read_stat(pid).sid != read_stat(agent).sid for pid in escaped)  # it really left the session
-    assert ask(tree, InstanceKill()) == []
-    expect_event(sub, status("exited"))
+    assert ask(tree, InstanceKill()).title == "fix-login-coder"
+    expect_event(sub, status("exited", "killed by request"))
     wait_until(lambda: not grandchildren(), what="no grandchild left")
     assert read_stat(agent) is None or read_stat(agent).state == "Z"
 

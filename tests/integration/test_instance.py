@@ -9,20 +9,18 @@ from typing import Any
 import pytest
 
 from actors.instance import (
+    AgentEnded,
     GetInstanceInfo,
     Instance,
     InstanceCapture,
     InstanceKill,
-    InstanceRestart,
-    InstanceSend,
     InstanceSpec,
-    runtime_child,
 )
 from actors.runtimes.base import RuntimeSpec
-from actors.runtimes.sdk import SdkRuntime, SessionMemo
-from actors.supervision import BackoffSpec, ChildSpec, SupervisionTree, SupervisorFlags
+from actors.runtimes.factory import RuntimeFactory
+from actors.supervision import BackoffSpec, ChildSpec, Restart, SupervisionTree, Supervisor, SupervisorFlags
 from protocols.harness import get_harness
-from protocols.messages import InstanceStatusChanged
+from protocols.messages import ChildExited, InstanceStatusChanged
 from protocols.sdk import claude_argv_flags
 from tests.unit.actor_kit import expect_event, wait_until
 
@@ -47,28 +45,47 @@ def start_instance(
         log_path=str(repo.parent / "logs" / "coder.log"),
         sdk_transport=transport,  # type: ignore[arg-type]
     )
-    runtime = runtime_child(
-        SdkRuntime, rt_spec, memo=SessionMemo(), policy=lambda a: True, backoff=BackoffSpec(min_s=0, max_s=0)
-    )
+    factory = RuntimeFactory(kind="sdk", sdk_policy=lambda a: True, backoff=BackoffSpec(min_s=0, max_s=0))
     spec = InstanceSpec(
         project="proj",
         title="fix-login-coder",
         harness=get_harness("sim"),
         mode="sdk",
-        runtime=runtime,
+        runtime=rt_spec,
+        factory=factory,
         first_prompt=first_prompt,
         cwd=str(repo),
         flags=SupervisorFlags(max_restarts=max_restarts, period_s=60),
         task="fix-login",
         agent_type="coder",
     )
-    tree = SupervisionTree.start(SupervisorFlags(max_restarts=5), [ChildSpec.worker("coder", Instance, spec)])
+    # As under a Project: the Instance is a transient child of a supervisor that records what it is told.
+    holder = ChildSpec.supervisor(
+        "holder", SupervisorFlags(max_restarts=5), supervisor_class=Holder, restart=Restart.TRANSIENT
+    )
+    tree = SupervisionTree.start(SupervisorFlags(max_restarts=5), [holder])
+    tree.start_child(
+        ChildSpec.worker("coder", Instance, spec, restart=Restart.TRANSIENT), path="root/holder", timeout=30
+    )
     trees.append(tree)
     return tree
 
 
+ENDED: list[AgentEnded] = []
+
+
+class Holder(Supervisor):
+    """A Project's stand-in: keeps the AgentEnded its Instance tells it."""
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, AgentEnded):
+            ENDED.append(message)
+            return None
+        return super().on_receive(message)
+
+
 def ask(tree: SupervisionTree, message: Any) -> Any:
-    return tree.ask(message, path="root/coder", timeout=20)
+    return tree.ask(message, path="root/holder/coder", timeout=20)
 
 
 def status_event(status: str):
@@ -92,37 +109,43 @@ def test_an_sdk_agent_works_its_first_prompt_and_becomes_ready_with_reasons(
     )
 
 
-def test_past_the_intensity_the_instance_is_failed_with_the_reason_and_a_restart_brings_it_back(
+def test_past_the_intensity_the_instance_records_failed_and_shuts_down_for_good(
     trees: list[SupervisionTree], git_repo: Path, corral_home: Path
 ) -> None:
+    ENDED.clear()
     tree = start_instance(
         trees, git_repo, "--crash-after", "0.3", "--exit-status", "3", max_restarts=2, transport="codex"
     )
     sub = tree.env.hub.subscribe()
     failed = expect_event(sub, status_event("failed"), timeout=30)
-    assert failed.reason == (
+    reason = (
         "exit status 3 after 2 restarts; gave up after 2 restarts within 60 s "
         "(last error: corral-sim: simulated crash (exit 3))"
     )
-    info = ask(tree, GetInstanceInfo())
-    assert info.status == "failed" and info.restarts == 2
-    assert wait_until(lambda: tree.env.directory.get("root/coder"), what="instance alive")  # not escalated
-    ask(tree, InstanceRestart())
-    back = expect_event(
-        sub, lambda e: isinstance(e, InstanceStatusChanged) and e.previous == "failed", timeout=20
-    )
-    assert (back.status, back.reason) == ("loading", "restarted by request")
-    assert ask(tree, GetInstanceInfo()).restarts == 0
+    assert failed.reason == reason
+    exited = expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "coder", timeout=20)
+    assert exited.reason.kind == "shutdown" and exited.reason.error_type == "ReachedMaxRestartIntensity"
+    assert not exited.restarting  # transient: its supervisor leaves it down, and lives on
+    assert wait_until(lambda: ENDED, what="the Project told")[0].info.status == "failed"
+    assert ENDED[0].info.reason == reason and ENDED[0].info.restarts == 2
+    assert tree.env.directory.get("root/holder/coder") is None  # its thread is gone
+    assert tree.env.directory.get("root/holder") is not None
+    later = [e for e in sub.drain() if isinstance(e, InstanceStatusChanged)]
+    assert not later, f"the failed status changed again: {later}"
 
 
-def test_kill_ends_the_agent_and_leaves_the_instance_exited(
+def test_kill_ends_the_agent_and_its_instance_recorded_killed_by_request(
     trees: list[SupervisionTree], git_repo: Path, corral_home: Path
 ) -> None:
+    ENDED.clear()
     tree = start_instance(trees, git_repo, first_prompt="/echo up")
     sub = tree.env.hub.subscribe()
     expect_event(sub, status_event("ready"), timeout=20)
-    assert ask(tree, InstanceKill()) == []
+    info = ask(tree, InstanceKill())
+    assert info.title == "fix-login-coder"
     exited = expect_event(sub, status_event("exited"), timeout=20)
-    assert exited.reason
-    with pytest.raises(Exception, match="not running"):
-        ask(tree, InstanceSend("hello"))
+    assert exited.reason == "killed by request"
+    expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "coder", timeout=20)
+    ended = wait_until(lambda: ENDED, what="the Project told")[0]
+    assert (ended.status, ended.reason, ended.killed) == ("exited", "killed by request", True)
+    assert tree.env.directory.get("root/holder/coder") is None

@@ -162,3 +162,47 @@ def test_titles_errors_and_attach(env: Env, git_repo: Path, tmp_path: Path) -> N
         )
     finally:
         terminal.kill()
+
+
+def test_an_ended_agent_keeps_its_last_screen_and_a_restart_continues_its_conversation(
+    env: Env, git_repo: Path
+) -> None:
+    ok(git_repo, "instance", "start", "scribe", "--program", SIM, "--prompt", "/echo the first turn")
+    wait_until(lambda: "the first turn" in ok(git_repo, "instance", "capture", "scribe"), 30, "the echo")
+    wait_status(env, git_repo, "scribe", "ready")
+
+    assert ok(git_repo, "instance", "kill", "scribe").startswith("killed scribe")
+    exited = wait_status(env, git_repo, "scribe", "exited")
+    assert exited["reason"] == "killed by request"
+    listed = json.loads(ok(git_repo, "instance", "list", "--json"))
+    assert [(v["title"], v["status"], v["reason"]) for v in listed] == [
+        ("scribe", "exited", "killed by request")
+    ]
+    assert "the first turn" in ok(git_repo, "instance", "capture", "scribe")  # its last screen
+    refused = fails(git_repo, 1, "instance", "send", "scribe", "hello")
+    assert "has ended (exited: killed by request)" in refused and "corral instance restart scribe" in refused
+    assert ok(git_repo, "instance", "kill", "scribe").startswith("killed scribe")  # nothing left: no error
+
+    assert ok(git_repo, "instance", "restart", "scribe").startswith("restarted scribe: loading")
+    ready = wait_status(env, git_repo, "scribe", "ready")
+    argv = Path(f"/proc/{ready['metrics']['pid']}/cmdline").read_bytes().split(b"\0")
+    assert b"--continue" in argv  # the conversation goes on; the task is not started over
+    assert b"/echo the first turn" not in b" ".join(argv)
+    ok(git_repo, "instance", "send", "scribe", "/echo back again")
+    wait_until(lambda: "back again" in ok(git_repo, "instance", "capture", "scribe"), 30, "the second turn")
+
+
+def test_an_agent_past_its_restart_intensity_stays_failed(env: Env, git_repo: Path) -> None:
+    ok(git_repo, "instance", "list")  # the daemon is up
+    base = f"/v1/repos/{git_repo.name}/instances"
+    crasher = {"title": "crasher", "program": SIM, "flags": ["--crash-after", "0.2"]}
+    assert env.client.request("POST", base, json=crasher, timeout=60)[0] == 201
+    failed = wait_status(env, git_repo, "crasher", "failed", timeout=60)
+    assert "gave up after 3 restarts within 60 s" in failed["reason"]
+    # Time passes (another agent comes up): the failed status and its reason stay as they were.
+    ok(git_repo, "instance", "start", "witness", "--program", SIM)
+    wait_status(env, git_repo, "witness", "ready")
+    again = view(env, git_repo, "crasher")
+    assert (again["status"], again["reason"]) == ("failed", failed["reason"])
+    listed = json.loads(ok(git_repo, "instance", "list", "--json"))
+    assert [v["status"] for v in listed] == ["failed", "ready"]

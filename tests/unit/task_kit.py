@@ -1,6 +1,7 @@
 """The Project's side of the outbox runner and the wave keeper, for unit tests on a real store.
 
-`FakeAgents` keeps what a Project keeps: a live child per title, and an `instances` row per start (written
+`FakeAgents` keeps what a Project keeps: a child per title (running, or ended: an Instance whose agent
+exited 0 or failed for good shuts down and stays a stopped child), and an `instances` row per start (written
 with the store's clock, as the Instance writes it), so the keeper's rules — an attempt's agent is the one
 created at or after its row — are tested against real rows.
 """
@@ -22,6 +23,7 @@ class FakeAgents:
         self.since: dict[str, str] = {}
         self.started: list[str] = []
         self.stopped: list[str] = []
+        self.ended: set[str] = set()
         self.fail_on = fail_on
 
     def start_task_agent(self, agent: AgentStart, since: str) -> bool:
@@ -37,6 +39,7 @@ class FakeAgents:
                 return False
             self.stop_task_agent(agent.title, "replaced")
         self.running[agent.title] = agent
+        self.ended.discard(agent.title)
         self.since[agent.title] = since
         self.started.append(agent.title)
         if self.store is not None:
@@ -64,7 +67,7 @@ class FakeAgents:
         return True
 
     def running_agent(self, title: str) -> bool:
-        return title in self.running
+        return title in self.running and title not in self.ended
 
     def recorded(self, title: str) -> InstanceRecord | None:
         if self.store is None:
@@ -75,10 +78,13 @@ class FakeAgents:
             return None
 
     def end(self, title: str, status: str, reason: str, *, worked: bool = True) -> InstanceRecord:
-        """The agent ended: its row says so (the child stays, as an ended Instance does); the record."""
+        """The agent ended: its row says so; for good (failed, exit 0, killed) its Instance shuts down and
+        stays a stopped child; after a crash it is restarting (still running). The record."""
         assert self.store is not None
         record = self.recorded(title)
         assert record is not None, f"{title} was never started"
+        if status == "failed" or reason.startswith(("exit status 0", "killed by request")):
+            self.ended.add(title)
         ended = self.store.upsert_instance(
             InstanceRecord(**{**_fields(record), "status": status, "reason": reason, "worked": worked})
         )

@@ -186,9 +186,7 @@ def test_a_supervisor_that_gives_up_is_recorded_with_its_escalation(rig: Rig) ->
     )
     escalated = rig.wait_rows("supervisor_escalated")[0]
     assert escalated.level == "error"
-    assert escalated.message.startswith(
-        "root/sub failed, escalated to root: SupervisionError: root/sub gave up"
-    )
+    assert escalated.message == "root/sub shut down past its restart intensity, escalated to root"
 
 
 # -- instance and daemon events ---------------------------------------------------------------------------
@@ -377,3 +375,15 @@ def test_under_a_project_the_next_segment_is_the_instance() -> None:
     root_child = audit_row(ChildStarted(supervisor="root", child_id="project:app", generation=1))
     assert root_child is not None
     assert (root_child.project, root_child.instance) == ("app", "")
+
+
+def test_a_supervisor_shut_down_past_its_intensity_is_recorded_with_the_cause(rig: Rig) -> None:
+    sub = ChildSpec.supervisor(
+        "sub", SupervisorFlags(max_restarts=0, period_s=5), [ChildSpec.worker("w", Worker)], backoff=NO_JITTER
+    )
+    rig.start(sub)
+    rig.env.directory.tell("root/sub/w", "crash")
+    row = rig.wait_rows("child_exited", match="root/sub shut down")[0]
+    assert row.level == "warn"
+    assert row.message.startswith("root/sub shut down: root/sub gave up: 1 restarts within 5 s")
+    assert row.message.endswith("; restarting")  # permanent: its parent restarts it, as OTP's would

@@ -14,10 +14,12 @@ from actors.supervision import (
     BackoffSpec,
     ChildSpec,
     Restart,
+    RestartChild,
     StartChild,
     Strategy,
     SupervisionEnv,
     SupervisionTree,
+    Supervisor,
     SupervisorFlags,
     WhichChildren,
 )
@@ -238,7 +240,12 @@ def test_a_restart_that_keeps_failing_uses_up_the_intensity_and_escalates(make_t
     assert gave_up.restarts == 4 and gave_up.last_child == "f"
     assert gave_up.reason.message == "still broken"
     assert tree.exited.wait(5)
-    assert tree.exit_reason is not None and tree.exit_reason.error_type == "SupervisionError"
+    assert tree.failed
+    reason = tree.exit_reason
+    assert reason is not None and (reason.kind, reason.error_type) == (
+        "shutdown",
+        "ReachedMaxRestartIntensity",
+    )
 
 
 # -- intensity and escalation -----------------------------------------------------------------------------
@@ -261,9 +268,12 @@ def test_intensity_exceeded_stops_children_in_reverse_order_and_escalates_to_the
     assert (gave_up.supervisor, gave_up.restarts, gave_up.last_child) == ("root/inner", 3, "b")
     escalated = expect_event(sub, lambda e: isinstance(e, SupervisorEscalated))
     assert escalated.supervisor == "root/inner" and escalated.parent == "root"
-    assert escalated.reason.error_type == "SupervisionError"
+    assert escalated.reason.error_type == "ReachedMaxRestartIntensity"
     exited = expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "inner")
-    assert exited.reason.is_error and exited.restarting
+    # OTP: a supervisor past its intensity terminates with reason shutdown, carrying the cause; its permanent
+    # spec makes the parent restart it all the same.
+    assert exited.reason.kind == "shutdown" and "gave up: 3 restarts" in exited.reason.message
+    assert exited.restarting
     restarted = expect_event(sub, lambda e: isinstance(e, ChildStarted) and e.child_id == "inner")
     assert restarted.generation == 2
     stops = journal.of("stop")
@@ -288,7 +298,137 @@ def test_root_giving_up_ends_the_tree_with_the_reason(make_tree: TreeFactory) ->
     tree = make_tree([ChildSpec.worker("w", Worker)], SupervisorFlags(max_restarts=0, period_s=5))
     alive(tree, "w").tell("crash")
     assert tree.exited.wait(5)
+    assert tree.failed
     assert "gave up: 1 restarts within 5 s" in tree.exit_reason.message
+
+
+def test_a_transient_supervisor_past_its_intensity_is_not_restarted_by_its_parent(
+    make_tree: TreeFactory,
+) -> None:
+    journal = Journal()
+    inner = ChildSpec.supervisor(
+        "inner",
+        SupervisorFlags(max_restarts=1, period_s=5),
+        workers(journal, "a"),
+        restart=Restart.TRANSIENT,
+    )
+    tree = make_tree([ChildSpec.worker("bus", EventBus), inner], SupervisorFlags(max_restarts=5, period_s=5))
+    sub = tree.env.hub.subscribe()
+    for _ in range(2):
+        wait_until(lambda: alive(tree, "a", "root/inner"), what="a running").tell("crash")
+        expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "a")
+    exited = expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "inner")
+    assert exited.reason.kind == "shutdown" and not exited.restarting
+    assert exited.reason.error_type == "ReachedMaxRestartIntensity"
+    children = {c.id: c for c in tree.ask(WhichChildren())}
+    assert children["inner"].state == "stopped" and children["bus"].state == "running"
+    assert tree.statistics().total_restarts == 0  # the root counted nothing: shutdown is not a failure
+    assert not tree.exited.is_set()
+
+
+def test_a_stopped_tree_has_not_failed(make_tree: TreeFactory) -> None:
+    tree = make_tree([ChildSpec.worker("w", Worker)])
+    tree.stop()
+    assert tree.exited.wait(5)
+    assert not tree.failed and tree.exit_reason == ExitReason.shutdown()
+
+
+# -- significant children and auto_shutdown (OTP 24) ------------------------------------------------------
+
+
+def test_a_permanent_child_cannot_be_significant() -> None:
+    with pytest.raises(ValueError, match="permanent child cannot be significant"):
+        ChildSpec.worker("w", Worker, significant=True)
+
+
+def _holder(journal: Journal, auto: str, *specs: ChildSpec) -> ChildSpec:
+    return ChildSpec.supervisor(
+        "holder",
+        SupervisorFlags(max_restarts=3, period_s=60, auto_shutdown=auto),  # type: ignore[arg-type]
+        specs,
+        restart=Restart.TRANSIENT,
+    )
+
+
+def test_any_significant_shuts_the_supervisor_down_when_its_significant_child_ends_normally(
+    make_tree: TreeFactory,
+) -> None:
+    journal = Journal()
+    holder = _holder(
+        journal,
+        "any_significant",
+        ChildSpec.worker("helper", Worker, journal),
+        ChildSpec.worker("main", Worker, journal, restart=Restart.TRANSIENT, significant=True),
+    )
+    tree = make_tree([holder])
+    sub = tree.env.hub.subscribe()
+    alive(tree, "main", "root/holder").tell("stop")
+    exited = expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "holder")
+    assert exited.reason.kind == "shutdown" and exited.reason.error_type == "AutoShutdown"
+    assert "significant child main ended: normal" in exited.reason.message
+    assert not exited.restarting  # transient, and shutdown is not a failure
+    assert journal.of("stop")[-2:] == ["main", "helper"]
+
+
+def test_a_significant_transient_child_that_crashes_is_restarted_not_shut_down(
+    make_tree: TreeFactory,
+) -> None:
+    journal = Journal()
+    holder = _holder(
+        journal,
+        "any_significant",
+        ChildSpec.worker("main", Worker, journal, restart=Restart.TRANSIENT, significant=True),
+    )
+    tree = make_tree([holder])
+    sub = tree.env.hub.subscribe()
+    alive(tree, "main", "root/holder").tell("crash")
+    expect_event(sub, lambda e: isinstance(e, ChildStarted) and e.child_id == "main" and e.restarted)
+    assert alive(tree, "holder")
+
+
+def test_terminating_a_significant_child_does_not_shut_the_supervisor_down(make_tree: TreeFactory) -> None:
+    journal = Journal()
+    holder = _holder(
+        journal,
+        "any_significant",
+        ChildSpec.worker("main", Worker, journal, restart=Restart.TRANSIENT, significant=True),
+    )
+    tree = make_tree([holder])
+    tree.terminate_child("main", path="root/holder")
+    assert alive(tree, "holder")
+    assert tree.ask(WhichChildren(), path="root/holder") == ()
+
+
+def test_all_significant_waits_for_the_last_significant_child(make_tree: TreeFactory) -> None:
+    journal = Journal()
+    holder = _holder(
+        journal,
+        "all_significant",
+        ChildSpec.worker("one", Worker, journal, restart=Restart.TEMPORARY, significant=True),
+        ChildSpec.worker("two", Worker, journal, restart=Restart.TEMPORARY, significant=True),
+    )
+    tree = make_tree([holder])
+    sub = tree.env.hub.subscribe()
+    alive(tree, "one", "root/holder").tell("crash")  # temporary: any end counts
+    expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "one")
+    assert alive(tree, "holder")
+    alive(tree, "two", "root/holder").tell("stop")
+    exited = expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "holder")
+    assert exited.reason.error_type == "AutoShutdown" and "two ended" in exited.reason.message
+
+
+def test_never_keeps_the_supervisor_when_a_significant_child_ends(make_tree: TreeFactory) -> None:
+    journal = Journal()
+    holder = _holder(
+        journal,
+        "never",
+        ChildSpec.worker("main", Worker, journal, restart=Restart.TRANSIENT, significant=True),
+    )
+    tree = make_tree([holder])
+    sub = tree.env.hub.subscribe()
+    alive(tree, "main", "root/holder").tell("stop")
+    expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "main")
+    assert alive(tree, "holder")
 
 
 # -- backoff ----------------------------------------------------------------------------------------------
@@ -491,12 +631,12 @@ def test_strategy_and_restart_type_of_the_crashed_child(
         assert alive(tree, child)
 
 
-# -- a supervisor that handles giving up itself -----------------------------------------------------------
+# -- a supervisor that records giving up --------------------------------------------------------------------
 
 
-def test_a_supervisor_may_record_giving_up_and_live_on_until_asked_to_restart(make_tree: TreeFactory) -> None:
-    from actors.supervision import RestartChild, Supervisor
-
+def test_the_gave_up_hook_runs_before_the_supervisor_shuts_down_and_a_transient_one_stays_down(
+    make_tree: TreeFactory,
+) -> None:
     recorded: list[str] = []
 
     class Keeper(Supervisor):
@@ -514,6 +654,7 @@ def test_a_supervisor_may_record_giving_up_and_live_on_until_asked_to_restart(ma
         SupervisorFlags(max_restarts=1, period_s=60),
         [ChildSpec.worker("rt", Worker)],
         supervisor_class=Keeper,
+        restart=Restart.TRANSIENT,
     )
     tree = make_tree([keeper])
     sub = tree.env.hub.subscribe()
@@ -521,6 +662,8 @@ def test_a_supervisor_may_record_giving_up_and_live_on_until_asked_to_restart(ma
         wait_until(lambda: alive(tree, "rt", "root/keeper"), what="rt running").tell("crash")
         expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "rt")
     expect_event(sub, lambda e: isinstance(e, SupervisorGaveUp))
+    exited = expect_event(sub, lambda e: isinstance(e, ChildExited) and e.child_id == "keeper")
+    assert exited.reason.kind == "shutdown" and not exited.restarting
     assert recorded == [
         "started rt 1",
         "exited rt 1 restarting=True",
@@ -528,9 +671,9 @@ def test_a_supervisor_may_record_giving_up_and_live_on_until_asked_to_restart(ma
         "exited rt 2 restarting=True",
         "rt: RuntimeError: rt crashed on purpose",
     ]
-    assert tree.ask(WhichChildren(), path="root/keeper")[0].state == "stopped"
-    assert alive(tree, "keeper")  # not escalated
-    info = tree.ask(RestartChild("rt"), path="root/keeper")
-    assert (info.state, info.generation, info.failures_in_row) == ("running", 3, 0)
+    assert tree.ask(WhichChildren())[0].state == "stopped"
+    info = tree.ask(RestartChild("keeper"))  # OTP's restart_child: the kept spec, a fresh generation
+    assert (info.state, info.generation) == ("running", 2)
+    assert alive(tree, "rt", "root/keeper")
     with pytest.raises(ConflictError, match="is running"):
-        tree.ask(RestartChild("rt"), path="root/keeper")
+        tree.ask(RestartChild("keeper"))

@@ -337,13 +337,14 @@ def test_an_agent_that_signals_and_exits_at_once_completes_by_its_signal_not_its
     assert _rows(store, task_id)[2] == "complete"
 
 
-def test_an_end_lost_while_the_agent_stays_a_child_is_settled_at_reconcile(
+def test_an_end_lost_while_its_instance_shut_down_is_settled_at_reconcile(
     store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents
 ) -> None:
     task_id = _implement(store, project, runner)
     agents.end("t-W1-T1", "failed", "exit status 1 after 3 restarts; gave up")  # its AgentEnded was lost
     agents.end("t-W1-T2", "exited", "exit status 3")  # crashed: its Instance restarts it after a backoff
-    assert agents.running_agent("t-W1-T1")  # an ended Instance stays a child of its Project
+    assert not agents.running_agent("t-W1-T1")  # its Instance shut down with it
+    assert agents.running_agent("t-W1-T2")  # restarting
     runner.waves.reconcile()
     assert _rows(store, task_id)[1] == "failed"
     assert _rows(store, task_id)[2] == "running"
