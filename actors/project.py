@@ -40,15 +40,25 @@ import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
 from actors.claimer import OutboxReady
 from actors.clock import utc_stamp
-from actors.instance import AgentEnded, Instance, InstanceInfo, InstanceSpec
+from actors.instance import AgentEnded, Instance, InstanceSpec
 from actors.instance_specs import adopted, recovered, restarted
 from actors.launcher import AgentRequest, prepare_instance
+from actors.project_inbox import (
+    AdoptSession,
+    DrainOutbox,
+    InstanceEntry,
+    ListEntries,
+    RecoverInstances,
+    ResolveTitle,
+    RestartEnded,
+    project_id,
+)
 from actors.resources import ResourceControls
 from actors.supervision import (
     BackoffSpec,
@@ -60,29 +70,20 @@ from actors.supervision import (
     TerminateChild,
 )
 from actors.supervision.context import ChildContext
+from actors.task_host import TaskHost
 from protocols.config import ResourceSettings, load_config, resolve_resources
 from protocols.errors import ConfigError, ConflictError, NotFoundError, SupervisionError, UsageError
+from protocols.instances import FINISHED, MODES, StartInstance
 from protocols.records import InstanceRecord
 
 __all__ = [
-    "FINISHED",
-    "MODES",
     "PROJECT_FLAGS",
-    "AdoptSession",
     "AmbiguousTitle",
-    "InstanceEntry",
-    "InstanceView",
-    "ListEntries",
     "Project",
     "ProjectSpec",
-    "RecoverInstances",
-    "ResolveTitle",
-    "StartInstance",
     "check_title",
-    "instance_view",
     "match_title",
     "project_child",
-    "project_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -91,126 +92,8 @@ PROJECT_FLAGS = SupervisorFlags(max_restarts=5, period_s=60.0)
 """An Instance actor that crashes (not its agent: the Instance restarts that itself) is restarted; past 5 in
 60 s the Project gives up and its own supervisor, the root, restarts it."""
 
-MODES = ("tmux", "pty", "sdk", "headless")
-FINISHED = frozenset({"exited", "failed"})
-"""Recorded statuses a restarted daemon leaves alone: the agent ended (or was killed by request) or failed."""
-WORKTREE_MODES = ("own", "branch", "shared", "none")
-OUTBOX_TICK_S = 1.0
-"""How often a Project looks for outbox items nobody told it about (a transition made by the CLI)."""
 TITLE_MAX = 100
 _TITLE_BAD = re.compile(r"[/\x00-\x1f\x7f]")
-
-
-def project_id(name: str) -> str:
-    """The Project's child id under the root: `project:<name>`."""
-    return f"project:{name}"
-
-
-# -- what the Project is asked ---------------------------------------------------------------------------
-
-
-class StartInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Start an agent called `title`: the body of `POST /v1/repos/{project}/instances`.
-
-    `worktree` is own (a new branch `<branch_prefix><title>`; the default), branch (work on `branch`; the
-    default when `branch` is given), shared (the task's worktree, needs `task`) or none (the repository).
-    """
-
-    title: str
-    program: str = ""  # "" → the config's default_program
-    mode: str = "tmux"
-    prompt: str = ""
-    task: str = ""
-    agent_type: str = ""
-    branch: str = ""
-    worktree: str = ""
-    model: str = ""  # "" → the harness's default
-    flags: tuple[str, ...] = ()  # extra arguments for the program
-    skip_permissions: bool = False
-    wave: int | None = None  # a wave task's agent: its wave (CORRAL_WAVE) and the tasks in it (CORRAL_PEERS)
-    peers: int = 0
-    attempt_key: str = ""  # a wave task's agent: which attempt of it this is (actors/waves.py)
-
-
-class AdoptSession(msgspec.Struct, frozen=True, kw_only=True):
-    """Make an instance called `title` of the tmux session `session` that no instance claims (an orphan): it
-    runs `program` in `cwd`; its runtime adopts the live session → InstanceEntry."""
-
-    session: str
-    title: str
-    program: str
-    cwd: str
-
-
-class RecoverInstances(msgspec.Struct, frozen=True):
-    """Bring back the project's recorded instances that were running (told by the Project to itself when it
-    starts) → the titles brought back."""
-
-
-class RestartEnded(msgspec.Struct, frozen=True):
-    """Start the ended instance `title` again (a person's restart): a fresh Instance that continues the
-    agent's conversation → InstanceEntry. ConflictError while it still runs (ask the Instance itself)."""
-
-    title: str
-
-
-class DrainOutbox(msgspec.Struct, frozen=True):
-    """Perform the project's pending outbox items now (told on a timer, and by the daemon)."""
-
-
-class ListEntries(msgspec.Struct, frozen=True):
-    """Every instance of the project, in start order → tuple[InstanceEntry, ...]."""
-
-
-class ResolveTitle(msgspec.Struct, frozen=True):
-    """The instance `query` names (see `match_title`) → InstanceEntry; NotFoundError or AmbiguousTitle."""
-
-    query: str
-
-
-class InstanceEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """What the Project knows of one of its instances: how it was launched and where its actor lives."""
-
-    project: str
-    title: str
-    path: str  # the Instance's actor path, e.g. root/project:app/fix-login
-    program: str
-    mode: str
-    branch: str
-    worktree: str
-    task: str
-    agent_type: str
-    session: str  # the tmux session, or the pty/sdk runtime's name
-    created_at: float
-    notes: tuple[str, ...] = ()
-    final: InstanceInfo | None = None
-    """Set once the agent ended (exited or failed) and its Instance shut down: its last info."""
-    last_screen: str = ""
-    """An ended agent's last screen, as its Instance last captured it."""
-
-
-class InstanceView(msgspec.Struct, frozen=True, kw_only=True):
-    """One instance as the API shows it: the Project's entry and the Instance's live info, together."""
-
-    project: str
-    title: str
-    status: str
-    reason: str
-    status_age_s: float | None
-    mode: str
-    program: str
-    branch: str
-    worktree: str
-    task: str
-    agent_type: str
-    restarts: int
-    resource_profile: str
-    session: str
-    created_at: float
-    attach: Any = None
-    metrics: Any = None
-    notes: tuple[str, ...] = ()
-    conversation_id: str = ""
 
 
 class AmbiguousTitle(UsageError):
@@ -256,51 +139,6 @@ def match_title(query: str, titles: Iterable[str]) -> list[str]:
     return []
 
 
-def instance_view(entry: InstanceEntry, info: InstanceInfo | None, now: float, why: str = "") -> InstanceView:
-    """The entry with the Instance's info (`now` on the same monotonic clock as `info.since`); without info
-    the status is `unknown` and `why` says why."""
-    if info is None:
-        status, reason, age, restarts, profile = "unknown", why, None, 0, ""
-        attach = metrics = None
-    else:
-        status, reason, restarts, profile = info.status, info.reason, info.restarts, info.resource_profile
-        age = round(max(0.0, now - info.since), 3)
-        attach, metrics = info.attach, info.metrics
-    conversation = info.conversation_id if info is not None else ""
-    return InstanceView(
-        project=entry.project,
-        title=entry.title,
-        status=status,
-        reason=reason,
-        status_age_s=age,
-        mode=entry.mode,
-        program=entry.program,
-        branch=entry.branch,
-        worktree=entry.worktree,
-        task=entry.task,
-        agent_type=entry.agent_type,
-        restarts=restarts,
-        resource_profile=profile,
-        session=entry.session,
-        created_at=entry.created_at,
-        attach=attach,
-        metrics=metrics,
-        notes=entry.notes,
-        conversation_id=conversation,
-    )
-
-
-def _worktree_mode(request: StartInstance) -> Literal["own", "branch", "shared", "none"]:
-    mode = request.worktree or ("branch" if request.branch else "own")
-    if mode not in WORKTREE_MODES:
-        raise UsageError(f"worktree must be one of {', '.join(WORKTREE_MODES)}, got {mode!r}")
-    if mode == "branch" and not request.branch:
-        raise UsageError('worktree "branch" needs the branch to work on')
-    if mode == "shared" and not request.task:
-        raise UsageError('worktree "shared" needs the task whose worktree to share')
-    return mode  # type: ignore[return-value]
-
-
 # -- the actor ----------------------------------------------------------------------------------------------
 
 
@@ -335,8 +173,9 @@ def project_child(spec: ProjectSpec) -> ChildSpec:
     )
 
 
-class Project(Supervisor):
-    """One repository's instances. Runs on its own thread; every message is answered there."""
+class Project(TaskHost, Supervisor):
+    """One repository's instances, and its tasks' agents (TaskHost). Runs on its own thread; every message
+    is answered there."""
 
     def __init__(self, ctx: ChildContext, spec: ProjectSpec) -> None:
         super().__init__(ctx, spec.flags)
@@ -351,9 +190,8 @@ class Project(Supervisor):
         super().started()
         if self.spec.store_path:
             self.actor_ref.tell(RecoverInstances())  # first in the inbox: before any request is answered
-            self.actor_ref.tell(
-                DrainOutbox()
-            )  # after recovery: a recovered agent is found, not started again
+            # After recovery: a recovered agent is found, not started again.
+            self.actor_ref.tell(DrainOutbox())
 
     def stopping(self) -> None:
         if self._outbox_timer is not None:
@@ -395,140 +233,15 @@ class Project(Supervisor):
         self._specs[child_id] = revived
         child.spec = self._instance_child(child_id, revived)
 
-    # -- tasks: the outbox (actors/tasks.py) -----------------------------------------------------------------
-
-    def _drain_outbox(self) -> int:
-        """Perform the pending outbox items and check the running waves against their agents; never raises
-        (a bad item is failed, a store error logged)."""
-        settled = 0
-        try:
-            runner = self._outbox_runner()
-            if runner is not None:
-                settled = runner.drain()
-                runner.waves.reconcile()
-                settled += runner.drain()  # what the reconciliation applied (implement_finished)
-        except Exception as exc:
-            log.error("project %s: cannot carry out the outbox: %s", self.spec.name, exc)
-            self._drop_runner()
-        scheduler = self.ctx.env.scheduler
-        if self.spec.store_path and scheduler is not None:
-            if self._outbox_timer is not None:
-                self._outbox_timer.cancel()
-            ref = self.actor_ref
-            self._outbox_timer = scheduler.call_later(
-                OUTBOX_TICK_S, functools.partial(_tell, ref, DrainOutbox())
-            )
-        return settled
-
     def _agent_ended(self, ended: AgentEnded) -> None:
-        """An agent ended and its Instance is shutting down: keep what shows it; a task's wave task completes
-        or fails now, and what follows is carried out."""
+        """An agent ended and its Instance is shutting down: keep what shows it; then the task's side."""
         entry = self._entries.get(ended.title)
         if entry is not None and ended.info is not None:
             self._entries[ended.title] = msgspec.structs.replace(
                 entry, final=ended.info, last_screen=ended.last_screen
             )
-        if not ended.task:
-            return
-        try:
-            runner = self._outbox_runner()
-            if runner is not None:
-                runner.waves.agent_ended(ended)
-                runner.drain()
-        except Exception as exc:  # the wave keeper's reconciliation settles it within a second
-            log.error("project %s: after %s ended: %s", self.spec.name, ended.title, exc)
-            self._drop_runner()
-
-    def _drop_runner(self) -> None:
-        runner, self._outbox = self._outbox, None  # opened again at the next drain
-        if runner is not None:
-            try:
-                runner.store.close()
-            except Exception as exc:  # never out of a tell handler: that would stop the Project
-                log.warning("project %s: closing the outbox's store: %s", self.spec.name, exc)
-
-    def _outbox_runner(self) -> Any:
-        if self._outbox is None and self.spec.store_path:
-            from actors.store import Store
-            from actors.tasks import OutboxRunner, RunnerProject
-
-            store = Store.open(Path(self.spec.store_path))
-            try:
-                record = store.get_project(self.spec.name)
-            except Exception:
-                store.close()
-                raise
-            self._outbox = OutboxRunner(store, RunnerProject(record.id, record.name, self.spec.root), self)
-        return self._outbox
-
-    def start_task_agent(self, agent: Any, since: str) -> bool:
-        """`TaskAgents.start_task_agent`: never a second agent with a title, nor one already started for the
-        item or attempt being performed (recorded at or after `since`); an older one is stopped first."""
-        try:
-            recorded = self._outbox.store.get_instance(self.spec.name, agent.title)
-        except NotFoundError:
-            recorded = None
-        if recorded is not None and (
-            recorded.attempt_key == agent.attempt_key if agent.attempt_key else recorded.created_at >= since
-        ):
-            return False
-        if agent.title in self._children:
-            if recorded is None:
-                return False  # running, but unrecorded: nothing tells which round it belongs to
-            self.stop_task_agent(agent.title, "replaced by a new attempt")
-        request = StartInstance(**msgspec.structs.asdict(agent))  # an AgentStart is a StartInstance's subset
-        self._start_instance(request)
-        return True
-
-    def running_agent(self, title: str) -> bool:
-        """Running, or restarting after its Instance crashed; an ended (shut down) instance is not."""
-        child = self._children.get(title)
-        return child is not None and child.state != "stopped"
-
-    def task_agent_titles(self, task: str, started_before: str) -> tuple[str, ...]:
-        titles = []
-        for title, entry in self._entries.items():
-            if entry.task != task or title not in self._children:
-                continue
-            try:
-                created = self._outbox.store.get_instance(self.spec.name, title).created_at
-            except NotFoundError:
-                created = ""
-            if created < started_before:
-                titles.append(title)
-        return tuple(titles)
-
-    def stop_task_agent(self, title: str, reason: str) -> bool:
-        """Kill the agent, forget its instance, and record it exited (so no restart brings it back)."""
-        if title not in self._children:
-            return False
-        ref = self.ctx.env.directory.get(f"{self.ctx.path}/{title}")
-        if ref is not None:
-            from actors.instance import InstanceKill
-
-            try:
-                ref.ask(InstanceKill(), timeout=self.spec.instance_shutdown_s)
-            except Exception as exc:  # the child is stopped below all the same
-                log.warning("project %s: kill of %s: %s", self.spec.name, title, exc)
-                self._kill_session(title)
-        self._terminate_child_now(title)
-        self._entries.pop(title, None)
-        self._specs.pop(title, None)
-        if self._outbox is not None:
-            self._outbox.store.set_instance_status(self.spec.name, title, "exited", f"stopped: {reason}")
-        return True
-
-    def _kill_session(self, title: str) -> None:
-        """The Instance did not kill its agent in time: an orderly stop would leave a tmux agent running (for
-        the next generation to adopt), so kill its session here, and the next attempt starts afresh."""
-        entry = self._entries.get(title)
-        server = self.spec.tmux_server
-        if entry is None or entry.mode != "tmux" or server is None or not entry.session:
-            return
-        try:
-            server.kill_session(entry.session)
-        except Exception as exc:
-            log.warning("project %s: killing the session of %s: %s", self.spec.name, title, exc)
+        if ended.task:
+            self._task_agent_ended(ended)
 
     def _terminate_child_now(self, title: str) -> None:
         super().on_receive(TerminateChild(title))
@@ -569,7 +282,7 @@ class Project(Supervisor):
         except ConfigError as exc:
             raise UsageError(f'cannot start "{title}": {exc}') from None
         paused = recorded is not None and recorded.status == "paused"
-        worktree_mode = _worktree_mode(request)
+        worktree_mode = request.worktree_mode()
         if recorded is not None and worktree_mode == "own" and recorded.branch:
             worktree_mode = "branch"  # its branch as recorded, whatever the branch prefix is now
         agent = AgentRequest(

@@ -35,7 +35,6 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -53,21 +52,16 @@ from actors.instance import (
     InstanceSend,
     InstanceSendKeys,
 )
-from actors.project import (
-    FINISHED,
+from actors.project import AmbiguousTitle
+from actors.project_inbox import (
     AdoptSession,
-    AmbiguousTitle,
     InstanceEntry,
-    InstanceView,
     ListEntries,
-    ProjectSpec,
     ResolveTitle,
     RestartEnded,
-    StartInstance,
     instance_view,
-    project_child,
-    project_id,
 )
+from actors.projects import PROJECTS, EnsureProject
 from actors.runtimes.procinfo import kill_tree
 from actors.runtimes.procinfo import tree as tree_of
 from actors.runtimes.tmux import TmuxError, TmuxServer, default_server
@@ -75,7 +69,8 @@ from actors.runtimes.tmux_server import SESSION_PREFIX
 from actors.supervision import SupervisionTree
 from frontends.daemon.api import CONTROL, _answer, _body, _json
 from protocols.errors import ConflictError, NotFoundError, SupervisionError
-from protocols.records import InstanceRecord, Project
+from protocols.instances import InstanceView, StartInstance
+from protocols.records import InstanceRecord
 
 __all__ = [
     "ACTIONS",
@@ -182,34 +177,19 @@ class InstanceDesk:
     def __init__(
         self,
         tree: Callable[[], SupervisionTree | None],
-        find_project: Callable[[str], concurrent.futures.Future[Project]],
-        tmux_server: TmuxServer | None = None,
+        tmux_server: TmuxServer,
         *,
-        store_path: str = "",
         list_records: Callable[[], concurrent.futures.Future[list[InstanceRecord]]] | None = None,
     ) -> None:
         self._tree = tree
-        self._find_project = find_project
-        self._tmux = tmux_server
-        self._store_path = store_path
+        self.tmux_server = tmux_server
         self._list_records = list_records
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="corral-instances")
-        self._lock = threading.Lock()
-
-    @property
-    def tmux_server(self) -> TmuxServer:
-        with self._lock:
-            if self._tmux is None:
-                self._tmux = daemon_tmux_server()
-            return self._tmux
 
     def close(self) -> None:
         """After the tree stopped: drop queued work, stop reading agents' output (the agents live on)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        with self._lock:
-            server = self._tmux
-        if server is not None:
-            server.close()
+        self.tmux_server.close()
 
     def list(self, project: str, statuses: frozenset[str] = frozenset()) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._list, project, statuses)
@@ -223,11 +203,6 @@ class InstanceDesk:
     def act(self, project: str, title: str, message: Any) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._act, project, title, message)
 
-    def recover(self) -> concurrent.futures.Future[Any]:
-        """Start the Project of every repository with a recorded instance that was running (each brings its
-        instances back as it starts) → the names of those projects."""
-        return self._pool.submit(self._recover)
-
     def orphans(self) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._orphans)
 
@@ -240,36 +215,18 @@ class InstanceDesk:
     # -- on the desk's threads --------------------------------------------------------------------------
 
     def _project(self, name: str) -> tuple[SupervisionTree, pykka.ActorRef[Any]]:
-        """The tree and the project's supervisor, started now if it is not running yet."""
-        record = self._find_project(name).result(timeout=LIST_TIMEOUT_S)
+        """The tree and the project's supervisor, started now if it is not running yet (by the Projects)."""
         tree = self._tree()
         if tree is None:
             raise SupervisionError("the supervision tree is not running")
-        path = f"{tree.root_id}/{project_id(record.name)}"
-        with self._lock:
-            ref = tree.env.directory.get(path)
-            if ref is None:
-                spec = ProjectSpec(
-                    name=record.name,
-                    root=record.root,
-                    tmux_server=self._tmux_locked(),
-                    store_path=self._store_path,
-                )
-                try:
-                    tree.start_child(project_child(spec), timeout=ACTION_TIMEOUT_S)
-                except ConflictError:
-                    raise SupervisionError(
-                        f"the supervisor of project {record.name} is restarting; try again in a moment"
-                    ) from None
-                ref = tree.env.directory.get(path)
+        projects = tree.env.directory.get(f"{tree.root_id}/{PROJECTS}")
+        if projects is None:
+            raise SupervisionError("the projects' supervisor is restarting; try again in a moment")
+        path = _ask(projects, EnsureProject(name), ACTION_TIMEOUT_S, "the projects' supervisor")
+        ref = tree.env.directory.get(path)
         if ref is None:
-            raise SupervisionError(f"the supervisor of project {record.name} did not start")
+            raise SupervisionError(f"the supervisor of project {name} is restarting; try again in a moment")
         return tree, ref
-
-    def _tmux_locked(self) -> TmuxServer:
-        if self._tmux is None:
-            self._tmux = daemon_tmux_server()
-        return self._tmux
 
     def _list(self, project: str, statuses: frozenset[str]) -> list[InstanceView]:
         tree, ref = self._project(project)
@@ -351,15 +308,6 @@ class InstanceDesk:
         if self._list_records is None:
             return []
         return self._list_records().result(timeout=LIST_TIMEOUT_S)
-
-    def _recover(self) -> list[str]:
-        projects = sorted({r.project for r in self._records() if r.status not in FINISHED})
-        for name in projects:
-            try:
-                self._project(name)
-            except Exception as exc:
-                log.error("cannot bring back the instances of project %s: %s", name, exc)
-        return projects
 
     def _orphans(self) -> list[Orphan]:
         claimed = {r.session for r in self._records()}

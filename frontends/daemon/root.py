@@ -61,27 +61,30 @@ __all__ = ["ROOT_FLAGS", "Daemon", "root_children"]
 
 log = logging.getLogger(__name__)
 
+ROOT_ID = "root"
 ROOT_FLAGS = SupervisorFlags(Strategy.ONE_FOR_ONE, max_restarts=3, period_s=5.0)
 """More than 3 restarts among the root's children within 5 s: the root gives up and the daemon exits 1
 (systemd's Restart=on-failure then starts a fresh one)."""
 
 _STATS_TIMEOUT_S = 2.0
-WORK_SWEEP_S = 2.0
-"""How often the daemon looks for projects with work and no running supervisor (see `_sweep_for_work`)."""
 _T = TypeVar("_T")
 
 
-def root_children(config: DaemonConfig, *, on_applied: Any = None) -> list[ChildSpec]:
+def root_children(config: DaemonConfig, *, tmux_server: Any = None) -> list[ChildSpec]:
     """The root supervisor's children, in start order (they stop in reverse): the actors every daemon runs.
 
-    `on_applied` is the claimer's hook for applied signals (`ClaimerConfig.on_applied`): the daemon's hands
-    their outbox items to the Projects, which carry them out (actors/tasks.py)."""
+    The claimer tells the Projects supervisor (`root/projects`) about applied signals; the Projects start
+    the repositories' supervisors that carry out their outbox. `tmux_server` is corral's tmux server, the
+    one every tmux agent runs in (None: the runtime's default)."""
     from actors.audit import AuditConfig, AuditFeed, AuditRecorder
     from actors.claimer import ClaimerConfig, SignalClaimer
+    from actors.projects import PROJECTS, ProjectsConfig, projects_child
     from actors.wake import WAKE_SOCKET
 
     claimer = ClaimerConfig(
-        db_path=Path(config.database), wake_path=config.paths.dir / WAKE_SOCKET, on_applied=on_applied
+        db_path=Path(config.database),
+        wake_path=config.paths.dir / WAKE_SOCKET,
+        on_applied=f"{ROOT_ID}/{PROJECTS}",
     )
     return [
         ChildSpec.worker("eventbus", EventBus),
@@ -95,6 +98,7 @@ def root_children(config: DaemonConfig, *, on_applied: Any = None) -> list[Child
             AuditFeed(),
             backoff=BackoffSpec(min_s=0.5, max_s=10.0),
         ),
+        projects_child(ProjectsConfig(store_path=config.database, tmux_server=tmux_server)),
     ]
 
 
@@ -116,8 +120,11 @@ class Daemon:
     `DaemonControl`: every method of that protocol is thread-safe and returns at once."""
 
     def __init__(self, config: DaemonConfig, *, extra_children: Sequence[ChildSpec] = ()) -> None:
+        from frontends.daemon.instances import daemon_tmux_server
+
         self.config = config
-        self.children = [*root_children(config, on_applied=self._outbox_ready), *extra_children]
+        self.tmux = daemon_tmux_server()
+        self.children = [*root_children(config, tmux_server=self.tmux), *extra_children]
         self.tree: SupervisionTree | None = None
         self.server: ControlServer | None = None
         self._inbox: queue.SimpleQueue[_Stop | _Failed | _Reload] = queue.SimpleQueue()
@@ -127,11 +134,9 @@ class Daemon:
         self._stores: list[Store] = []
         self._started_mono = time.monotonic()
         self._stopped = False
-        self._sweep_stop = threading.Event()
         self.instances = InstanceDesk(
             lambda: self.tree,
-            lambda name: self._store_call(lambda s: s.get_project(name)),
-            store_path=config.database,
+            self.tmux,
             list_records=lambda: self._store_call(lambda s: s.list_instances()),
         )
         self.tasks = TaskDesk(
@@ -155,15 +160,12 @@ class Daemon:
         """Open the store, start the tree, then serve the API. CorralError if any of them cannot start;
         whatever did start is stopped again by `stop()`."""
         self._store_call(lambda store: None).result()  # fail now, with the path, if the database is unusable
-        self.tree = SupervisionTree.start(ROOT_FLAGS, self.children)
+        self.tree = SupervisionTree.start(ROOT_FLAGS, self.children, root_id=ROOT_ID)
         threading.Thread(
             target=self._watch_tree, args=(self.tree,), name="corral-root-watch", daemon=True
         ).start()
         self.server = ControlServer(make_app(self), self.config.paths.socket, on_exit=self._server_exited)
         self.server.start()
-        self.instances.recover()  # re-adopt or resume the recorded agents, on the desk's threads
-        self._ask_pool.submit(self._start_projects_with_work)  # items a killed daemon left pending
-        threading.Thread(target=self._sweep_for_work, name="corral-work-sweep", daemon=True).start()
         log.info(
             "corral daemon %s started: pid %d, socket %s, database %s",
             self._info.version,
@@ -201,7 +203,6 @@ class Daemon:
         if self._stopped:
             return
         self._stopped = True
-        self._sweep_stop.set()
         if self.server is not None:
             self.server.stop()
         if self.tree is not None:
@@ -264,18 +265,13 @@ class Daemon:
 
     # -- work done on the daemon's threads -----------------------------------------------------------------
 
-    def _outbox_ready(self, outcomes: tuple[Any, ...]) -> None:
-        """The claimer applied signals (its thread: return at once): their Projects carry out the outbox."""
-        ids = frozenset(outcome.signal.project_id for outcome in outcomes)
-        self._ask_pool.submit(self._wake_projects, ids)
-
     def _outbox_written(self, project_id: int) -> None:
         """A transition through the API committed an outbox item (on the store thread: return at once): the
         project's supervisor carries it out now, rather than at the next sweep."""
-        try:
-            self._ask_pool.submit(self._wake_projects, frozenset({project_id}))
-        except RuntimeError:  # the pool was shut down: the daemon is stopping, the next one finds the item
-            pass
+        from actors.projects import PROJECTS, WakeProjects
+
+        if self.tree is not None:
+            self.tree.env.directory.tell(f"{ROOT_ID}/{PROJECTS}", WakeProjects((project_id,)))
 
     def _poke_claimer(self) -> None:
         """A signal was committed through the API: wake the claimer, as `corral signal emit` does (~20 µs,
@@ -283,59 +279,6 @@ class Daemon:
         from actors.wake import WAKE_SOCKET, poke
 
         poke(self.config.paths.dir / WAKE_SOCKET)
-
-    def _start_projects_with_work(self) -> None:
-        """Start the Projects that have work and no running supervisor: pending outbox items (a killed daemon
-        left them, or `corral task transition` wrote them while the Project was not running) or waves that
-        are not over (their agents may all have ended while the daemon was down)."""
-        try:
-            ids = self._store_call(
-                lambda s: (
-                    {item.project_id for item in s.pending_outbox(limit=1000)} | s.projects_running_waves()
-                )
-            ).result(timeout=30)
-        except Exception as exc:
-            log.error("cannot read the outbox: %s", exc)
-            return
-        self._wake_projects(frozenset(ids))
-
-    def _sweep_for_work(self) -> None:
-        """Every WORK_SWEEP_S: a running Project ticks by itself, but nothing else starts a stopped one."""
-        running: concurrent.futures.Future[None] | None = None
-        while not self._sweep_stop.wait(WORK_SWEEP_S):
-            if self._stopped:
-                return
-            if running is not None and not running.done():
-                continue  # one sweep at a time: a slow store must not queue them ahead of the API's asks
-            try:
-                running = self._ask_pool.submit(self._start_projects_with_work)
-            except RuntimeError:  # the pool was shut down: the daemon is stopping
-                return
-
-    def _wake_projects(self, project_ids: frozenset[int]) -> None:
-        """Tell each Project to drain its outbox; one that is not running is started (and drains as it
-        starts). On the ask pool: it may wait for the store and for a Project to start."""
-        from actors.claimer import OutboxReady
-        from actors.project import project_id
-
-        if not project_ids or self.tree is None or self._stopped:
-            return
-        try:
-            projects = self._store_call(lambda s: s.list_projects()).result(timeout=30)
-        except Exception as exc:
-            log.error("cannot list the projects to carry out their outbox: %s", exc)
-            return
-        for project in projects:
-            if project.id not in project_ids:
-                continue
-            ref = self.tree.env.directory.get(f"{self.tree.root_id}/{project_id(project.name)}")
-            if ref is not None:
-                try:
-                    ref.tell(OutboxReady(()))
-                    continue
-                except pykka.ActorDeadError:
-                    pass
-            self.instances.list(project.name)  # starts the Project, which drains its outbox first thing
 
     def _root_statistics(self) -> SupervisorStats:
         if self.tree is None:

@@ -127,6 +127,7 @@ def test_start_status_stop(client: DaemonClient, runtime_dir: Path) -> None:
         ("eventbus", "running"),
         ("signals", "running"),
         ("audit", "running"),
+        ("projects", "running"),
     ]
 
     human = corral(Path("/"), "daemon", "status")

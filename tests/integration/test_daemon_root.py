@@ -43,10 +43,12 @@ def config(corral_home: Path) -> Iterator[DaemonConfig]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def test_root_children_are_the_event_bus_the_signal_claimer_then_the_audit_recorder(
+def test_root_children_are_the_bus_the_claimer_the_audit_recorder_then_the_projects(
     config: DaemonConfig,
 ) -> None:
-    assert [spec.id for spec in root_children(config)] == ["eventbus", "signals", "audit"]
+    children = root_children(config)
+    assert [spec.id for spec in children] == ["eventbus", "signals", "audit", "projects"]
+    assert children[-1].kind == "supervisor"
 
 
 def test_extra_children_start_after_the_root_children_and_show_in_status(config: DaemonConfig) -> None:
@@ -59,6 +61,7 @@ def test_extra_children_start_after_the_root_children_and_show_in_status(config:
             ("eventbus", "running"),
             ("signals", "running"),
             ("audit", "running"),
+            ("projects", "running"),
             ("idle", "running"),
         ]
         daemon.request_stop("test")

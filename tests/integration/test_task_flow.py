@@ -130,3 +130,17 @@ def test_a_daemon_killed_while_the_coder_works_does_not_start_a_second_coder(
     assert coder_created() == created  # the same t-coder, never started a second time
     assert _started(git_repo).count("t-coder") <= 1
     assert all(status == "done" for _, status, _ in _settled(git_repo))
+
+
+def test_a_transition_no_one_announces_is_found_by_the_projects_sweep_which_starts_the_project(
+    env: Env, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(git_repo, monkeypatch)
+    ok(git_repo, "daemon", "start")  # no repository's supervisor runs yet
+    status = env.client.call("GET", "/v1/status")
+    projects = next(c for c in status["supervision"]["children"] if c["id"] == "projects")
+    assert projects["state"] == "running"
+    ok(git_repo, "task", "create", "t", "--content", PLAN)
+    ok(git_repo, "task", "transition", "t", "implement_start")  # commits an outbox item, pokes nobody
+    _wait_done(git_repo)
+    assert _started(git_repo) == ["t-coder", "t-review-1", "t-verify-1"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from actors.instance import InstanceInfo
-from actors.project import AmbiguousTitle, InstanceEntry, check_title, instance_view, match_title
+from actors.project import AmbiguousTitle, check_title, match_title
+from actors.project_inbox import InstanceEntry, instance_view
 from protocols.errors import UsageError
 
 TITLES = ["fix-login", "fix-logout", "review-1", "Docs"]

@@ -1,0 +1,187 @@
+"""The Project's side of its tasks: carrying out the outbox and starting and stopping the tasks' agents.
+
+    class Project(TaskHost, Supervisor): ...   # on the Project's thread, beside its Instances
+
+A mixin of the Project rather than an actor of its own (DESIGN.md): starting a task's agent is the Project's
+own work — `_start_instance`, a child of its own — so the outbox runner (actors/tasks.py) and the wave keeper
+(actors/waves.py) call these methods directly on the Project's thread, and nothing waits on another inbox.
+It implements `TaskAgents` (actors/task_agents.py) for them.
+
+What it needs from the Project: `spec` (its ProjectSpec), `ctx`, `_children` (the supervisor's), `_entries`
+and `_specs` (its instances), `_start_instance` and `_terminate_child_now`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from actors.project_inbox import DrainOutbox
+from protocols.errors import NotFoundError
+from protocols.instances import StartInstance
+
+if TYPE_CHECKING:
+    from actors.instance import AgentEnded
+
+__all__ = ["OUTBOX_TICK_S", "TaskHost"]
+
+log = logging.getLogger(__name__)
+
+OUTBOX_TICK_S = 1.0
+"""How often a Project looks for outbox items nobody told it about (a transition made by the CLI)."""
+
+
+class TaskHost:
+    """Carries out a Project's outbox and hosts its tasks' agents, on the Project's thread."""
+
+    _outbox: Any = None  # actors.tasks.OutboxRunner, made on the Project's thread at the first drain
+    _outbox_timer: Any = None
+
+    if TYPE_CHECKING:  # provided by the Project
+        spec: Any
+        ctx: Any
+        actor_ref: Any
+        _children: dict[str, Any]
+        _entries: dict[str, Any]
+        _specs: dict[str, Any]
+
+        def _start_instance(self, request: StartInstance) -> Any: ...
+
+        def _terminate_child_now(self, title: str) -> None: ...
+
+    def _drain_outbox(self) -> int:
+        """Perform the pending outbox items and check the running waves against their agents; never raises
+        (a bad item is failed, a store error logged)."""
+        settled = 0
+        try:
+            runner = self._outbox_runner()
+            if runner is not None:
+                settled = runner.drain()
+                runner.waves.reconcile()
+                settled += runner.drain()  # what the reconciliation applied (implement_finished)
+        except Exception as exc:
+            log.error("project %s: cannot carry out the outbox: %s", self.spec.name, exc)
+            self._drop_runner()
+        scheduler = self.ctx.env.scheduler
+        if self.spec.store_path and scheduler is not None:
+            if self._outbox_timer is not None:
+                self._outbox_timer.cancel()
+            ref = self.actor_ref
+            self._outbox_timer = scheduler.call_later(
+                OUTBOX_TICK_S, functools.partial(_tell, ref, DrainOutbox())
+            )
+        return settled
+
+    def _task_agent_ended(self, ended: AgentEnded) -> None:
+        """A task's agent ended: its wave task completes or fails now, and what follows is carried out."""
+        try:
+            runner = self._outbox_runner()
+            if runner is not None:
+                runner.waves.agent_ended(ended)
+                runner.drain()
+        except Exception as exc:  # the wave keeper's reconciliation settles it within a second
+            log.error("project %s: after %s ended: %s", self.spec.name, ended.title, exc)
+            self._drop_runner()
+
+    def _drop_runner(self) -> None:
+        runner, self._outbox = self._outbox, None  # opened again at the next drain
+        if runner is not None:
+            try:
+                runner.store.close()
+            except Exception as exc:  # never out of a tell handler: that would stop the Project
+                log.warning("project %s: closing the outbox's store: %s", self.spec.name, exc)
+
+    def _outbox_runner(self) -> Any:
+        if self._outbox is None and self.spec.store_path:
+            from actors.store import Store
+            from actors.tasks import OutboxRunner, RunnerProject
+
+            store = Store.open(Path(self.spec.store_path))
+            try:
+                record = store.get_project(self.spec.name)
+            except Exception:
+                store.close()
+                raise
+            self._outbox = OutboxRunner(store, RunnerProject(record.id, record.name, self.spec.root), self)
+        return self._outbox
+
+    def start_task_agent(self, agent: Any, since: str) -> bool:
+        """`TaskAgents.start_task_agent`: never a second agent with a title, nor one already started for the
+        item or attempt being performed (recorded at or after `since`); an older one is stopped first."""
+        try:
+            recorded = self._outbox.store.get_instance(self.spec.name, agent.title)
+        except NotFoundError:
+            recorded = None
+        if recorded is not None and (
+            recorded.attempt_key == agent.attempt_key if agent.attempt_key else recorded.created_at >= since
+        ):
+            return False
+        if agent.title in self._children:
+            if recorded is None:
+                return False  # running, but unrecorded: nothing tells which round it belongs to
+            self.stop_task_agent(agent.title, "replaced by a new attempt")
+        request = StartInstance(**msgspec.structs.asdict(agent))  # an AgentStart is a StartInstance's subset
+        self._start_instance(request)
+        return True
+
+    def running_agent(self, title: str) -> bool:
+        """Running, or restarting after its Instance crashed; an ended (shut down) instance is not."""
+        child = self._children.get(title)
+        return child is not None and child.state != "stopped"
+
+    def task_agent_titles(self, task: str, started_before: str) -> tuple[str, ...]:
+        titles = []
+        for title, entry in self._entries.items():
+            if entry.task != task or title not in self._children:
+                continue
+            try:
+                created = self._outbox.store.get_instance(self.spec.name, title).created_at
+            except NotFoundError:
+                created = ""
+            if created < started_before:
+                titles.append(title)
+        return tuple(titles)
+
+    def stop_task_agent(self, title: str, reason: str) -> bool:
+        """Kill the agent, forget its instance, and record it exited (so no restart brings it back)."""
+        if title not in self._children:
+            return False
+        ref = self.ctx.env.directory.get(f"{self.ctx.path}/{title}")
+        if ref is not None:
+            from actors.instance import InstanceKill
+
+            try:
+                ref.ask(InstanceKill(), timeout=self.spec.instance_shutdown_s)
+            except Exception as exc:  # the child is stopped below all the same
+                log.warning("project %s: kill of %s: %s", self.spec.name, title, exc)
+                self._kill_session(title)
+        self._terminate_child_now(title)
+        self._entries.pop(title, None)
+        self._specs.pop(title, None)
+        if self._outbox is not None:
+            self._outbox.store.set_instance_status(self.spec.name, title, "exited", f"stopped: {reason}")
+        return True
+
+    def _kill_session(self, title: str) -> None:
+        """The Instance did not kill its agent in time: an orderly stop would leave a tmux agent running (for
+        the next generation to adopt), so kill its session here, and the next attempt starts afresh."""
+        entry = self._entries.get(title)
+        server = self.spec.tmux_server
+        if entry is None or entry.mode != "tmux" or server is None or not entry.session:
+            return
+        try:
+            server.kill_session(entry.session)
+        except Exception as exc:
+            log.warning("project %s: killing the session of %s: %s", self.spec.name, title, exc)
+
+
+
+def _tell(ref: Any, message: Any) -> None:
+    try:
+        ref.tell(message)
+    except Exception:  # the Project stopped meanwhile
+        pass

@@ -1,0 +1,83 @@
+"""An agent instance as the control API carries it: the request that starts one and the view of one.
+
+    POST /v1/repos/{project}/instances   StartInstance → InstanceView (201)
+    GET  /v1/repos/{project}/instances   [InstanceView]
+
+The same Structs are what the Project is asked (`StartInstance`) and what the CLI decodes (`InstanceView`),
+so the API, `corral instance … --json` and the UIs read one schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from protocols.errors import UsageError
+
+__all__ = ["FINISHED", "MODES", "WORKTREE_MODES", "InstanceView", "StartInstance", "WorktreeMode"]
+
+MODES = ("tmux", "pty", "sdk", "headless")
+WORKTREE_MODES = ("own", "branch", "shared", "none")
+WorktreeMode = Literal["own", "branch", "shared", "none"]
+FINISHED = frozenset({"exited", "failed"})
+"""Statuses of an agent that ended (exited, killed by request, or failed past its restart intensity): a
+restarted daemon does not bring it back; a person restarts it."""
+
+
+class StartInstance(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Start an agent called `title`: the body of `POST /v1/repos/{project}/instances`.
+
+    `worktree` is own (a new branch `<branch_prefix><title>`; the default), branch (work on `branch`; the
+    default when `branch` is given), shared (the task's worktree, needs `task`) or none (the repository).
+    """
+
+    title: str
+    program: str = ""  # "" → the config's default_program
+    mode: str = "tmux"
+    prompt: str = ""
+    task: str = ""
+    agent_type: str = ""
+    branch: str = ""
+    worktree: str = ""
+    model: str = ""  # "" → the harness's default
+    flags: tuple[str, ...] = ()  # extra arguments for the program
+    skip_permissions: bool = False
+    wave: int | None = None  # a wave task's agent: its wave (CORRAL_WAVE) and the tasks in it (CORRAL_PEERS)
+    peers: int = 0
+    attempt_key: str = ""  # a wave task's agent: which attempt of it this is (actors/waves.py)
+
+    def worktree_mode(self) -> WorktreeMode:
+        """Where the agent works, checked: `worktree`, else branch (with a branch) or own."""
+        mode = self.worktree or ("branch" if self.branch else "own")
+        if mode not in WORKTREE_MODES:
+            raise UsageError(f"worktree must be one of {', '.join(WORKTREE_MODES)}, got {mode!r}")
+        if mode == "branch" and not self.branch:
+            raise UsageError('worktree "branch" needs the branch to work on')
+        if mode == "shared" and not self.task:
+            raise UsageError('worktree "shared" needs the task whose worktree to share')
+        return mode  # type: ignore[return-value]
+
+
+class InstanceView(msgspec.Struct, frozen=True, kw_only=True):
+    """One instance as the API shows it: the Project's entry and the Instance's live info, together."""
+
+    project: str
+    title: str
+    status: str
+    reason: str
+    status_age_s: float | None
+    mode: str
+    program: str
+    branch: str
+    worktree: str
+    task: str
+    agent_type: str
+    restarts: int
+    resource_profile: str
+    session: str
+    created_at: float
+    attach: Any = None
+    metrics: Any = None
+    notes: tuple[str, ...] = ()
+    conversation_id: str = ""
