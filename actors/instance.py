@@ -55,6 +55,7 @@ from actors.supervision.context import ChildContext
 from protocols.errors import ConflictError, SupervisionError
 from protocols.harness import Harness
 from protocols.messages import ExitReason, InstanceNote, InstanceStatusChanged
+from protocols.prompts import restart_prompt
 from protocols.records import InstanceRecord
 from protocols.sdk import SessionStarted
 from protocols.status import AgentStatus, Decision, Evidence, PermissionPolicy, TrackerState, decide
@@ -73,6 +74,7 @@ __all__ = [
     "InstanceSend",
     "InstanceSendKeys",
     "InstanceSpec",
+    "StatusNotice",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,12 @@ class InstanceSpec(msgspec.Struct, frozen=True, kw_only=True):
     factory: RuntimeFactory
     restart_argv: tuple[str, ...] = ()
     first_prompt: str = ""  # sent once the agent is ready (tmux/pty) or as the first turn (sdk)
+    task_prompt: str = ""
+    """A task's agent: its task, as its first prompt gave it. After any start that did not take a live agent
+    back (a crash, a restart, a resume, a session lost while the daemon was down) the agent is told it was
+    restarted and given this again, with the command that finishes its step, rather than left idle."""
+    comeback: str = ""
+    """Why this spec starts an agent that ran before (recovered, restarted): what the restart prompt says."""
     prompt_file: str = ""  # written (relative to cwd) before the runtime starts
     prompt_file_text: str = ""
     cwd: str = ""
@@ -185,6 +193,16 @@ class AgentEnded(msgspec.Struct, frozen=True, kw_only=True):
     last_screen: str = ""
 
 
+class StatusNotice(msgspec.Struct, frozen=True):
+    """Told to the parent (the Project) at every status change: the Project keeps what it needs to watch its
+    tasks' agents (idle, waiting) without asking each Instance in turn."""
+
+    title: str
+    status: str
+    reason: str
+    since: float  # monotonic, on the tree's clock
+
+
 _ENDED = frozenset({AgentStatus.EXITED, AgentStatus.FAILED})
 
 
@@ -214,7 +232,10 @@ class Instance(Supervisor):
         self._last_screen = ""
         self._paused = False
         self._manual_restart = False
+        self._start_reason = ""
+        self._last_exit = ""
         self._prompt_sent = not spec.first_prompt
+        self._pending = spec.first_prompt  # sent once the agent is ready: its first prompt, or a restart's
         self._input_sent_at: float | None = None
         self._last_output_at: float | None = None
         self._capture_token = 0
@@ -245,8 +266,8 @@ class Instance(Supervisor):
             return  # no runtime until a resume (`_start_again` adds it)
         super().started()
         self._persist()
-        if self.spec.mode == "sdk" and not self._prompt_sent:
-            self._send_first_prompt()
+        if self.spec.mode == "sdk" and self._pending:
+            self._send_pending()
 
     def stopping(self) -> None:
         if self._wake is not None:
@@ -267,16 +288,29 @@ class Instance(Supervisor):
             child.spec = self._again  # later starts continue the conversation
         if restarted and not self._manual_restart:
             self._restarts += 1
+        stats = self._runtime_stats()
+        self._pid = getattr(stats, "pid", None)
+        adopted = bool(getattr(stats, "adopted", False))
+        if self.spec.task_prompt and not adopted and (restarted or self.spec.comeback):
+            if self._manual_restart:
+                why = self._start_reason or "restarted by request"
+            elif restarted:
+                why = f"after it ended: {self._last_exit}" if self._last_exit else "after it ended"
+            else:
+                why = self.spec.comeback or "your session was started again"
+            self._pending = restart_prompt(why, self.spec.task_prompt)
         self._manual_restart = False
-        self._pid = self._agent_pid()
         self._decide(Evidence(mode=self.spec.mode, alive=True, restarts=self._restarts))
         self._persist()
+        if self.spec.mode == "sdk" and self._pending and generation > 1:
+            self._send_pending()  # a restarted sdk agent resumed its conversation: give it its task again
 
     def child_exited(self, child_id: str, generation: int, reason: ExitReason, restarting: bool) -> None:
         if child_id != RUNTIME:
             return
         self._alive = False
         self._pid = None
+        self._last_exit = reason.message or str(reason)
         status, signal = exit_details(reason)
         if status is None and signal is None and reason.is_error:
             status = 1  # the runtime itself failed: treat as an abnormal exit
@@ -442,6 +476,7 @@ class Instance(Supervisor):
             change = decision.change
             if change.status is AgentStatus.RUNNING and self._prompt_sent:
                 self._worked = True
+            self._tell_status()
             self.ctx.env.publish(
                 InstanceStatusChanged(
                     project=self.spec.project,
@@ -459,8 +494,8 @@ class Instance(Supervisor):
                 self._note(decision.keys_reason or f"sent {' '.join(decision.keys)}")
             except Exception as exc:
                 self._note(f"could not send {decision.keys}: {exc}", "warn")
-        if not self._prompt_sent and self.state.status is AgentStatus.READY and self._alive:
-            self._send_first_prompt()
+        if self._pending and self.state.status is AgentStatus.READY and self._alive:
+            self._send_pending()
         if decision.wake_at is not None and not self._capture_pending:
             self._schedule(max(0.0, decision.wake_at - now))
 
@@ -488,7 +523,14 @@ class Instance(Supervisor):
             ),
         )
 
+    def _tell_status(self) -> None:
+        parent = self.ctx.parent
+        if parent is not None:
+            state = self.state
+            _tell(parent, StatusNotice(self.spec.title, str(state.status), state.reason, state.since))
+
     def _publish_status(self, previous: str) -> None:
+        self._tell_status()
         self._persist()
         self.ctx.env.publish(
             InstanceStatusChanged(
@@ -515,13 +557,19 @@ class Instance(Supervisor):
 
     # -- acting on the agent ------------------------------------------------------------------------------
 
-    def _send_first_prompt(self) -> None:
+    def _send_pending(self) -> None:
+        """Send the first prompt, or a restart's prompt; kept to try again when the agent cannot take it."""
+        text, first = self._pending, not self._prompt_sent
+        self._pending = ""
         self._prompt_sent = True
         try:
-            self._send(self.spec.first_prompt, True)
+            self._send(text, True)
         except Exception as exc:
-            self._prompt_sent = False
-            self._note(f"could not send the first prompt yet: {exc}", "warn")
+            self._pending, self._prompt_sent = text, not first
+            self._note(f"could not send the {'first' if first else 'restart'} prompt yet: {exc}", "warn")
+        else:
+            if not first:
+                self._note("told it was restarted, and given its task again")
 
     def _send(self, text: str, enter: bool) -> None:
         self._input_sent_at = self.ctx.env.clock.monotonic()
@@ -555,6 +603,7 @@ class Instance(Supervisor):
         )
         self._publish_status(str(previous))
         self._manual_restart = True
+        self._start_reason = reason
         if RUNTIME in self._children:
             self._restart_child(RUNTIME)
         else:  # recovered paused: its runtime was never started
@@ -646,13 +695,14 @@ class Instance(Supervisor):
         record = self.spec.record
         return record.reason if record is not None and record.reason else default
 
-    def _agent_pid(self) -> int | None:
+    def _runtime_stats(self) -> Any:
+        """The runtime's own statistics (its agent's pid, whether it adopted a live agent); None if it
+        cannot say."""
         try:
-            stats = self._runtime_ask(GetRuntimeStats())
+            return self._runtime_ask(GetRuntimeStats())
         except Exception as exc:
-            log.debug("%s: no pid: %s", self.spec.title, exc)
+            log.debug("%s: no runtime statistics: %s", self.spec.title, exc)
             return None
-        return getattr(stats, "pid", None)
 
     # -- helpers ------------------------------------------------------------------------------------------
 

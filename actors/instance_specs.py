@@ -71,6 +71,7 @@ def recovered(spec: InstanceSpec, record: InstanceRecord, wt: Any) -> tuple[Inst
         worktree=wt,
         start_paused=record.status == "paused",
         notes=(*spec.notes, "brought back after a daemon restart"),
+        comeback="the corral daemon restarted while your session was gone",
     )
     return spec, wt
 
@@ -98,6 +99,4 @@ def restarted(
     if record is not None:
         record = msgspec.structs.replace(record, status="loading", reason=reason, restarts=0)
     spec = _continuing(spec, conversation, adopt_first=adopt and spec.mode == "tmux")
-    return msgspec.structs.replace(
-        spec, record=record, start_paused=False, notes=(), prompt_file_text=spec.prompt_file_text
-    )
+    return msgspec.structs.replace(spec, record=record, start_paused=False, notes=(), comeback=reason)

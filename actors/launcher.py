@@ -136,6 +136,7 @@ def prepare_instance(
         factory=factory,
         restart_argv=restart_argv,
         first_prompt=plan.send,
+        task_prompt=(plan.send or request.prompt) if request.task else "",
         prompt_file=plan.prompt_file,
         prompt_file_text=request.prompt if plan.prompt_file else "",
         cwd=str(cwd),

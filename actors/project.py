@@ -46,7 +46,7 @@ import msgspec
 
 from actors.claimer import OutboxReady
 from actors.clock import utc_stamp
-from actors.instance import AgentEnded, Instance, InstanceSpec
+from actors.instance import AgentEnded, Instance, InstanceSpec, StatusNotice
 from actors.instance_specs import adopted, recovered, restarted
 from actors.launcher import AgentRequest, prepare_instance
 from actors.project_inbox import (
@@ -182,6 +182,7 @@ class Project(TaskHost, Supervisor):
         self.spec = spec
         self._entries: dict[str, InstanceEntry] = {}
         self._specs: dict[str, InstanceSpec] = {}  # what each Instance was started with (to restart it)
+        self._statuses: dict[str, StatusNotice] = {}  # what each Instance last said of its agent
         self._controls: ResourceControls | None = None
         self._outbox: Any = None  # actors.tasks.OutboxRunner, made on this thread at the first drain
         self._outbox_timer: Any = None
@@ -205,6 +206,9 @@ class Project(TaskHost, Supervisor):
             return self._start_instance(message)
         if isinstance(message, DrainOutbox | OutboxReady):
             return self._drain_outbox()
+        if isinstance(message, StatusNotice):
+            self._statuses[message.title] = message
+            return None
         if isinstance(message, AgentEnded):
             return self._agent_ended(message)
         if isinstance(message, RecoverInstances):

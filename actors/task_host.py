@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from actors.project_inbox import DrainOutbox
+from actors.steps import AgentSight
 from protocols.errors import NotFoundError
 from protocols.instances import StartInstance
 
@@ -48,10 +49,13 @@ class TaskHost:
         _children: dict[str, Any]
         _entries: dict[str, Any]
         _specs: dict[str, Any]
+        _statuses: dict[str, Any]
 
         def _start_instance(self, request: StartInstance) -> Any: ...
 
         def _terminate_child_now(self, title: str) -> None: ...
+
+        def _recover(self, record: Any) -> Any: ...
 
     def _drain_outbox(self) -> int:
         """Perform the pending outbox items and check the running waves against their agents; never raises
@@ -63,6 +67,7 @@ class TaskHost:
                 settled = runner.drain()
                 runner.waves.reconcile()
                 settled += runner.drain()  # what the reconciliation applied (implement_finished)
+                runner.steps.reconcile(self.ctx.env.clock.monotonic())
         except Exception as exc:
             log.error("project %s: cannot carry out the outbox: %s", self.spec.name, exc)
             self._drop_runner()
@@ -165,6 +170,30 @@ class TaskHost:
         if self._outbox is not None:
             self._outbox.store.set_instance_status(self.spec.name, title, "exited", f"stopped: {reason}")
         return True
+
+    def agent_sight(self, title: str) -> AgentSight | None:
+        """`StepHost.agent_sight`: the agent's last status as its Instance told it (StatusNotice), and
+        whether an Instance holds it; None for a title the Project does not know."""
+        if title not in self._children:
+            return None
+        seen = self._statuses.get(title)
+        live = self.running_agent(title)
+        if seen is None:
+            return AgentSight(live=live)
+        return AgentSight(live=live, status=seen.status, reason=seen.reason, since=seen.since)
+
+    def nudge(self, title: str, text: str) -> bool:
+        """`StepHost.nudge`: send `text` to the agent (told, not asked: the Project never waits on it)."""
+        from actors.instance import InstanceSend
+
+        return self.ctx.env.directory.tell(f"{self.ctx.path}/{title}", InstanceSend(text))
+
+    def bring_back(self, record: Any) -> None:
+        """`StepHost.bring_back`: an agent recorded running that no Instance holds, started as a daemon
+        restart would (its session adopted if it lives, else continuing its conversation)."""
+        if record.title in self._children:
+            self._terminate_child_now(record.title)  # an ended child: replaced by the one brought back
+        self._recover(record)
 
     def _kill_session(self, title: str) -> None:
         """The Instance did not kill its agent in time: an orderly stop would leave a tmux agent running (for

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import msgspec
 
+from actors.steps import StepKeeper
 from actors.store import Store
 from actors.task_agents import AgentStart, RunnerProject, TaskAgents
 from actors.waves import WAVE_ITEM_KINDS, WaveKeeper
@@ -47,7 +48,7 @@ from protocols.errors import NotFoundError, PlanError
 from protocols.fsm import PHASE_PLANNED, Event, Source, Status
 from protocols.fsm import Transition as FsmTransition
 from protocols.plan import Plan
-from protocols.records import OutboxItem, Task
+from protocols.records import OutboxItem, Task, TaskWaiting
 from protocols.signals import SIGNAL_TYPES, Body, decode_payload
 
 __all__ = ["AgentStart", "Effect", "OutboxRunner", "RunnerProject", "TaskAgents", "is_stale"]
@@ -55,6 +56,15 @@ __all__ = ["AgentStart", "Effect", "OutboxRunner", "RunnerProject", "TaskAgents"
 log = logging.getLogger(__name__)
 
 _MAX_ROUNDS = 50  # drains in a row (a chained Transition adds an item); a bound, not a limit ever reached
+_STEPS = {
+    "enter_planning": "starting its planner",
+    "enter_ready": "taking its plan",
+    "enter_implementing": "starting its implementation",
+    "enter_reviewing": "starting its reviewer",
+    "enter_verifying": "starting its readiness check",
+    "enter_done": "stopping its agents",
+    "enter_cancelled": "stopping its agents",
+}
 
 
 class Effect(msgspec.Struct, frozen=True):
@@ -84,6 +94,7 @@ class OutboxRunner:
         self.project = project
         self.agents = agents
         self.waves = WaveKeeper(store, project, agents)
+        self.steps = StepKeeper(store, project, agents)  # type: ignore[arg-type]  # the Project is a StepHost
         self.done = 0
         self.failed = 0
 
@@ -100,7 +111,9 @@ class OutboxRunner:
         return settled
 
     def run(self, item: OutboxItem) -> None:
-        """Perform one item and settle it: done after its effects succeeded, failed with the reason."""
+        """Perform one item and settle it: done after its effects succeeded, failed with the reason — and
+        then its task waits for a person, saying so where people look (`corral task list`), with the
+        command that runs the step again once the cause is fixed."""
         try:
             self.perform(item)
         except Exception as exc:
@@ -114,9 +127,25 @@ class OutboxRunner:
                 item,
                 level="error",
             )
+            self._wait_after_failure(item, reason)
             return
         self.done += 1
         self.store.complete_outbox(item.id)
+
+    def _wait_after_failure(self, item: OutboxItem, reason: str) -> None:
+        if not item.kind.startswith("enter_") or not item.task:
+            return
+        try:
+            task = self.store.get_task(self.project.id, item.task)
+        except NotFoundError:
+            return
+        step = _STEPS.get(item.kind, item.kind)
+        waiting = TaskWaiting(
+            reason=f"{step} failed: {reason}",
+            commands=(f"corral task retry {task.name}", f"corral task transition {task.name} cancel"),
+            kind="start_failed",
+        )
+        self.store.set_task_waiting(task, waiting)
 
     # -- one item -------------------------------------------------------------------------------------------
 
@@ -178,8 +207,8 @@ class OutboxRunner:
                 if self.agents.start_task_agent(agent, item.created_at):
                     message = f"{action.task}: started {action.title} ({action.agent_type}, {agent.program})"
                     self._audit("task_agent_started", message, item, instance=action.title)
-            case stages.WaitForPerson(task=name, reason=reason):
-                self._audit("task_waiting", f"{name} waits for you: {reason}", item, level="warn")
+            case stages.WaitForPerson(reason=reason, commands=commands, kind=kind):
+                self.store.set_task_waiting(task, TaskWaiting(reason=reason, commands=commands, kind=kind))
             case stages.StartWaves():
                 if plan is not None:
                     self.waves.begin(task, plan, config, item.created_at)

@@ -41,7 +41,7 @@ from protocols.config import Config, load_config, resolve_resources
 from protocols.errors import ConflictError, NotFoundError, PlanError
 from protocols.fsm import Event, Source, Status
 from protocols.plan import Plan
-from protocols.records import InstanceRecord, OutboxItem, Task, WaveTaskRecord
+from protocols.records import InstanceRecord, OutboxItem, Task, TaskWaiting, WaveTaskRecord
 from protocols.signals import WaveDecision, WaveStart, WaveTaskFinished
 from protocols.waves import (
     AllWavesDone,
@@ -68,7 +68,9 @@ WAVE_ITEM_KINDS = frozenset({"wave_task_finished", "start_wave", "retry_wave", "
 """Outbox kinds the store writes for wave signals (actors/store/applying.py)."""
 
 _ENDED = frozenset({"exited", "failed"})
-_OUTCOME_KINDS = frozenset({"wave_done", "wave_failed", "task_waiting"})
+_OUTCOME_KINDS = frozenset({"wave_done", "wave_failed"})
+_AWAITING = frozenset({"awaiting_confirmation", "awaiting_decision"})
+_WAVE_WAITS = frozenset({"wave_confirmation", "wave_decision"})
 
 
 class _Loaded(msgspec.Struct):
@@ -286,6 +288,8 @@ class WaveKeeper:
             # (a transition that failed, an agent not started) is carried out again.
             self._runs.pop(task.name, None)
             raise
+        if before.phase in _AWAITING and step.run.phase not in _AWAITING:
+            self.store.set_task_waiting(task, None, replacing=_WAVE_WAITS)  # the question was answered
 
     def _act_all(
         self, task: Task, loaded: _Loaded, step: Step, rows: dict[int, WaveTaskRecord], announced: int
@@ -320,8 +324,12 @@ class WaveKeeper:
                 numbers = ", ".join(map(str, failed))
                 message = f"{name}: wave {wave} over: {complete}/{total} complete, task {numbers} failed"
                 self._audit(name, "wave_failed", message, level="warn", wave=wave)
-            case AwaitConfirmation(wave=wave, message=message) | AwaitDecision(wave=wave, message=message):
-                self._audit(name, "task_waiting", message, level="warn", wave=wave)
+            case AwaitConfirmation(message=message, commands=commands):
+                waiting = TaskWaiting(reason=message, commands=commands, kind="wave_confirmation")
+                self.store.set_task_waiting(task, waiting, replacing=_WAVE_WAITS)
+            case AwaitDecision(message=message, commands=commands):
+                waiting = TaskWaiting(reason=message, commands=commands, kind="wave_decision")
+                self.store.set_task_waiting(task, waiting, replacing=_WAVE_WAITS)
             case AllWavesDone(waves=waves):
                 self._audit(name, "waves_done", f"{name}: all {waves} waves done")
                 self.store.transition_task(

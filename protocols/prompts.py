@@ -28,10 +28,13 @@ from protocols.plan import Plan, render_plan
 __all__ = [
     "PLAN_DIR",
     "coder_prompt",
+    "finish_commands",
     "fixer_prompt",
+    "nudge_prompt",
     "plan_path",
     "planner_prompt",
     "readiness_prompt",
+    "restart_prompt",
     "reviewer_prompt",
     "signal_command",
     "wave_task_prompt",
@@ -231,4 +234,51 @@ def readiness_prompt(task: str, branch: str, cycle: int, brief: str = "") -> str
         "## Your verdict\n\nRun exactly one of:\n\n"
         f"- ready:\n\n  ```sh\n  {approve}\n  ```\n\n"
         f"- not ready (a fixer agent gets this text):\n\n  ```sh\n  {failed}\n  ```",
+    )
+
+
+def finish_commands(
+    agent_type: str, task: str, wave: int | None = None, task_number: int | None = None
+) -> tuple[str, ...]:
+    """The commands that finish an agent's step — what its prompt ends with — for a nudge or a person."""
+    if agent_type == "planner":
+        path = shlex.quote(plan_path(task))
+        return (signal_command("planner_finished", task, f'"$(cat {path})"'),)
+    if agent_type == "coder" and wave is not None and task_number is not None:
+        return (signal_command("implement_task_finished", task, _wave_payload(wave, task_number)),)
+    if agent_type in ("coder", "fixer"):
+        return (signal_command("implement_finished", task),)
+    if agent_type == "reviewer":
+        return (
+            signal_command("review_approved", task, '"<your review>"'),
+            signal_command("review_changes", task, '"<what must change>"'),
+        )
+    if agent_type == "readiness":
+        return (signal_command("verify_approved", task), signal_command("verify_failed", task, '"<why>"'))
+    return ()
+
+
+def restart_prompt(why: str, task_prompt: str) -> str:
+    """What an agent of a task is told after corral started it again (its process had died, the daemon
+    lost it, a person restarted it): that it was restarted, and its task again, which ends with the exact
+    command that finishes the step. Its conversation was continued where the harness can; this makes sure
+    it does not sit at its prompt, forgetting to finish."""
+    return _join(
+        f"# corral restarted you ({why})",
+        "Your earlier work is in this directory: check `git status` and `git log` before you go on, and do "
+        "not redo what is already committed. Then finish your task — here it is again — and end with its "
+        "signal command, exactly once.",
+        task_prompt,
+    )
+
+
+def nudge_prompt(commands: tuple[str, ...]) -> str:
+    """What an agent that sits idle at its prompt without having signalled is told, once."""
+    listed = "\n".join(commands)
+    return _join(
+        "# corral is still waiting for you",
+        "You are idle, but your step is not finished: corral has not received your signal. If your work is "
+        "done and committed, run the command that says so now:",
+        f"```sh\n{listed}\n```",
+        "If you are stuck, say why in one short paragraph: a person will read it.",
     )

@@ -106,9 +106,24 @@ class Project(msgspec.Struct, frozen=True):
     created_at: str
 
 
+class TaskWaiting(msgspec.Struct, frozen=True, kw_only=True):
+    """Why a task cannot go on without a person, and the exact commands that answer it.
+
+    `kind` says what it waits on (`wave_decision`, `wave_confirmation`, `review_limit`, `review_fix_off`,
+    `plan_unreadable`, `start_failed`, `agent_ended`, `agent_idle`, `agent_waiting`); `agent` names the
+    instance concerned, if one is; `since` is when it began (the store's clock)."""
+
+    reason: str
+    commands: tuple[str, ...] = ()
+    kind: str = ""
+    agent: str = ""
+    since: str = ""
+
+
 class Task(msgspec.Struct, frozen=True):
     """A unit of work moving through the lifecycle of `protocols.fsm`. A `<status>_at` stamp is the last time
-    the task entered that status ("" if never)."""
+    the task entered that status ("" if never). `waiting` is set while it waits for a person (and cleared
+    by its next transition)."""
 
     id: int
     project_id: int
@@ -130,6 +145,7 @@ class Task(msgspec.Struct, frozen=True):
     verifying_at: str
     done_at: str
     cancelled_at: str
+    waiting: TaskWaiting | None = None
 
     @property
     def display_status(self) -> str:

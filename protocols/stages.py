@@ -136,10 +136,13 @@ class StartWaves(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class WaitForPerson(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Start nothing: a person decides what happens next. `reason` says why and what they can do."""
+    """Start nothing: a person decides what happens next. `reason` says why; `commands` are the exact
+    commands that answer it; `kind` names the wait (see `protocols.records.TaskWaiting`)."""
 
     task: str
     reason: str
+    commands: tuple[str, ...] = ()
+    kind: str = ""
 
 
 class Transition(msgspec.Struct, frozen=True, kw_only=True, tag=True):
@@ -338,7 +341,8 @@ def _enter_ready(
     actions: tuple[Action, ...] = (_stop(task.name, f"{change.event}: the plan is written"),)
     if problem:
         reason = f"the plan of {task.name} cannot be read: {problem}"
-        actions += (WaitForPerson(task=task.name, reason=reason),)
+        commands = (f"corral task update-content {task.name} --file PLAN.md", f"corral task show {task.name}")
+        actions += (WaitForPerson(task=task.name, reason=reason, commands=commands, kind="plan_unreadable"),)
     return actions
 
 
@@ -349,11 +353,13 @@ def _enter_implementing(
     if change.event in FEEDBACK_EVENTS:
         return (stop, _fix(task, change, config, cycle))
     if problem:
-        reason = (
-            f"{task.name} cannot start implementing: its plan cannot be read: {problem}. Fix the plan, then "
-            f"transition the task again"
+        reason = f"{task.name} cannot start implementing: its plan cannot be read: {problem}"
+        commands = (
+            f"corral task update-content {task.name} --file PLAN.md",
+            f"corral task set-status {task.name} planned --force",
+            f"corral task implement {task.name}",
         )
-        return (stop, WaitForPerson(task=task.name, reason=reason))
+        return (stop, WaitForPerson(task=task.name, reason=reason, commands=commands, kind="plan_unreadable"))
     threshold = config.orchestration.blueprint_skip_threshold
     if plan is None or (threshold > 0 and plan.task_count <= threshold):
         prompt = prompts.coder_prompt(task.name, plan, task.content)
@@ -376,17 +382,23 @@ def _fix(task: Task, change: FsmTransition, config: Config, cycle: int) -> Actio
     limit = config.ui.max_review_fix_cycles
     if not config.ui.auto_review_fix:
         reason = (
-            f"{task.name} got changes requested ({source}), and ui.auto_review_fix is off: fix it yourself "
-            f"and run `corral task transition {task.name} implement_finished`, or start a fixer"
+            f"{task.name} got changes requested ({source}), and ui.auto_review_fix is off: read the "
+            "feedback, fix it yourself, then tell corral it is implemented"
         )
-        return WaitForPerson(task=task.name, reason=reason)
+        commands = (f"corral task show {task.name}", f"corral task transition {task.name} implement_finished")
+        return WaitForPerson(task=task.name, reason=reason, commands=commands, kind="review_fix_off")
     if limit and cycle > limit:
         reason = (
             f"{task.name} has been through {limit} review → fix cycles (ui.max_review_fix_cycles = {limit}) "
-            f"and changes are still requested: read the latest feedback (`corral task show {task.name}`), "
-            f"fix it yourself and run `corral task transition {task.name} implement_finished`, or cancel it"
+            "and changes are still requested: read the latest feedback, fix it yourself and tell corral it "
+            "is implemented, or cancel the task"
         )
-        return WaitForPerson(task=task.name, reason=reason)
+        commands = (
+            f"corral task show {task.name}",
+            f"corral task transition {task.name} implement_finished",
+            f"corral task transition {task.name} cancel",
+        )
+        return WaitForPerson(task=task.name, reason=reason, commands=commands, kind="review_limit")
     round_number = max(cycle, 1)
     prompt = prompts.fixer_prompt(task.name, task.latest_feedback, round_number, source)
     return _agent("fixer", title=fixer_title(task.name, round_number), task=task.name, prompt=prompt)

@@ -49,6 +49,7 @@ __all__ = [
     "WaveStats",
     "WaveTask",
     "WavesAborted",
+    "decision_commands",
 ]
 
 Phase = Literal["idle", "running", "awaiting_confirmation", "awaiting_decision", "done", "aborted"]
@@ -94,19 +95,35 @@ class WaveFailed(msgspec.Struct, frozen=True, tag=True):
 
 
 class AwaitConfirmation(msgspec.Struct, frozen=True, tag=True):
-    """auto_advance_waves is off: ask a person before starting `next_wave` (advance_wave starts it)."""
+    """auto_advance_waves is off: ask a person before starting `next_wave` (advance_wave starts it);
+    `commands` answer it."""
 
     wave: int
     next_wave: int
     message: str
+    commands: tuple[str, ...] = ()
 
 
 class AwaitDecision(msgspec.Struct, frozen=True, tag=True):
-    """Tasks failed: a person retries them (retry_wave), goes on (advance_wave) or aborts."""
+    """Tasks failed: a person retries them (retry_wave), goes on (advance_wave), marks a failed one complete
+    (implement_task_finished, after fixing it by hand) or gives the task up (cancel); `commands` are those."""
 
     wave: int
     failed: tuple[int, ...]
     message: str
+    commands: tuple[str, ...] = ()
+
+
+def decision_commands(task: str, wave: int, failed: tuple[int, ...]) -> tuple[str, ...]:
+    """The exact commands that answer a failed wave's question, in the order people weigh them."""
+    payload = f'{{"wave_number": {wave}, "task_number": {failed[0]}}}'
+    mark = f"corral signal emit implement_task_finished {task} --payload '{payload}'"
+    return (
+        f"corral signal emit retry_wave {task}",
+        f"corral signal emit advance_wave {task}",
+        mark,
+        f"corral task transition {task} cancel",
+    )
 
 
 class AllWavesDone(msgspec.Struct, frozen=True, tag=True):
@@ -437,23 +454,21 @@ def _settle(before: WaveRun, run: WaveRun, actions: tuple[WaveAction, ...]) -> S
         complete = len(mine) - len(failed)
         message = (
             f"{run.task} — wave {wave}: {complete}/{len(mine)} tasks complete, {len(failed)} failed "
-            f"(task {', '.join(map(str, failed))}). Retry the failed tasks (corral signal emit retry_wave "
-            f"{run.task}), go on to the next wave (corral signal emit advance_wave {run.task}), or abort"
+            f"(task {', '.join(map(str, failed))}). Retry the failed tasks, go on to the next wave, mark a "
+            "failed task complete once you fixed it by hand, or cancel the task"
         )
         run = msgspec.structs.replace(run, phase="awaiting_decision")
-        return _finish(
-            before,
-            run,
-            (*actions, WaveFailed(wave, failed, complete, len(mine)), AwaitDecision(wave, failed, message)),
-        )
+        question = AwaitDecision(wave, failed, message, decision_commands(run.task, wave, failed))
+        return _finish(before, run, (*actions, WaveFailed(wave, failed, complete, len(mine)), question))
     actions = (*actions, WaveDone(wave, len(mine)))
     if wave < run.waves and not run.auto_advance:
-        message = (
-            f"{run.task} — wave {wave} complete ({len(mine)}/{len(mine)}). Start wave {wave + 1}? "
-            f"(corral signal emit advance_wave {run.task})"
+        message = f"{run.task} — wave {wave} complete ({len(mine)}/{len(mine)}). Start wave {wave + 1}?"
+        commands = (
+            f"corral signal emit advance_wave {run.task}",
+            f"corral task transition {run.task} cancel",
         )
         run = msgspec.structs.replace(run, phase="awaiting_confirmation")
-        return _finish(before, run, (*actions, AwaitConfirmation(wave, wave + 1, message)))
+        return _finish(before, run, (*actions, AwaitConfirmation(wave, wave + 1, message, commands)))
     return _next(before, run, actions)
 
 

@@ -26,7 +26,7 @@ FEEDBACK_EVENTS: frozenset[Event] = frozenset({Event.REVIEW_CHANGES_REQUESTED, E
 _ENTER: Mapping[Status, str] = MappingProxyType(
     {
         status: (
-            f"UPDATE tasks SET status = ?, phase = ?, {status.value}_at = ?, updated_at = ?, "
+            f"UPDATE tasks SET status = ?, phase = ?, {status.value}_at = ?, updated_at = ?, waiting = '', "
             "review_cycle = review_cycle + ?, latest_feedback = CASE WHEN ? THEN ? ELSE latest_feedback END "
             "WHERE id = ?"
         )
@@ -39,6 +39,9 @@ _TOPIC_HOLDER = (
 
 
 _STATUSES: Mapping[str, Status] = MappingProxyType({s.value: s for s in Status})
+_NEEDS_PLAN = frozenset({Event.IMPLEMENT_START, Event.REIMPLEMENT})
+"""Events that hand the task's content to coders: it must be a plan that parses, or a plain brief."""
+_CONTENT = "SELECT content FROM tasks WHERE id = ?"
 
 
 class _Effect(msgspec.Struct, frozen=True):
@@ -71,6 +74,8 @@ class LifecycleMixin(StoreBase):
         The topic rule: tasks sharing a topic touch the same code, so only one of them implements at a time.
         """
         change = transition(_STATUSES[task.status], event, source)
+        if event in _NEEDS_PLAN:
+            self._check_plan(task)
         if change.to_status is Status.IMPLEMENTING and task.topic_id is not None:
             holder = self._conn.execute(_TOPIC_HOLDER, (task.topic_id, task.id)).get
             if holder is not None:
@@ -79,6 +84,21 @@ class LifecycleMixin(StoreBase):
                     f'"{task.topic}" is implementing; finish or cancel it first'
                 )
         return change
+
+    def _check_plan(self, task: TaskState) -> None:
+        """A task whose content has wave headings that do not parse is not implemented: nothing would know
+        what to start. Refused with the parser's line, before anything is written."""
+        from protocols.errors import PlanError, TransitionError
+        from protocols.stages import read_plan
+
+        content = self._conn.execute(_CONTENT, (task.id,)).get or ""
+        try:
+            read_plan(content, task.name)
+        except PlanError as exc:
+            raise TransitionError(
+                f'task "{task.name}" cannot start implementing: its plan cannot be read: {exc}; fix the plan '
+                f"(corral task update-content {task.name} --file PLAN.md), then implement it"
+            ) from None
 
     def _enter(
         self,

@@ -174,7 +174,13 @@ _V4 = """
 ALTER TABLE instances ADD COLUMN attempt_key TEXT NOT NULL DEFAULT '';
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Why a task waits for a person, and the commands that answer it (issue 8 §3): shown by task list and show and
+# the API, not only in the audit log. JSON of protocols.records.TaskWaiting; '' when the task does not wait.
+_V5 = """
+ALTER TABLE tasks ADD COLUMN waiting TEXT NOT NULL DEFAULT '';
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

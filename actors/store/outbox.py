@@ -28,6 +28,11 @@ _FAIL = (
     "UPDATE outbox SET status = 'failed', last_error = ?, done_at = ?, attempts = attempts + 1 "
     "WHERE id = ? AND status = 'pending'"
 )
+# A task's failed items since `since` (the task's current step began then): what `corral task retry` re-runs.
+_RETRY = (
+    "UPDATE outbox SET status = 'pending', done_at = '' "
+    "WHERE project_id = ? AND task = ? AND status = 'failed' AND created_at >= ?"
+)
 
 
 class OutboxMixin(StoreBase):
@@ -68,6 +73,32 @@ class OutboxMixin(StoreBase):
     def fail_outbox(self, item_id: int, error: str) -> None:
         """Mark the item failed for good, with the error (shown to people; nothing retries it)."""
         self._settle(_FAIL, (error, self._now(), item_id), item_id)
+
+    def retry_outbox(self, project_id: int, task: str, since: str) -> int:
+        """Put the task's items that failed since `since` back to pending (their last error is kept until they
+        are settled again): `corral task retry`. The number requeued."""
+        with self._write():
+            self._conn.execute(_RETRY, (project_id, task, since))
+            return self._conn.changes()
+
+    def failed_outbox(self, project_id: int, task: str, since: str) -> list[OutboxItem]:
+        """The task's items that failed since `since`, oldest first."""
+        rows = self._conn.execute(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox o WHERE o.project_id = ? AND o.task = ? "
+            "AND o.status = 'failed' AND o.created_at >= ? ORDER BY o.id",
+            (project_id, task, since),
+        )
+        return [OutboxItem(*row) for row in rows]
+
+    def step_item(self, project_id: int, task: str, status: str, since: str) -> OutboxItem | None:
+        """The `enter_<status>` item that began the task's current step (created at `since`, the task's
+        `<status>_at`); None when no transition began it (a status forced by a person)."""
+        row = self._conn.execute(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox o WHERE o.project_id = ? AND o.task = ? AND o.kind = ? "
+            "AND o.created_at = ? ORDER BY o.id DESC LIMIT 1",
+            (project_id, task, f"enter_{status}", since),
+        ).fetchone()
+        return OutboxItem(*row) if row is not None else None
 
     def _settle(self, sql: str, args: tuple[object, ...], item_id: int) -> None:
         with self._write():

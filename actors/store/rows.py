@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from protocols.records import AuditEvent, OutboxItem, Project, Signal, Task, WaveTaskRecord
+from protocols.records import AuditEvent, OutboxItem, Project, Signal, Task, TaskWaiting, WaveTaskRecord
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -23,6 +23,7 @@ __all__ = [
     "WAVE_TASK_COLUMNS",
     "WAVE_TASK_FIELDS",
     "select_list",
+    "task_record",
 ]
 
 
@@ -42,3 +43,12 @@ AUDIT_COLUMNS = select_list(AuditEvent, "a")
 OUTBOX_COLUMNS = select_list(OutboxItem, "o")
 WAVE_TASK_COLUMNS = select_list(WaveTaskRecord, "w")
 WAVE_TASK_FIELDS = select_list(WaveTaskRecord, "")
+
+
+_waiting = msgspec.json.Decoder(TaskWaiting)
+
+
+def task_record(row: tuple[object, ...]) -> Task:
+    """A Task from a row of TASK_COLUMNS: its `waiting` column is JSON ('' when it waits for nobody)."""
+    *fields, waiting = row
+    return Task(*fields, waiting=_waiting.decode(waiting) if waiting else None)  # type: ignore[arg-type]

@@ -8,10 +8,10 @@ import msgspec
 
 from actors.store.base import parse_source
 from actors.store.lifecycle import LifecycleMixin
-from actors.store.rows import TASK_COLUMNS, TASK_FROM
+from actors.store.rows import TASK_COLUMNS, TASK_FROM, task_record
 from protocols.errors import ConflictError, NotFoundError, UsageError
 from protocols.fsm import PHASE_PLANNED, Event, Source, Status, parse_event, parse_status
-from protocols.records import AuditLevel, Task, TransitionResult, task_name
+from protocols.records import AuditLevel, Task, TaskWaiting, TransitionResult, task_name
 from protocols.signals import SIGNAL_TYPES, Body, decode_payload, normalize_payload
 
 __all__ = ["TasksMixin"]
@@ -28,9 +28,21 @@ _UPDATE_CONTENT = "UPDATE tasks SET content = ?, updated_at = ? WHERE project_id
 _DELETE = "DELETE FROM tasks WHERE id = ?"
 _TOPICS = "SELECT name FROM topics WHERE project_id = ? ORDER BY name"
 _FORCE = {
-    status: f"UPDATE tasks SET status = ?, phase = ?, {status.value}_at = ?, updated_at = ? WHERE id = ?"
+    status: (
+        f"UPDATE tasks SET status = ?, phase = ?, {status.value}_at = ?, updated_at = ?, waiting = '' "
+        "WHERE id = ?"
+    )
     for status in Status
 }
+_GET_WAITING = {
+    status: (
+        "SELECT waiting FROM tasks WHERE project_id = ? AND name = ? AND status = ? "
+        f"AND {status.value}_at = ?"
+    )
+    for status in Status
+}
+_SET_WAITING = "UPDATE tasks SET waiting = ? WHERE project_id = ? AND name = ?"
+_decode_waiting = msgspec.json.Decoder(TaskWaiting)
 _encode = msgspec.json.Encoder().encode
 
 
@@ -84,7 +96,7 @@ class TasksMixin(LifecycleMixin):
         row = self._conn.execute(_GET, (project_id, name)).fetchone()
         if row is None:
             raise NotFoundError(f'no task named "{name}" in project {self._project_name(project_id)}')
-        return Task(*row)
+        return task_record(row)
 
     def list_tasks(
         self,
@@ -111,10 +123,45 @@ class TasksMixin(LifecycleMixin):
             where.append("tp.name = ?")
             args.append(_topic(topic))
         sql = f"SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE {' AND '.join(where)} ORDER BY t.id"
-        return [Task(*row) for row in self._conn.execute(sql, args)]
+        return [task_record(row) for row in self._conn.execute(sql, args)]
 
     def list_topics(self, project_id: int) -> list[str]:
         return [row[0] for row in self._conn.execute(_TOPICS, (project_id,))]
+
+    def set_task_waiting(
+        self, task: Task, waiting: TaskWaiting | None, *, replacing: frozenset[str] | None = None
+    ) -> bool:
+        """Say why `task` waits for a person (None: it no longer does), if it is still in the status it was
+        in, entered at the same time — a decision made on a snapshot never lands on a later step. A new
+        reason is recorded in the audit log (`task_waiting`, warn; `task_unblocked` when it clears); the same
+        one again changes nothing. `replacing`: only a wait of one of these kinds (or none) is replaced, so
+        one keeper never clears another's question. True if something changed."""
+        status = Status(task.status)
+        stamp = getattr(task, f"{status.value}_at")
+        now = self._now()
+        with self._write():
+            args = (task.project_id, task.name, status, stamp)
+            current = self._conn.execute(_GET_WAITING[status], args).get
+            if current is None:
+                return False  # the task moved on (or was deleted) since the snapshot
+            before = _decode_waiting.decode(current) if current else None
+            if _same_wait(before, waiting):
+                return False
+            if replacing is not None and before is not None and before.kind not in replacing:
+                return False
+            if waiting is not None:
+                waiting = msgspec.structs.replace(waiting, since=now)
+            text = _encode(waiting).decode() if waiting is not None else ""
+            self._conn.execute(_SET_WAITING, (text, task.project_id, task.name))
+            if waiting is not None:
+                answers = f" (answer: {'; '.join(waiting.commands)})" if waiting.commands else ""
+                kind, level = "task_waiting", AuditLevel.WARN
+                text = f"waits for you: {waiting.reason}{answers}"
+            else:
+                reason = before.reason if before is not None else ""
+                kind, level, text = "task_unblocked", AuditLevel.INFO, f"no longer waits: {reason}"
+            self._insert_audit(now, task.project_id, kind, level, f"{task.name} {text}", task=task.name)
+        return True
 
     def update_content(self, project_id: int, name: str, content: str) -> Task:
         name = task_name(name)
@@ -202,3 +249,10 @@ class TasksMixin(LifecycleMixin):
                 now, project_id, "status_forced", AuditLevel.WARN, message, task=name, detail=detail
             )
             return self._get(project_id, name)
+
+
+def _same_wait(before: TaskWaiting | None, after: TaskWaiting | None) -> bool:
+    """The same wait, whenever it began."""
+    if before is None or after is None:
+        return before is after
+    return msgspec.structs.replace(before, since="") == msgspec.structs.replace(after, since="")

@@ -251,6 +251,20 @@ def register(groups: Any, summary: str) -> None:
     p.add_argument("--remote", default="origin", help="the remote to push to (default origin)")
     p.set_defaults(handler=_push)
 
+    p = sub.add_parser(
+        "retry",
+        help="run a task's current step again after it failed to start",
+        description="When the daemon could not carry out a task's step — its agent could not start (a "
+        "program not installed, a broken config), its worktree could not be made — the task waits for you "
+        "(corral task list shows why). Fix the cause, then retry: the step is carried out again, as if the "
+        "task had just entered its status. Nothing else changes; an agent of the step that runs is left "
+        "alone. For an agent that ended without signalling, restart it instead (corral instance restart).",
+        epilog="examples:\n  corral task retry fix-login",
+        formatter_class=raw,
+    )
+    p.add_argument("name", metavar="NAME", help="the task's name")
+    p.set_defaults(handler=_retry)
+
 
 def _list(args: argparse.Namespace) -> int:
     from protocols.fsm import PHASE_PLANNED, Status, parse_status
@@ -279,10 +293,36 @@ def _list(args: argparse.Namespace) -> int:
         print(f"{what} in project {project.name}{hidden}")
         return 0
     rows = [
-        (t.name, t.display_status, t.topic or "-", t.branch or "-", short_stamp(t.updated_at)) for t in tasks
+        (
+            t.name,
+            t.display_status,
+            t.topic or "-",
+            t.branch or "-",
+            short_stamp(t.updated_at),
+            _clip(t.waiting.reason, 60) if t.waiting else "-",
+        )
+        for t in tasks
     ]
-    print(format_table(("NAME", "STATUS", "TOPIC", "BRANCH", "UPDATED"), rows))
+    print(format_table(("NAME", "STATUS", "TOPIC", "BRANCH", "UPDATED", "WAITING FOR YOU"), rows))
+    waiting = [t for t in tasks if t.waiting]
+    if waiting:
+        print()
+        for task in waiting:
+            print(_waiting_lines(task))
     return 0
+
+
+def _clip(text: str, width: int) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _waiting_lines(task: Task) -> str:
+    """A waiting task's question and the exact commands that answer it, one per line."""
+    assert task.waiting is not None
+    lines = [f"{task.name} waits for you: {task.waiting.reason}"]
+    lines += [f"  {command}" for command in task.waiting.commands]
+    return "\n".join(lines)
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -453,6 +493,30 @@ def _start_over(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retry(args: argparse.Namespace) -> int:
+    from protocols.errors import ConflictError
+
+    with open_project() as (store, project):
+        task = store.get_task(project.id, args.name)
+        since = getattr(task, f"{task.status}_at")
+        failed = store.failed_outbox(project.id, task.name, since)
+        if not failed:
+            hint = "corral task list shows what each task waits on"
+            if task.waiting:
+                hint = f"it waits for you: {task.waiting.reason}"
+                if task.waiting.commands:
+                    hint += f"; answer with: {'; '.join(task.waiting.commands)}"
+            raise ConflictError(
+                f'task "{task.name}" ({task.display_status}) has no failed step to retry; {hint}'
+            )
+        store.retry_outbox(project.id, task.name, since)
+        store.set_task_waiting(task, None, replacing=frozenset({"start_failed"}))
+    _wake_daemon()
+    for item in failed:
+        print(f"{task.name}: retrying {item.kind} (it failed: {item.last_error})")
+    return 0
+
+
 def _push(args: argparse.Namespace) -> int:
     from actors.git import GitError, NoRemoteError, Worktree, push_branch, worktree_path
     from actors.git.runner import git_succeeds
@@ -564,6 +628,10 @@ def _describe(task: Task, project: Project, waves: Sequence[WaveTaskRecord] = ()
     ]
     if task.latest_feedback:
         fields.append(("latest feedback", task.latest_feedback))
+    if task.waiting:
+        fields.append(("waiting for you", f"{task.waiting.reason} (since {short_stamp(task.waiting.since)})"))
+        if task.waiting.commands:
+            fields.append(("answer with", "\n".join(task.waiting.commands)))
     body = task.content.rstrip("\n") if task.content else "(no content)"
     return f"{format_fields(fields)}{_wave_lines(waves)}\n\n{body}"
 

@@ -98,7 +98,7 @@ def test_list_prints_an_aligned_table_with_planned_for_a_planned_ready_task(repo
     ok(repo, "task", "transition", "a-task", "plan_start")
     ok(repo, "task", "transition", "a-task", "planner_finished")
     lines = ok(repo, "task", "list").splitlines()
-    assert lines[0].split() == ["NAME", "STATUS", "TOPIC", "BRANCH", "UPDATED"]
+    assert lines[0].split() == ["NAME", "STATUS", "TOPIC", "BRANCH", "UPDATED", "WAITING", "FOR", "YOU"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert rows["a-task"][1:4] == ["planned", "auth", "corral/a-task"]
     assert rows["b"][1:4] == ["ready", "-", "corral/b"]

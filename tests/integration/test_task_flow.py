@@ -4,6 +4,7 @@ step, until the task is done. A real daemon process, tmux on a private socket, c
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
@@ -14,7 +15,7 @@ from actors.store import Store
 from frontends.daemon.lock import pid_alive, read_pid
 from tests.conftest import git
 from tests.integration import test_instances_api as api
-from tests.integration.cli_kit import ok
+from tests.integration.cli_kit import fails, ok
 from tests.integration.test_instances_api import SIM, Env
 from tests.unit.actor_kit import wait_until
 
@@ -144,3 +145,50 @@ def test_a_transition_no_one_announces_is_found_by_the_projects_sweep_which_star
     ok(git_repo, "task", "transition", "t", "implement_start")  # commits an outbox item, pokes nobody
     _wait_done(git_repo)
     assert _started(git_repo) == ["t-coder", "t-review-1", "t-verify-1"]
+
+
+def test_a_planner_that_cannot_start_makes_the_task_wait_with_the_reason_and_retry_runs_it_again(
+    env: Env, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = git_repo / ".corral" / "config.toml"
+    config.parent.mkdir(exist_ok=True)
+    config.write_text('default_program = "no-such-agent-program"\n')
+    monkeypatch.setenv("CORRAL_SIM_AUTO_APPROVE", "1")
+    ok(git_repo, "daemon", "start")
+    ok(git_repo, "task", "create", "t", "--content", "Fix the typo in the README.")
+    ok(git_repo, "task", "transition", "t", "plan_start")
+
+    def waiting() -> dict | None:
+        [task] = json.loads(ok(git_repo, "task", "list", "--json"))
+        return task["waiting"]
+
+    wait = wait_until(waiting, 30, "task t to wait for a person")
+    assert wait["kind"] == "start_failed" and "starting its planner failed" in wait["reason"]
+    assert "no-such-agent-program" in wait["reason"]
+    assert wait["commands"][0] == "corral task retry t"
+    table = ok(git_repo, "task", "list")
+    assert "WAITING FOR YOU" in table.splitlines()[0] and "starting its planner failed" in table
+    assert "\n  corral task retry t" in table  # the command, where a person looks
+    shown = ok(git_repo, "task", "show", "t")
+    assert "waiting for you:" in shown and "corral task retry t" in shown
+
+    config.write_text(f'default_program = "{SIM}"\n')  # the person fixes the cause
+    assert "retrying enter_planning" in ok(git_repo, "task", "retry", "t")
+    wait_until(lambda: _task(git_repo) == "planned", 60, "the planner to write the plan")
+    assert waiting() is None
+    assert "no failed step to retry" in fails(git_repo, 1, "task", "retry", "t")
+
+
+def test_implementing_a_plan_that_cannot_be_read_is_refused_naming_the_line_and_changes_nothing(
+    env: Env, git_repo: Path
+) -> None:
+    broken = "# Plan\n\n## Wave 1: Go\n\n### Task one without a number\n\nDo it.\n"
+    ok(git_repo, "task", "create", "t", "--content", broken)
+    message = fails(git_repo, 1, "task", "implement", "t")
+    assert "cannot start implementing: its plan cannot be read" in message and ":5:" in message
+    assert "corral task update-content t" in message
+    assert _task(git_repo) == "ready"
+    with Store.open() as store:
+        project = store.get_project(git_repo.name)
+        assert [a.kind for a in store.list_audit(project.id, task="t")] == ["task_created"]
+        assert store.pending_outbox(project_id=project.id) == []

@@ -133,7 +133,11 @@ def test_defaults() -> None:
         readiness_review="master",
     )
     assert config.ui == UIConfig(
-        auto_readiness_review=True, auto_advance_waves=True, auto_review_fix=True, max_review_fix_cycles=3
+        auto_readiness_review=True,
+        auto_advance_waves=True,
+        auto_review_fix=True,
+        max_review_fix_cycles=3,
+        idle_nudge_s=120,
     )
     assert config.orchestration == OrchestrationConfig(blueprint_skip_threshold=2)
     assert config.resources == ResourcesConfig()
@@ -221,7 +225,11 @@ def test_full_file_decodes_every_key() -> None:
         readiness_review="coder",
     )
     assert config.ui == UIConfig(
-        auto_readiness_review=False, auto_advance_waves=False, auto_review_fix=False, max_review_fix_cycles=0
+        auto_readiness_review=False,
+        auto_advance_waves=False,
+        auto_review_fix=False,
+        max_review_fix_cycles=0,
+        idle_nudge_s=120,
     )
     assert config.orchestration.blueprint_skip_threshold == 5
     assert config.resources == ResourcesConfig(

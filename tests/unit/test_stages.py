@@ -197,7 +197,12 @@ def test_review_fix_cycles_stop_at_the_limit(limit: int, cycle: int, waits: bool
     if waits:
         assert isinstance(actions[-1], WaitForPerson)
         assert f"{limit} review → fix cycles" in actions[-1].reason
-        assert "corral task transition auth implement_finished" in actions[-1].reason
+        assert actions[-1].kind == "review_limit"
+        assert actions[-1].commands == (
+            "corral task show auth",
+            "corral task transition auth implement_finished",
+            "corral task transition auth cancel",
+        )
     else:
         assert started(actions) == [(f"auth-fix-{cycle}", "fixer", "fixer", "shared")]
 
@@ -205,6 +210,7 @@ def test_review_fix_cycles_stop_at_the_limit(limit: int, cycle: int, waits: bool
 def test_without_auto_review_fix_feedback_waits_for_a_person() -> None:
     actions = enter("verifying", Event.VERIFY_FAILED, cfg=config(auto_review_fix=False), cycle=1)
     assert isinstance(actions[-1], WaitForPerson) and "auto_review_fix is off" in actions[-1].reason
+    assert actions[-1].commands[-1] == "corral task transition auth implement_finished"
 
 
 def test_fixer_prompt_carries_the_latest_feedback() -> None:

@@ -171,9 +171,14 @@ def test_a_failed_task_waits_for_a_decision_then_retry_runs_it_again(
     assert _rows(store, task_id)[3] == "failed"
     [waiting] = [e for e in store.list_audit(project.id, task="t") if e.kind == "task_waiting"]
     assert "retry_wave t" in waiting.message and waiting.level == "warn"
+    question = store.get_task(project.id, "t").waiting  # where a person looks: task list, show, the API
+    assert question is not None and question.kind == "wave_decision"
+    assert "1 failed (task 3)" in question.reason
+    assert question.commands[:2] == ("corral signal emit retry_wave t", "corral signal emit advance_wave t")
     assert "t-W2-T4" not in agents.started  # wave 2 waits for the decision
     # The fake clock never moves here: the retry's agent is told from the first by its attempt key alone.
     assert "retry_wave requested" in _signal(store, project, runner, "retry_wave")
+    assert store.get_task(project.id, "t").waiting is None  # answered
     assert agents.started.count("t-W1-T3") == 2
     [row] = [r for r in store.list_wave_tasks(task_id) if r.task_number == 3]
     assert (row.status, row.attempts) == ("running", 2)

@@ -86,6 +86,7 @@ def test_all_complete_without_auto_advance_awaits_confirmation_then_advance_star
     assert kinds(step) == [StopTasks, WaveDone, AwaitConfirmation]
     ask = step.actions[-1]
     assert isinstance(ask, AwaitConfirmation) and "wave 1 complete (1/1). Start wave 2?" in ask.message
+    assert ask.commands[0] == "corral signal emit advance_wave fix"
     step = step.run.advance(1)
     assert starts(step) == [(2, 2)]
     assert step.run.advance(1).note  # a second advance_wave is a harmless duplicate
@@ -104,7 +105,12 @@ def test_a_failed_task_makes_the_wave_wait_for_a_decision() -> None:
     decision = step.actions[-1]
     assert isinstance(decision, AwaitDecision)
     assert "fix — wave 1: 1/2 tasks complete, 1 failed" in decision.message
-    assert "corral signal emit retry_wave fix" in decision.message
+    assert decision.commands == (
+        "corral signal emit retry_wave fix",
+        "corral signal emit advance_wave fix",
+        """corral signal emit implement_task_finished fix --payload '{"wave_number": 1, "task_number": 2}'""",
+        "corral task transition fix cancel",
+    )
     assert step.run.phase == "awaiting_decision"
 
 

@@ -218,6 +218,9 @@ class Agent:
             if turn is not None:
                 self._fault(turn)
                 self._preapproved = self.role.preapproved
+                if self._silenced(turn):
+                    kept = tuple(step for step in turn.steps if step.name != "emit")
+                    return (*kept, Step("echo", "Done. (sim-fault: I will not send my signal.)"))
                 return turn.steps
         return parse_prompt(script if script is not None else prompt)
 
@@ -227,6 +230,19 @@ class Agent:
         if turn.fault == "fail" or (turn.fault == "fail-once" and self.workspace.first_attempt(turn.key)):
             sys.stderr.write(f"corral-sim: sim-fault: {turn.fault}: exiting before any work\n")
             faults.quit(0)
+
+    def _silenced(self, turn: RoleTurn) -> bool:
+        """`silent`: this agent never sends its step's signal, also later, when nudged or restarted with a
+        prompt that lacks the marker (remembered in the repository); `silent-once`: only its first attempt
+        is silent."""
+        who = self.role.instance or self.role.task if self.role is not None else ""
+        key = f"silent-{who or turn.key}"
+        if turn.fault == "silent-once":
+            return self.workspace.first_attempt(f"{key}-once")
+        if turn.fault == "silent":
+            self.workspace.first_attempt(key)
+            return True
+        return self.workspace.attempted(key)
 
     def record(self, prompt: str) -> None:
         """Append the prompt received to the record file (JSON lines: sha256, bytes, text), if any."""

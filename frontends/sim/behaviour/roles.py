@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from frontends.sim.directives import SignalCall, Step, find_signal_instructions
 
-__all__ = ["AGENT_TYPES", "DEFAULT_PLAN", "MAX_PLAN", "Role", "RoleTurn", "plan_text", "play"]
+__all__ = ["AGENT_TYPES", "DEFAULT_PLAN", "FAULTS", "MAX_PLAN", "Role", "RoleTurn", "plan_text", "play"]
 
 AGENT_TYPES = ("planner", "coder", "reviewer", "fixer", "readiness")
 DEFAULT_PLAN = (2, 3)
@@ -80,17 +80,32 @@ class Role:
 
 @dataclass(frozen=True, slots=True)
 class RoleTurn:
-    """What the role does with a prompt: its steps, unless `fault` ("fail", "fail-once") ends the agent
-    first, with status 0 and no work; a fail-once attempt is remembered by `key` (the instance title)."""
+    """What the role does with a prompt: its steps, unless `fault` says otherwise (see FAULTS); a `-once`
+    attempt is remembered by `key` (the instance title)."""
 
     steps: tuple[Step, ...]
     fault: str = ""
     key: str = ""
 
 
+FAULTS = ("fail", "fail-once", "silent", "silent-once")
+"""`sim-fault:` modes a role obeys: exit 0 before any work (`fail`), or do the work but never send the
+signal that finishes the step (`silent`: the agent then sits idle at its prompt, as a real agent that forgets
+does); `-once`: only on the first attempt of the task."""
+
+
 def play(role: Role, prompt: str) -> RoleTurn | None:
     """What `role` does with the plain prompt `prompt`; None when it is not the role's prompt."""
-    return _PLAYERS[role.agent_type](role, prompt)
+    turn = _PLAYERS[role.agent_type](role, prompt)
+    if turn is None or turn.fault:
+        return turn
+    # A brief's marker, for the roles that have no task body; a marker in a plan's task belongs to that task.
+    brief = re.sub(r"^#{2,3} Task \d+:.*?(?=^#{1,3} |\Z)", "", prompt, flags=re.MULTILINE | re.DOTALL)
+    fault, _, rest = _marker(brief, "fault").partition(" ")
+    only = re.search(r"\broles?\s*=\s*([\w,]+)", rest)  # `sim-fault: silent roles=coder`: those roles only
+    if fault not in FAULTS or (only and role.agent_type not in only.group(1).split(",")):
+        return turn
+    return RoleTurn(turn.steps, fault, turn.key or role.instance or role.task)
 
 
 # --- planner -------------------------------------------------------------------------------------------
@@ -200,7 +215,7 @@ def _wave_coder(role: Role, prompt: str) -> RoleTurn | None:
             Step("commit", f"Task {number}: {title}"),
             _emit_step(done, role),
         ),
-        fault=fault if fault in ("fail", "fail-once") else "",
+        fault=fault if fault in FAULTS else "",
         key=role.instance or f"{role.task or done.task}-task-{number}",
     )
 

@@ -173,6 +173,11 @@ class Workspace:
             return True  # nowhere to remember it: every attempt is a first one
         return True
 
+    def attempted(self, key: str) -> bool:
+        """True once `first_attempt(key)` was asked in this repository (asking here remembers nothing)."""
+        marker = self._private_dir() / "attempts" / re.sub(r"[^A-Za-z0-9._-]", "_", key or "agent")
+        return marker.exists()
+
     def _private_dir(self) -> Path:
         """`<git dir>/corral-sim`: the sim's own files in this repository; `.corral-sim/` outside git."""
         found = self._git("rev-parse", "--git-dir")
