@@ -14,6 +14,7 @@ task, title) and, where it helps, what to do. The CLI prints the message, never 
     ├── NotFoundError         no such task, signal, instance
     ├── ConflictError         the thing already exists, or a constraint forbids it
     ├── StoreError            the database cannot be opened or is newer than this corral
+    │   └── DiskFullError     the disk holding the database is full: nothing new can be written
     └── SupervisionError      a child could not be started, or a supervisor gave up
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "CorralError",
+    "DiskFullError",
     "NotFoundError",
     "NotInRepoError",
     "PayloadError",
@@ -89,6 +91,11 @@ class ConflictError(CorralError):
 
 class StoreError(CorralError):
     """The database cannot be opened, migrated or written."""
+
+
+class DiskFullError(StoreError):
+    """The disk holding the database is full: the message names the directory. Nothing was written; the
+    same request succeeds once space is freed."""
 
 
 class SupervisionError(CorralError):

@@ -22,7 +22,7 @@ import msgspec
 from actors.clock import Clock, SystemClock
 from actors.store.applying import ApplyMixin
 from actors.store.audit import AuditMixin
-from actors.store.db import connect, default_db_path
+from actors.store.db import ENVIRONMENT_ERRORS, connect, create_database, default_db_path, store_error, verify
 from actors.store.instances import InstancesMixin
 from actors.store.migrations import migrate
 from actors.store.outbox import OutboxMixin
@@ -30,6 +30,7 @@ from actors.store.projects import ProjectsMixin
 from actors.store.signals import SignalsMixin
 from actors.store.tasks import TasksMixin
 from actors.store.waves import WavesMixin
+from protocols.errors import StoreError
 
 __all__ = ["Store", "StoreStatistics"]
 
@@ -69,17 +70,40 @@ class Store(
 
     @classmethod
     def open(
-        cls, path: Path | None = None, *, clock: Clock | None = None, busy_timeout_ms: int = 5000
+        cls,
+        path: Path | None = None,
+        *,
+        clock: Clock | None = None,
+        busy_timeout_ms: int = 5000,
+        check: bool = False,
     ) -> Self:
         """Open (creating and migrating if needed) the database at `path`, default `default_db_path()`.
 
-        StoreError, naming the path, if it is not a corral database, is newer than this corral, or cannot be
-        opened. Writers wait up to `busy_timeout_ms` for another process's transaction to end.
+        StoreError, naming the path and what to do, if it is empty, not a corral database, damaged, newer
+        than this corral, or cannot be opened. `check` runs `PRAGMA quick_check` first (it reads the whole
+        file: the daemon's start and `corral doctor` ask for it, short commands do not). Writers wait up to
+        `busy_timeout_ms` for another process's transaction to end.
         """
         db_path = Path(path) if path is not None else default_db_path()
-        conn = connect(db_path, busy_timeout_ms=busy_timeout_ms)
+        for _ in range(3):  # the file may be moved away between the look and the open: look again
+            if not db_path.exists():
+                create_database(db_path, busy_timeout_ms=busy_timeout_ms, prepare=migrate)
+            try:
+                conn = connect(db_path, busy_timeout_ms=busy_timeout_ms)
+            except StoreError:
+                if db_path.exists():
+                    raise
+                continue
+            break
+        else:
+            raise StoreError(f"cannot open the corral database {db_path}: it keeps disappearing")
         try:
+            if check:
+                verify(conn, db_path)
             migrate(conn, db_path)
+        except ENVIRONMENT_ERRORS as exc:
+            conn.close()
+            raise store_error(exc, db_path, "open") from None
         except BaseException:
             conn.close()
             raise

@@ -397,7 +397,9 @@ class Daemon:
     def _store(self) -> Store:
         store = getattr(self._local, "store", None)
         if store is None:
-            store = Store.open(Path(self.config.database))
+            # The first open, at start: the whole file is checked once (a damaged one is refused now, with
+            # the way out, rather than failing some write later).
+            store = Store.open(Path(self.config.database), check=not self._stores)
             self._local.store = store
             self._stores.append(store)
         return store
