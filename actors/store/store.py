@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 import apsw
 import msgspec
@@ -32,7 +32,7 @@ from actors.store.tasks import TasksMixin
 from actors.store.waves import WavesMixin
 from protocols.errors import StoreError
 
-__all__ = ["Store", "StoreStatistics"]
+__all__ = ["Checkpoint", "Store", "StoreStatistics"]
 
 _COUNTS = (
     "SELECT (SELECT count(*) FROM signals WHERE status = 'pending'), "
@@ -49,6 +49,16 @@ class StoreStatistics(msgspec.Struct, frozen=True):
     signals_pending: int
     signals_processing: int
     outbox_pending: int
+
+
+class Checkpoint(msgspec.Struct, frozen=True):
+    """What one WAL checkpoint did: `busy` when a reader or a writer kept it from finishing."""
+
+    mode: str
+    busy: bool
+    wal_frames: int  # frames in the WAL when it ran (0 after a TRUNCATE that finished)
+    copied: int  # of those, frames now in the database file
+    wal_bytes: int  # the -wal file's size afterwards
 
 
 class Store(
@@ -123,6 +133,30 @@ class Store(
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
+
+    def checkpoint(self, mode: Literal["PASSIVE", "TRUNCATE"] = "PASSIVE", *, wait_ms: int = 0) -> Checkpoint:
+        """Copy the WAL's frames into the database file (`PRAGMA wal_checkpoint`).
+
+        PASSIVE copies what no reader still needs and never waits. TRUNCATE waits up to `wait_ms` for the
+        writer and for readers of older snapshots, copies everything and truncates the -wal file to 0
+        bytes; if the wait runs out it does what PASSIVE would (`busy` is then true). Without checkpoints
+        that can finish, a WAL that readers keep pinned grows with every write.
+        """
+        if mode not in ("PASSIVE", "TRUNCATE"):
+            raise ValueError(f"unknown checkpoint mode {mode!r}")
+        before = self._conn.execute("PRAGMA busy_timeout").get
+        self._conn.set_busy_timeout(wait_ms)
+        try:
+            busy, frames, copied = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        except ENVIRONMENT_ERRORS as exc:
+            raise store_error(exc, self.path, "checkpoint") from None
+        finally:
+            self._conn.set_busy_timeout(int(before))
+        try:
+            size = self.path.with_name(self.path.name + "-wal").stat().st_size
+        except FileNotFoundError:
+            size = 0
+        return Checkpoint(mode, bool(busy), max(int(frames), 0), max(int(copied), 0), size)
 
     def statistics(self) -> StoreStatistics:
         pending, processing, outbox = self._conn.execute(_COUNTS).fetchone()

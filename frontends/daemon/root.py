@@ -53,7 +53,7 @@ from frontends.daemon.instances import InstanceDesk
 from frontends.daemon.schema import ReloadReport
 from frontends.daemon.server import ControlServer
 from frontends.daemon.tasks import TaskDesk
-from protocols.errors import NotFoundError, NotInRepoError, SupervisionError, UsageError
+from protocols.errors import NotFoundError, NotInRepoError, StoreError, SupervisionError, UsageError
 from protocols.messages import DaemonReloaded, DaemonStopping, ExitReason, RepoRegistered
 from protocols.records import Project
 
@@ -300,11 +300,19 @@ class Daemon:
         self._wake_projects(frozenset(ids))
 
     def _sweep_for_work(self) -> None:
-        """Every WORK_SWEEP_S: a running Project ticks by itself, but nothing else starts a stopped one."""
+        """Every WORK_SWEEP_S: a running Project ticks by itself, but nothing else starts a stopped one.
+        Every `checkpoint_every_s`, the WAL is checkpointed on the store thread."""
         running: concurrent.futures.Future[None] | None = None
-        while not self._sweep_stop.wait(WORK_SWEEP_S):
+        checkpoint_due = time.monotonic() + self.config.checkpoint_every_s
+        while not self._sweep_stop.wait(min(WORK_SWEEP_S, self.config.checkpoint_every_s)):
             if self._stopped:
                 return
+            if time.monotonic() >= checkpoint_due:
+                checkpoint_due = time.monotonic() + self.config.checkpoint_every_s
+                try:
+                    self._store_call(_checkpoint)
+                except RuntimeError:  # the pool was shut down: the daemon is stopping
+                    return
             if running is not None and not running.done():
                 continue  # one sweep at a time: a slow store must not queue them ahead of the API's asks
             try:
@@ -406,5 +414,35 @@ class Daemon:
 
     def _close_stores(self) -> None:
         for store in self._stores:
+            try:
+                store.checkpoint("TRUNCATE", wait_ms=1000)  # leave no -wal behind, where it can
+            except StoreError as exc:
+                log.warning("the last checkpoint failed: %s", exc)
             store.close()
         self._stores.clear()
+
+
+def _checkpoint(store: Store) -> None:
+    """One round of WAL upkeep, on the store thread. SQLite checkpoints by itself after commits (PASSIVE,
+    every 1000 pages), but a checkpoint cannot finish while a reader holds an older snapshot, and the log
+    only restarts from its beginning once one has: with agents, the CLI and the daemon reading all the time
+    the -wal file can grow with every write. So: PASSIVE (never waits); then, when everything is copied
+    (the daemon is idle) or the file is past its limit, TRUNCATE, which waits briefly for old readers and
+    brings the file back to 0 bytes."""
+    from actors.store.db import JOURNAL_SIZE_LIMIT
+
+    try:
+        done = store.checkpoint("PASSIVE")
+        if done.wal_bytes and (done.copied >= done.wal_frames or done.wal_bytes > JOURNAL_SIZE_LIMIT):
+            done = store.checkpoint("TRUNCATE", wait_ms=250)
+    except StoreError as exc:
+        log.warning("WAL checkpoint: %s", exc)
+        return
+    if done.wal_bytes > JOURNAL_SIZE_LIMIT:
+        log.warning(
+            "the database's -wal file is %.1f MiB and could not be truncated: a reader holds an old "
+            "snapshot (%d of %d frames copied)",
+            done.wal_bytes / 2**20,
+            done.copied,
+            done.wal_frames,
+        )
