@@ -57,12 +57,14 @@ from frontends.daemon.schema import ApiError, DaemonStatus, Pong, RegisterRepo, 
 from protocols.errors import (
     ConflictError,
     CorralError,
+    DiskFullError,
     NotFoundError,
     PayloadError,
     StoreError,
     TransitionError,
     UsageError,
 )
+from protocols.health import WriteFaults
 from protocols.messages import encode
 from protocols.records import Project
 
@@ -107,6 +109,8 @@ class DaemonControl(Protocol):
     def hub(self) -> EventHub: ...
 
     def uptime_s(self) -> float: ...
+
+    def write_faults(self) -> WriteFaults: ...
 
     def supervision(self) -> concurrent.futures.Future[SupervisorStats]: ...
 
@@ -181,6 +185,7 @@ _STATUS_OF: tuple[tuple[type[CorralError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (TransitionError, 409),
+    (DiskFullError, 507),
     (StoreError, 503),
 )
 
@@ -265,6 +270,7 @@ async def _status(request: web.Request) -> web.Response:
         database=info.database,
         repos=tuple(repos),
         supervision=stats,
+        writes=control.write_faults(),
     )
     return _json(status)
 

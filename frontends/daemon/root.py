@@ -37,6 +37,7 @@ import pykka
 
 from actors.clock import utc_stamp
 from actors.eventbus import EventBus, EventHub
+from actors.health import WriteHealth
 from actors.store import Store
 from actors.supervision import (
     BackoffSpec,
@@ -50,10 +51,12 @@ from actors.supervision import (
 from frontends.daemon.api import DaemonInfo, make_app
 from frontends.daemon.config import DaemonConfig, check_repo_configs
 from frontends.daemon.instances import InstanceDesk
+from frontends.daemon.logsink import DaemonLogHandler
 from frontends.daemon.schema import ReloadReport
 from frontends.daemon.server import ControlServer
 from frontends.daemon.tasks import TaskDesk
 from protocols.errors import NotFoundError, NotInRepoError, StoreError, SupervisionError, UsageError
+from protocols.health import WriteFaults
 from protocols.messages import DaemonReloaded, DaemonStopping, ExitReason, RepoRegistered
 from protocols.records import Project
 
@@ -71,28 +74,35 @@ WORK_SWEEP_S = 2.0
 _T = TypeVar("_T")
 
 
-def root_children(config: DaemonConfig, *, on_applied: Any = None) -> list[ChildSpec]:
+def root_children(
+    config: DaemonConfig, *, on_applied: Any = None, health: WriteHealth | None = None
+) -> list[ChildSpec]:
     """The root supervisor's children, in start order (they stop in reverse): the actors every daemon runs.
 
     `on_applied` is the claimer's hook for applied signals (`ClaimerConfig.on_applied`): the daemon's hands
-    their outbox items to the Projects, which carry them out (actors/tasks.py)."""
+    their outbox items to the Projects, which carry them out (actors/tasks.py). `health` is where the claimer
+    and the audit recorder report a store they cannot write (they degrade and retry; they do not crash)."""
     from actors.audit import AuditConfig, AuditFeed, AuditRecorder
     from actors.claimer import ClaimerConfig, SignalClaimer
     from actors.wake import WAKE_SOCKET
 
+    health = health or WriteHealth()
     claimer = ClaimerConfig(
         db_path=Path(config.database), wake_path=config.paths.dir / WAKE_SOCKET, on_applied=on_applied
     )
     return [
         ChildSpec.worker("eventbus", EventBus),
-        # Backoff: the root gives up past 3 restarts in 5 s; a claimer that cannot reach the database waits.
-        ChildSpec.worker("signals", SignalClaimer, claimer, backoff=BackoffSpec(min_s=0.5, max_s=10.0)),
+        # Backoff, for a bug: the root gives up past 3 restarts in 5 s. A store fault does not crash it.
+        ChildSpec.worker(
+            "signals", SignalClaimer, claimer, health, backoff=BackoffSpec(min_s=0.5, max_s=10.0)
+        ),
         # The feed keeps the recorder's subscription across its restarts: its own crash is recorded too.
         ChildSpec.worker(
             "audit",
             AuditRecorder,
             AuditConfig(db_path=Path(config.database)),
             AuditFeed(),
+            health,
             backoff=BackoffSpec(min_s=0.5, max_s=10.0),
         ),
     ]
@@ -117,7 +127,14 @@ class Daemon:
 
     def __init__(self, config: DaemonConfig, *, extra_children: Sequence[ChildSpec] = ()) -> None:
         self.config = config
-        self.children = [*root_children(config, on_applied=self._outbox_ready), *extra_children]
+        self.health = WriteHealth()
+        for handler in logging.getLogger().handlers:  # the daemon's log counts its dropped lines here
+            if isinstance(handler, DaemonLogHandler):
+                handler.health = self.health
+        self.children = [
+            *root_children(config, on_applied=self._outbox_ready, health=self.health),
+            *extra_children,
+        ]
         self.tree: SupervisionTree | None = None
         self.server: ControlServer | None = None
         self._inbox: queue.SimpleQueue[_Stop | _Failed | _Reload] = queue.SimpleQueue()
@@ -247,6 +264,9 @@ class Daemon:
 
     def uptime_s(self) -> float:
         return time.monotonic() - self._started_mono
+
+    def write_faults(self) -> WriteFaults:
+        return self.health.view()
 
     def publish(self, event: Any) -> None:
         """Publish an event on the bus, stamped now. Thread-safe."""
