@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from protocols.records import AuditEvent, OutboxItem, Project, Signal, Task, WaveTaskRecord
+from protocols.records import AuditEvent, OutboxItem, Project, Signal, Task, TaskSummary, WaveTaskRecord
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -20,6 +20,7 @@ __all__ = [
     "SIGNAL_FIELDS",
     "TASK_COLUMNS",
     "TASK_FROM",
+    "TASK_SUMMARY_COLUMNS",
     "WAVE_TASK_COLUMNS",
     "WAVE_TASK_FIELDS",
     "select_list",
@@ -35,6 +36,10 @@ def select_list(record: type[msgspec.Struct], alias: str, overrides: Mapping[str
 
 PROJECT_COLUMNS = select_list(Project, "p")
 TASK_COLUMNS = select_list(Task, "t", {"topic": "coalesce(tp.name, '')"})
+# octet_length reads a text's size from the row's header: the plans themselves are not read.
+TASK_SUMMARY_COLUMNS = select_list(
+    TaskSummary, "t", {"topic": "coalesce(tp.name, '')", "content_bytes": "octet_length(t.content)"}
+)
 TASK_FROM = "tasks t LEFT JOIN topics tp ON tp.id = t.topic_id"
 SIGNAL_COLUMNS = select_list(Signal, "s")
 SIGNAL_FIELDS = select_list(Signal, "")  # for RETURNING

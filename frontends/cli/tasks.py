@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frontends.cli.context import open_project
-from frontends.cli.inputs import read_file, read_text
+from frontends.cli.inputs import read_file, read_stdin, read_text
 from frontends.cli.output import HelpFormatter, format_fields, format_table, print_json, short_stamp
 from protocols.errors import NotFoundError, TransitionError, UsageError
 
@@ -260,7 +260,7 @@ def _list(args: argparse.Namespace) -> int:
     want_planned = any(phase for _, phase in wanted)
     include_cancelled = args.all or Status.CANCELLED.value in plain
     with open_project() as (store, project):
-        tasks = store.list_tasks(
+        tasks = store.list_task_summaries(
             project.id,
             statuses=sorted({status.value for status, _ in wanted}),
             topic=args.topic,
@@ -286,11 +286,11 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from protocols.records import default_task_title
+    from protocols.records import MAX_CONTENT_BYTES, default_task_title
 
     content = args.content or ""
     if args.file:
-        content = read_text(args.file)
+        content = read_text(args.file, limit=MAX_CONTENT_BYTES)
     title = args.title or default_task_title(content)
     with open_project() as (store, project):
         task = store.create_task(
@@ -301,9 +301,9 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from protocols.records import default_task_title
+    from protocols.records import MAX_CONTENT_BYTES, default_task_title
 
-    content = read_file(args.plan_file)
+    content = read_file(args.plan_file, limit=MAX_CONTENT_BYTES)
     name = args.name or _name_from_path(args.plan_file)
     plan, problem = _check_plan(content, args.plan_file)
     title = plan.title if plan is not None else default_task_title(content)
@@ -321,15 +321,17 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _update_content(args: argparse.Namespace) -> int:
+    from protocols.records import MAX_CONTENT_BYTES
+
     if args.file and args.file != "-":
-        content, source = read_file(args.file), args.file
+        content, source = read_file(args.file, limit=MAX_CONTENT_BYTES), args.file
     else:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError(
                 "update-content reads the new content from stdin, which is a terminal: pipe it in "
                 f"(generate-plan | corral task update-content {args.name}) or give --file PATH"
             )
-        content, source = sys.stdin.read(), "<stdin>"
+        content, source = read_stdin(limit=MAX_CONTENT_BYTES), "<stdin>"
     _, problem = _check_plan(content, source)
     with open_project() as (store, project):
         task = store.update_content(project.id, args.name, content)

@@ -11,7 +11,7 @@
 Under /v1/repos/{project}/, the routes of two more modules (their docstrings have the details):
 
     …/instances[/{title}[/{action}]], /v1/orphans…   the agents                      instances.py
-    GET  …/tasks[?status=…&topic=…&all=1]            [Task]                          tasks.py
+    GET  …/tasks[?status=…&topic=…&all=1]            [TaskSummary] (no contents)     tasks.py
     POST …/tasks                                     NewTask → Task (201)
     GET  …/tasks/{name}                              TaskDetail (the task and its wave tasks)
     POST …/tasks/{name}/transition                   {event, payload?} → TransitionResult
@@ -61,6 +61,7 @@ from protocols.errors import (
     NotFoundError,
     PayloadError,
     StoreError,
+    TooLargeError,
     TransitionError,
     UsageError,
 )
@@ -180,6 +181,7 @@ def _error(status: int, message: str) -> web.Response:
 
 
 _STATUS_OF: tuple[tuple[type[CorralError], int], ...] = (
+    (TooLargeError, 413),
     (UsageError, 400),
     (PayloadError, 400),
     (NotFoundError, 404),

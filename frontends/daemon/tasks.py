@@ -1,6 +1,6 @@
 """The task routes of the control API: tasks, the signals that move them, and the audit log that records both.
 
-    GET  /v1/repos/{project}/tasks[?status=…&topic=…&all=1]     [Task]           as `corral task list`
+    GET  /v1/repos/{project}/tasks[?status=…&topic=…&all=1]     [TaskSummary]    as `corral task list --json`
     POST /v1/repos/{project}/tasks                              NewTask → Task (201)
     GET  /v1/repos/{project}/tasks/{name}                       TaskDetail       as `corral task show --json`
     POST /v1/repos/{project}/tasks/{name}/transition            {event, payload?} → TransitionResult
@@ -54,6 +54,7 @@ from protocols.records import (
     Signal,
     SignalStatus,
     Task,
+    TaskSummary,
     TransitionResult,
     default_task_title,
     task_name,
@@ -117,13 +118,14 @@ class TaskDesk:
 
     def list_tasks(
         self, project: str, statuses: Sequence[str] = (), topic: str = "", include_cancelled: bool = False
-    ) -> concurrent.futures.Future[list[Task]]:
-        """The project's tasks in creation order; cancelled ones only if `include_cancelled` or asked for
-        by status (`statuses` may hold "planned": ready with a plan)."""
+    ) -> concurrent.futures.Future[list[TaskSummary]]:
+        """The project's tasks in creation order, without their contents (`content_bytes` says how big);
+        cancelled ones only if `include_cancelled` or asked for by status (`statuses` may hold "planned":
+        ready with a plan)."""
 
-        def work(store: Store) -> list[Task]:
+        def work(store: Store) -> list[TaskSummary]:
             record = store.get_project(project)
-            return store.list_tasks(
+            return store.list_task_summaries(
                 record.id, statuses=statuses, topic=topic, include_cancelled=include_cancelled
             )
 
