@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from frontends.cli.context import open_project
 from frontends.cli.inputs import read_file, read_stdin, read_text
-from frontends.cli.output import HelpFormatter, format_fields, format_table, print_json, short_stamp
+from frontends.cli.output import (
+    HelpFormatter,
+    format_fields,
+    format_table,
+    print_json,
+    short_stamp,
+    terminal_safe,
+)
 from protocols.errors import NotFoundError, TransitionError, UsageError
 
 if TYPE_CHECKING:
@@ -538,7 +545,7 @@ def _check_plan(content: str, source: str) -> tuple[Plan | None, str]:
 
 
 def _warn(message: str) -> None:
-    print(f"corral: warning: {message}", file=sys.stderr)
+    print(terminal_safe(f"corral: warning: {message}"), file=sys.stderr)
 
 
 _STAMPS = ("ready", "planning", "implementing", "reviewing", "verifying", "done", "cancelled")
@@ -566,7 +573,7 @@ def _describe(task: Task, project: Project, waves: Sequence[WaveTaskRecord] = ()
     ]
     if task.latest_feedback:
         fields.append(("latest feedback", task.latest_feedback))
-    body = task.content.rstrip("\n") if task.content else "(no content)"
+    body = terminal_safe(task.content.rstrip("\n")) if task.content else "(no content)"
     return f"{format_fields(fields)}{_wave_lines(waves)}\n\n{body}"
 
 
@@ -577,5 +584,6 @@ def _wave_lines(waves: Sequence[WaveTaskRecord]) -> str:
     lines = ["", "", "wave tasks:"]
     for row in waves:
         tries = f"{row.attempts} attempt{'s' if row.attempts != 1 else ''}"
-        lines.append(f"  W{row.wave_number} T{row.task_number}  {row.status:<8}  {tries:<10}  {row.title}")
+        title = terminal_safe(" ".join(row.title.split()))
+        lines.append(f"  W{row.wave_number} T{row.task_number}  {row.status:<8}  {tries:<10}  {title}")
     return "\n".join(lines)

@@ -281,3 +281,24 @@ def test_create_with_content_over_one_mib_from_stdin_is_refused(repo: Path) -> N
     result = corral(repo, "task", "create", "big", "--file", "-", stdin=text)
     assert result.returncode == 2 and "over the cap of 1 MiB" in result.stderr
     assert json.loads(ok(repo, "task", "list", "--json")) == []
+
+
+# --- agent-written text on the terminal (issue 8 §5) --------------------------------------------------
+
+
+def test_task_show_and_list_neutralise_control_sequences_in_a_plan_and_its_title(
+    repo: Path, tmp_path: Path
+) -> None:
+    plan = write(
+        tmp_path / "evil.md",
+        "# Evil \x1b]0;pwned\x07plan\n\nStep one.\x1b[2A\x1b[2K\x9b31mred\x08over\n",
+    )
+    ok(repo, "task", "register", str(plan), "--topic", "auth")
+    shown = ok(repo, "task", "show", "evil")
+    assert "\x1b" not in shown and "\x07" not in shown and "\x9b" not in shown and "\x08" not in shown
+    assert "title:        Evil ^[]0;pwned^Gplan\n" in shown
+    assert shown.endswith("Step one.^[[2A^[[2K\\x9b31mred^Hover\n")
+    listed = ok(repo, "task", "list")
+    assert "\x1b" not in listed
+    data = json.loads(ok(repo, "task", "show", "evil", "--json"))  # JSON keeps the text, escaped
+    assert data["title"] == "Evil \x1b]0;pwned\x07plan"
