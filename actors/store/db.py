@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import logging
 import os
-import secrets
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -46,8 +44,6 @@ __all__ = [
     "verify",
     "write_txn",
 ]
-
-log = logging.getLogger("corral.store")
 
 # Errors that say something about the file or the machine (locked, full, unreadable), never about the data:
 # they become StoreError. Anything else apsw raises (a constraint, a misuse) is a bug and propagates as is.
@@ -173,7 +169,7 @@ def create_database(
             f"cannot create the directory of the corral database {path}: {exc.strerror}"
         ) from None
     _sweep_temporaries(path)
-    temp = path.with_name(f"{_TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
+    temp = path.with_name(f"{_TEMP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}-{path.name}")
     try:
         try:
             os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, _PRIVATE))
@@ -262,6 +258,9 @@ def _make_private(*paths: Path) -> None:
             continue
         if not mode & 0o077:
             continue
+        import logging  # only here: `corral signal emit` must not pay for it on every call
+
+        log = logging.getLogger("corral.store")
         try:
             os.chmod(path, mode & 0o700)
         except OSError as exc:
