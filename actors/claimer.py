@@ -206,9 +206,8 @@ class SignalClaimer(SupervisedActor):
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     def started(self) -> None:
-        cfg, env = self.config, self.ctx.env
-        self._store = Store.open(cfg.db_path, clock=env.clock, busy_timeout_ms=cfg.busy_timeout_ms)
-        self._watch = connect(self._store.path, busy_timeout_ms=cfg.busy_timeout_ms)
+        cfg = self.config
+        self._guarded(self._open)  # a store that cannot be opened now is opened by a later tick
         if cfg.listen:  # bound before the first drain is queued: see "Lost wake-ups" above
             self._listener = WakeListener(self._poked, cfg.wake_path).start()
         self._tell_self(_Requeue())
@@ -327,6 +326,7 @@ class SignalClaimer(SupervisedActor):
             self._tell_self(_Continue())
 
     def _data_version(self) -> int:
+        self._require_store()
         assert self._watch is not None
         try:
             return int(self._watch.execute("PRAGMA data_version").get)
@@ -454,10 +454,20 @@ class SignalClaimer(SupervisedActor):
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
+    def _open(self) -> Store:
+        cfg = self.config
+        store = Store.open(cfg.db_path, clock=self.ctx.env.clock, busy_timeout_ms=cfg.busy_timeout_ms)
+        try:
+            self._watch = connect(store.path, busy_timeout_ms=cfg.busy_timeout_ms)
+        except BaseException:
+            store.close()
+            raise
+        self._store = store
+        return store
+
     def _require_store(self) -> Store:
-        if self._store is None:
-            raise StoreError(f"{self.claimer_id}: the store is not open")
-        return self._store
+        """The store, opened now if it could not be before (StoreError, handled by `_guarded`, if not)."""
+        return self._store if self._store is not None else self._open()
 
     def _tell_self(self, message: Any) -> None:
         _tell(self.actor_ref, message)

@@ -319,6 +319,34 @@ def test_a_store_failure_degrades_the_claimer_and_the_next_tick_applies_everythi
     assert [rig.audit_rows(s.id) for s in [*pending, later]] == [1, 1, 1, 1]
 
 
+def test_a_claimer_that_cannot_open_the_store_starts_degraded_and_opens_it_later(
+    rig: Rig, tmp_path: Path
+) -> None:
+    db = tmp_path / "later" / "corral.db"
+    db.parent.mkdir()
+    db.touch()  # an empty file: refused (corral never leaves one), until someone moves it away
+    health = WriteHealth()
+    tree = rig.start(health=health, db_path=db)
+    wait_until(lambda: not health.view().ok, what="the claimer to report the store it cannot open")
+    assert "is an empty file (0 bytes)" in health.view().problems[0]
+    assert generation(tree) == 1
+    db.unlink()  # what the error message says to do
+    rig.clock.advance(1.0)  # the next tick opens (here: creates) the store and drains
+    wait_until(lambda: health.view().ok, what="the claimer to open the store")
+    with Store.open(db) as store:
+        project = store.ensure_project(rig.repo)
+        store.create_task(project.id, "t1")
+        signal = store.emit_signal(project.id, "t1", "plan_start")
+    poke(rig.wake)
+
+    def applied() -> bool:
+        with Store.open(db) as store:
+            return store.get_signal(signal.id).status == "done"
+
+    wait_until(applied, what="the signal to be applied")
+    assert generation(tree) == 1
+
+
 def test_a_claim_left_by_a_dead_claimer_is_requeued_and_applied(rig: Rig) -> None:
     rig.emit("t1", "plan_start", wake=False)
     dead = Store.open(rig.db, clock=rig.clock)
