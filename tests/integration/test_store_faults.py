@@ -85,3 +85,13 @@ def test_a_new_database_made_by_the_cli_is_private(corral_home: Path, git_repo: 
         os.umask(old)
     modes = {p.name: p.stat().st_mode & 0o777 for p in corral_home.iterdir()}
     assert modes == {"corral.db": 0o600}
+
+
+def test_a_command_that_reads_a_damaged_page_says_so_with_the_way_out_not_a_bug(
+    corral_home: Path, git_repo: Path
+) -> None:
+    db = corral_home / "corral.db"
+    damaged_database(db, git_repo)
+    message = fails(git_repo, 1, "task", "list")
+    assert message.startswith(f"the corral database {db} is damaged (")
+    assert f"sqlite3 {db} .recover" in message and "a bug in corral" not in message
