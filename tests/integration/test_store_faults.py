@@ -33,13 +33,21 @@ def runtime_dir(corral_home: Path) -> Iterator[Path]:
 
 
 def damaged_database(path: Path, repo: Path) -> None:
-    """A corral database with one b-tree page in the middle overwritten (the header page stays whole)."""
+    """A corral database with a leaf page of the tasks table overwritten with garbage (the header page and
+    the schema stay whole, so the file opens; reading the tasks fails)."""
     with Store.open(path) as store:
         project = store.ensure_project(repo)
         for n in range(400):
             store.create_task(project.id, f"task-{n}", content="x" * 500)
+        store.checkpoint("TRUNCATE")  # every page in the file itself, none left in the -wal
+        pages = [
+            row[0]
+            for row in store._conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = 'tasks' AND pagetype = 'leaf'"
+            )
+        ]
     with open(path, "r+b") as handle:
-        handle.seek(path.stat().st_size // 4096 // 2 * 4096)
+        handle.seek((pages[len(pages) // 2] - 1) * 4096)
         handle.write(bytes(range(256)) * 16)
 
 
