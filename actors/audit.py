@@ -501,21 +501,23 @@ class AuditRecorder(SupervisedActor):
         if sub is not None:
             self._backlog.extend(row for event in sub.drain() if (row := self._row(event)) is not None)
         self._trim()
-        if not self._backlog or (self._failing and not force):
+        if (self._failing and not force) or (not self._failing and not self._backlog):
             return
         start = time.perf_counter()
         rows = list(self._backlog)
         try:
             if self._store is None:
                 self._open()
-            self._write(rows)
+            if rows:
+                self._write(rows)
         except StoreError as exc:
             self._degrade(exc)
             return
         self._backlog.clear()
-        self._last_drain_ms = (time.perf_counter() - start) * 1000
-        self._drains += 1
-        self._recorded += len(rows)
+        if rows:
+            self._last_drain_ms = (time.perf_counter() - start) * 1000
+            self._drains += 1
+            self._recorded += len(rows)
         if self._failing:
             self._recover()
 
@@ -524,7 +526,7 @@ class AuditRecorder(SupervisedActor):
         self._store = Store.open(cfg.db_path, clock=self.ctx.env.clock, busy_timeout_ms=cfg.busy_timeout_ms)
 
     def _trim(self) -> None:
-        """Keep at most `backlog` rows waiting (at least the rows of one drain while writing works)."""
+        """While the store cannot be written, keep at most `backlog` rows waiting: the oldest go first."""
         if not self._failing:
             return
         excess = len(self._backlog) - self.config.backlog

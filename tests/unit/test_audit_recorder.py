@@ -80,7 +80,7 @@ class Rig:
             ChildSpec.worker(
                 "audit",
                 AuditRecorder,
-                AuditConfig(db_path=self.db, **config),
+                AuditConfig(**({"db_path": self.db} | config)),
                 self.feed,
                 health,
                 backoff=backoff,
@@ -332,6 +332,26 @@ def test_a_store_error_degrades_the_recorder_instead_of_crashing_it_and_it_catch
     assert not stats(tree).failing and health.view().ok
     assert {c.id: c.generation for c in tree.ask(WhichChildren())}["audit"] == 1  # never restarted
     assert rig.rows("child_exited") == [] and rig.rows("audit_dropped") == []
+
+
+def test_a_recorder_that_cannot_open_the_store_starts_degraded_and_writes_once_it_can(
+    rig: Rig, tmp_path: Path
+) -> None:
+    db = tmp_path / "later" / "corral.db"
+    db.parent.mkdir()
+    db.touch()  # an empty file: refused (corral never leaves one) until someone moves it away
+    health = WriteHealth()
+    tree = rig.start(health=health, db_path=db, retry_s=5.0)
+    wait_until(lambda: stats(tree).failing, what="the recorder to start degraded")
+    assert "is an empty file (0 bytes)" in health.view().problems[0]
+    rig.publish(InstanceNote(project="", instance="coder", message="kept while the store was away"))
+    wait_until(lambda: stats(tree).waiting >= 1, what="the note kept")
+    db.unlink()
+    rig.clock.advance(5.0)
+    wait_until(lambda: health.view().ok, what="the recorder to open the store and write")
+    with Store.open(db) as store:
+        assert "coder: kept while the store was away" in [e.message for e in store.list_audit(limit=100)]
+    assert {c.id: c.generation for c in tree.ask(WhichChildren())}["audit"] == 1
 
 
 def test_past_its_backlog_the_degraded_recorder_drops_the_oldest_rows_and_says_how_many(rig: Rig) -> None:
