@@ -23,7 +23,8 @@ bus (`task_created`, `task_transitioned`, `signal_emitted`) for the event stream
 **Errors**, mapped by the API's middleware: 404 for an unknown project (naming the registered ones) or task
 (naming the project's tasks); 400 for a bad name, status, event, signal type, payload, query parameter or
 body field, with the parser's message; 409 for a name that is taken, a transition the lifecycle refuses
-(with the FSM's message: the status and the events it allows) or the topic rule; 503 when the store does not
+(with the FSM's message: the status and the events it allows) or the topic rule; 413 for content or a
+payload over the 1 MiB cap; 507 when the disk holding the database is full; 503 when the store does not
 answer within the API's timeout.
 
 **Threads.** Parsing and validating happen on the loop (pure functions, no I/O). The store work runs on the
