@@ -31,7 +31,7 @@ calls `get()`, which would freeze every connection until the actor answers.
 an unknown route), 503 when the daemon does not answer in time, and 500 — logged with its traceback — only
 for a bug. Bad input never produces a 500. A `CorralError` raised by the work maps by its kind: UsageError
 and PayloadError 400, NotFoundError 404, ConflictError and TransitionError (a move the lifecycle refuses)
-409, StoreError 503.
+409, TooLargeError 413, DiskFullError 507, any other StoreError 503.
 
 **The event stream** subscribes to the EventHub with `on_ready` bridged by `call_soon_threadsafe`, so a
 publisher (any actor thread) wakes the stream without the loop polling. The subscription's queue is bounded:
