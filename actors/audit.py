@@ -18,18 +18,24 @@ child `runtime`). A project name is resolved to its id through
 the store; an unknown or empty name gives a row with no project (a machine-wide row).
 
 Failures. An event that cannot be described (a bug, a foreign object on the bus) is logged and skipped: the
-recorder never crashes on an odd event. A store error (the database locked past the busy timeout, a full
-disk) is raised out of the handler: the recorder crashes, the rows of that drain are lost (their transaction
-rolled back), and its supervisor restarts it. With an `AuditFeed` in its spec the subscription outlives the
-crash: the events published meanwhile (its own exit and restart among them) wait in the queue, and the next
-generation records them. A queue that overflowed is reported as a warn row ("audit lost N events").
+recorder never crashes on an odd event. A store error (a full disk, the database locked past the busy
+timeout, a file that cannot be opened) does not crash it either: such a fault usually persists, and a
+recorder that crashed on every write would restart into the same fault until the root supervisor gave up
+and took the daemon down. Instead the recorder degrades: it says so once in the log and in `WriteHealth`
+(shown by `corral daemon status`), keeps up to `backlog` rows in memory (dropping the oldest beyond that,
+counted), and tries again every `retry_s`. When a write succeeds it says so, writes what it kept, and adds a
+warn row saying how many rows were dropped and why. A bug (anything but a StoreError) still crashes it;
+with an `AuditFeed` in its spec the subscription outlives the crash, and the next generation records what
+was published meanwhile. A queue that overflowed is reported as a warn row ("audit lost N events").
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +47,8 @@ import pykka
 
 from actors.clock import utc_stamp
 from actors.eventbus import Subscription
+from actors.health import WriteHealth
+from actors.scheduler import TimerHandle
 from actors.store import AuditEntry, Store
 from actors.supervision import SupervisedActor
 from actors.supervision.context import ChildContext
@@ -89,10 +97,16 @@ class AuditConfig(msgspec.Struct, frozen=True, kw_only=True):
     db_path: Path | None = None  # default: actors.store.default_db_path()
     maxsize: int = DEFAULT_QUEUE  # events queued before the oldest are dropped (and counted)
     busy_timeout_ms: int = 5000
+    retry_s: float = 5.0  # while the store cannot be written: how often to try again
+    backlog: int = 1000  # while the store cannot be written: rows kept to write later (the oldest go first)
 
     def __post_init__(self) -> None:
         if self.maxsize < 1:
             raise ValueError(f"maxsize must be at least 1, got {self.maxsize}")
+        if self.retry_s <= 0:
+            raise ValueError(f"retry_s must be > 0, got {self.retry_s}")
+        if self.backlog < 0:
+            raise ValueError(f"backlog must be >= 0, got {self.backlog}")
 
 
 # -- the rows -----------------------------------------------------------------------------------------------
@@ -314,6 +328,10 @@ class GetAuditStatistics(msgspec.Struct, frozen=True):
     """Asked: replies AuditStatistics."""
 
 
+class _Retry(msgspec.Struct, frozen=True):
+    """The store could not be written: try again (the retry timer)."""
+
+
 class AuditStatistics(msgspec.Struct, frozen=True):
     """What one generation of the recorder did, and how its queue stands."""
 
@@ -323,6 +341,9 @@ class AuditStatistics(msgspec.Struct, frozen=True):
     lost: int  # events dropped because the queue was full (each overflow is a warn row too)
     last_drain_ms: float
     queued_dropped: int  # the subscription's own count, across generations
+    failing: bool = False  # the store cannot be written now: rows wait in the backlog
+    waiting: int = 0  # rows in the backlog
+    dropped: int = 0  # rows dropped because the store could not be written and the backlog was full
 
 
 # -- the feed: what outlives one generation -----------------------------------------------------------------
@@ -386,17 +407,27 @@ class AuditRecorder(SupervisedActor):
     """Writes audit rows for the events on the bus. Its own thread, its own Store connection."""
 
     def __init__(
-        self, ctx: ChildContext, config: AuditConfig | None = None, feed: AuditFeed | None = None
+        self,
+        ctx: ChildContext,
+        config: AuditConfig | None = None,
+        feed: AuditFeed | None = None,
+        health: WriteHealth | None = None,
     ) -> None:
         super().__init__(ctx)
         self.config = config or AuditConfig()
         self.feed = feed or AuditFeed()
+        self.health = health or WriteHealth()
         self._keep_feed = feed is not None
         self._store: Store | None = None
         self._projects: dict[str, int] = {}
         self._drains = self._recorded = self._skipped = self._lost = 0
         self._last_drain_ms = 0.0
         self._crashed = False
+        self._backlog: deque[AuditRow] = deque()
+        self._failing = ""  # the store error while the store cannot be written, else ""
+        self._dropped = 0  # rows dropped in this generation
+        self._dropped_in_fault = 0  # rows dropped since the current fault began
+        self._retry: TimerHandle | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -404,7 +435,10 @@ class AuditRecorder(SupervisedActor):
         env, cfg = self.ctx.env, self.config
         if env.hub is None:
             raise ValueError("AuditRecorder needs an environment with an EventHub (SupervisionEnv.create())")
-        self._store = Store.open(cfg.db_path, clock=env.clock, busy_timeout_ms=cfg.busy_timeout_ms)
+        try:
+            self._open()
+        except StoreError as exc:  # a full disk, a locked database: start degraded, retry on the timer
+            self._degrade(exc)
         if self.feed.subscription is None:
             self.feed.subscription = env.hub.subscribe(maxsize=cfg.maxsize, on_ready=self.feed.ready)
         self.feed.attach(self.actor_ref)  # the first Drain: what was queued while no generation ran
@@ -416,11 +450,21 @@ class AuditRecorder(SupervisedActor):
         self.feed.detach()
         orderly = self.ctx.handle.shutdown_requested and not self._crashed
         try:
-            if orderly and self._store is not None:
-                self._record_queued()  # the last events (DaemonStopping): best effort, never a failed stop
+            if orderly:
+                self._record_queued(force=True)  # the last events (DaemonStopping): best effort
+            if self._backlog:
+                log.warning(
+                    "%s: %d audit row(s) could not be written before the stop: %s",
+                    self.ctx.path,
+                    len(self._backlog),
+                    self._failing or "the recorder crashed",
+                )
+                self.health.dropped_audit_rows(len(self._backlog))
         except Exception:
             log.exception("%s: could not record the last audit events", self.ctx.path)
         finally:
+            if self._retry is not None:
+                self._retry.cancel()
             # Kept open across a crash or a failed start, so that the next generation records what waits in
             # it; closed on an orderly stop, or when no AuditFeed outlives this generation.
             if orderly or not self._keep_feed:
@@ -436,6 +480,9 @@ class AuditRecorder(SupervisedActor):
             case Drain():
                 self.feed.taken()
                 self._record_queued()
+            case _Retry():
+                self._retry = None
+                self._record_queued(force=True)
             case GetAuditStatistics():
                 return self.statistics()
             case _:
@@ -451,22 +498,94 @@ class AuditRecorder(SupervisedActor):
             lost=self._lost,
             last_drain_ms=self._last_drain_ms,
             queued_dropped=sub.dropped if sub is not None else 0,
+            failing=bool(self._failing),
+            waiting=len(self._backlog),
+            dropped=self._dropped,
         )
 
     # -- recording ------------------------------------------------------------------------------------------
 
-    def _record_queued(self) -> None:
+    def _record_queued(self, *, force: bool = False) -> None:
+        """Turn what is queued into rows and write them with whatever waits in the backlog. While the store
+        cannot be written, only the retry timer (`force`) tries: a drain just adds to the backlog."""
         sub = self.feed.subscription
-        if sub is None:
-            return
-        rows = [row for event in sub.drain() if (row := self._row(event)) is not None]
-        if not rows:
+        if sub is not None:
+            self._backlog.extend(row for event in sub.drain() if (row := self._row(event)) is not None)
+        self._trim()
+        if (self._failing and not force) or (not self._failing and not self._backlog):
             return
         start = time.perf_counter()
-        self._write(rows)
-        self._last_drain_ms = (time.perf_counter() - start) * 1000
-        self._drains += 1
-        self._recorded += len(rows)
+        rows = list(self._backlog)
+        try:
+            if self._store is None:
+                self._open()
+            if rows:
+                self._write(rows)
+        except StoreError as exc:
+            self._degrade(exc)
+            return
+        self._backlog.clear()
+        if rows:
+            self._last_drain_ms = (time.perf_counter() - start) * 1000
+            self._drains += 1
+            self._recorded += len(rows)
+        if self._failing:
+            self._recover()
+
+    def _open(self) -> None:
+        cfg = self.config
+        self._store = Store.open(cfg.db_path, clock=self.ctx.env.clock, busy_timeout_ms=cfg.busy_timeout_ms)
+
+    def _trim(self) -> None:
+        """While the store cannot be written, keep at most `backlog` rows waiting: the oldest go first."""
+        if not self._failing:
+            return
+        excess = len(self._backlog) - self.config.backlog
+        if excess > 0:
+            for _ in range(excess):
+                self._backlog.popleft()
+            self._dropped += excess
+            self._dropped_in_fault += excess
+            self.health.dropped_audit_rows(excess)
+
+    def _degrade(self, exc: StoreError) -> None:
+        """The store cannot be written: say so once, keep the rows, try again in `retry_s`."""
+        if not self._failing:
+            log.warning(
+                "%s: %s; keeping up to %d audit rows in memory and dropping older ones until it can be "
+                "written (trying again every %g s)",
+                self.ctx.path,
+                exc,
+                self.config.backlog,
+                self.config.retry_s,
+            )
+        self._failing = str(exc)
+        self.health.failing("audit", exc)
+        self._trim()
+        scheduler = self.ctx.env.scheduler
+        if self._retry is None and scheduler is not None:
+            self._retry = scheduler.call_later(
+                self.config.retry_s, functools.partial(_tell, self.actor_ref, _Retry())
+            )
+
+    def _recover(self) -> None:
+        """A write succeeded after a fault: say so, and leave a row saying what was dropped meanwhile."""
+        problem, dropped = self._failing, self._dropped_in_fault
+        self._failing, self._dropped_in_fault = "", 0
+        self.health.recovered("audit")
+        log.warning(
+            "%s: the audit log is written again; %d row(s) were dropped meanwhile", self.ctx.path, dropped
+        )
+        if dropped:
+            row = AuditRow(
+                ts=time.time(),
+                kind="audit_dropped",
+                level="warn",
+                message=f"audit dropped {dropped} row{'s' if dropped != 1 else ''} while the database "
+                f"could not be written: {problem}",
+            )
+            self._backlog.append(row)
+            self._record_queued()
 
     def _row(self, event: Any) -> AuditRow | None:
         if isinstance(event, Lagged):

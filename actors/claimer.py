@@ -34,10 +34,12 @@ Lost wake-ups, and why there are none:
 
 Failures. A signal that cannot apply (a payload an old client stored, a user-only event from an agent, a
 transition that does not fit) is an outcome: `failed`, with the reason, never an exception. A store error
-(the database locked past the busy timeout, a full disk) is raised out of the handler: the actor crashes,
-its supervisor restarts it, and the signal, whose transaction rolled back, is still pending. Claims that
-other claimers left `processing` when they died are requeued every `requeue_every_s` (`apply_pending`
-itself never leaves one).
+(a full disk, the database locked past the busy timeout) is not raised out of the handler: it usually
+persists, and a claimer that crashed on it would restart into it until the root supervisor gave up and took
+the daemon down. The claimer says so once (the log, `WriteHealth`), and its timers go on: every tick looks
+at the queue again, and the first drain that commits ends the fault (it says so too). The signals whose
+transaction rolled back are still pending; nothing is lost. Claims that other claimers left `processing`
+when they died are requeued every `requeue_every_s` (`apply_pending` itself never leaves one).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ import apsw
 import msgspec
 import pykka
 
+from actors.health import WriteHealth
 from actors.scheduler import TimerHandle
 from actors.sentinels import BridgeResult, bridge, recover_in_flight, scan
 from actors.store import Store
@@ -181,9 +184,12 @@ class _Counts(msgspec.Struct):
 class SignalClaimer(SupervisedActor):
     """Applies pending signals and bridges sentinel files. Its own thread, its own connections."""
 
-    def __init__(self, ctx: ChildContext, config: ClaimerConfig | None = None) -> None:
+    def __init__(
+        self, ctx: ChildContext, config: ClaimerConfig | None = None, health: WriteHealth | None = None
+    ) -> None:
         super().__init__(ctx)
         self.config = config or ClaimerConfig()
+        self.health = health or WriteHealth()
         self.claimer_id = self.config.claimer_id or f"claimer:{os.getpid()}:{ctx.path}#{ctx.generation}"
         self._store: Store | None = None
         self._watch: apsw.Connection | None = None
@@ -200,9 +206,8 @@ class SignalClaimer(SupervisedActor):
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     def started(self) -> None:
-        cfg, env = self.config, self.ctx.env
-        self._store = Store.open(cfg.db_path, clock=env.clock, busy_timeout_ms=cfg.busy_timeout_ms)
-        self._watch = connect(self._store.path, busy_timeout_ms=cfg.busy_timeout_ms)
+        cfg = self.config
+        self._guarded(self._open)  # a store that cannot be opened now is opened by a later tick
         if cfg.listen:  # bound before the first drain is queued: see "Lost wake-ups" above
             self._listener = WakeListener(self._poked, cfg.wake_path).start()
         self._tell_self(_Requeue())
@@ -231,19 +236,43 @@ class SignalClaimer(SupervisedActor):
                 with self._flag:
                     self._wake_queued = False
                 self._counts.wakes += 1
-                self._bridge_sentinels()
-                self._drain()
+                self._guarded(self._wake)
             case _Continue():
-                self._drain(continued=True)
+                self._guarded(lambda: self._drain(continued=True))
             case _Tick():
-                self._on_tick()
+                self._schedule("tick", self.config.tick_s, _Tick())  # first: a failed tick must not end them
+                self._guarded(self._on_tick)
             case _Requeue():
-                self._on_requeue()
+                self._schedule("requeue", self.config.requeue_every_s, _Requeue())
+                self._guarded(self._on_requeue)
             case GetClaimerStatistics():
                 return self.statistics()
             case _:
                 return super().on_receive(message)
         return None
+
+    def _guarded(self, work: Any) -> None:
+        """Run `work`; a store error degrades the claimer (see "Failures") instead of crashing it."""
+        drains = self._counts.drains
+        try:
+            work()
+        except StoreError as exc:
+            self._seen_version = None  # the next tick drains again, whether or not anyone commits
+            if self.health.failing("signals", exc):
+                log.warning(
+                    "%s: %s; signals wait in the queue, trying again every %g s",
+                    self.claimer_id,
+                    exc,
+                    self.config.tick_s,
+                )
+            return
+        if self._counts.drains > drains and self.health.is_failing("signals"):  # a drain committed
+            self.health.recovered("signals")
+            log.warning("%s: the database can be written again; applying signals", self.claimer_id)
+
+    def _wake(self) -> None:
+        self._bridge_sentinels()
+        self._drain()
 
     def statistics(self) -> ClaimerStatistics:
         wake = self._listener.statistics() if self._listener is not None else None
@@ -267,7 +296,6 @@ class SignalClaimer(SupervisedActor):
             self._drain()
         else:
             self._counts.idle_ticks += 1
-        self._schedule("tick", self.config.tick_s, _Tick())
 
     def _on_requeue(self) -> None:
         store = self._require_store()
@@ -276,7 +304,6 @@ class SignalClaimer(SupervisedActor):
         if requeued:
             log.warning("%s: requeued %d signal(s) claimed by a claimer that died", self.claimer_id, requeued)
             self._drain()
-        self._schedule("requeue", self.config.requeue_every_s, _Requeue())
 
     # -- draining -------------------------------------------------------------------------------------------
 
@@ -299,6 +326,7 @@ class SignalClaimer(SupervisedActor):
             self._tell_self(_Continue())
 
     def _data_version(self) -> int:
+        self._require_store()
         assert self._watch is not None
         try:
             return int(self._watch.execute("PRAGMA data_version").get)
@@ -426,10 +454,20 @@ class SignalClaimer(SupervisedActor):
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
+    def _open(self) -> Store:
+        cfg = self.config
+        store = Store.open(cfg.db_path, clock=self.ctx.env.clock, busy_timeout_ms=cfg.busy_timeout_ms)
+        try:
+            self._watch = connect(store.path, busy_timeout_ms=cfg.busy_timeout_ms)
+        except BaseException:
+            store.close()
+            raise
+        self._store = store
+        return store
+
     def _require_store(self) -> Store:
-        if self._store is None:
-            raise StoreError(f"{self.claimer_id}: the store is not open")
-        return self._store
+        """The store, opened now if it could not be before (StoreError, handled by `_guarded`, if not)."""
+        return self._store if self._store is not None else self._open()
 
     def _tell_self(self, message: Any) -> None:
         _tell(self.actor_ref, message)

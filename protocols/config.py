@@ -17,7 +17,9 @@ spawns anything: the caller passes in what it found and carries out what these f
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import tomllib
 import typing
 from collections.abc import Iterator, Mapping
@@ -44,6 +46,7 @@ __all__ = [
     "DEFAULT_CONFIG_TOML",
     "INTERACTIVE_PRESET",
     "MANAGED_ENV_KEYS",
+    "MAX_CONFIG_BYTES",
     "PHASES",
     "AgentProfile",
     "Config",
@@ -376,16 +379,63 @@ def wrapper_argv(settings: ResourceSettings, have_nice: bool, have_ionice: bool,
 # --- loading ----------------------------------------------------------------------------------------------
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+"""A config file larger than this is refused: a real one is a few KiB."""
+
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
 def load_config(repo_root: Path) -> Config:
-    """Read `<repo_root>/.corral/config.toml`; a repository without one gets `Config()`."""
+    """Read `<repo_root>/.corral/config.toml`; a repository without one gets `Config()`.
+
+    Only a regular file (a symlink to one is fine) of at most MAX_CONFIG_BYTES is read: a named pipe there
+    would block the reader (the daemon's reload) until someone wrote to it, and a link to /dev/zero would be
+    read until memory ran out. So the file is opened without blocking (`O_NONBLOCK`), and what was opened is
+    checked with `fstat` before a byte is read, which no swap of the path in between can fool.
+    """
     path = repo_root / CONFIG_PATH
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         return Config()
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read the file: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(
+                str(path),
+                "",
+                f"cannot read the file: it is {kind}, and corral reads only a regular file here",
+            )
+        data = _read_at_most(fd, MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read the file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            str(path),
+            "",
+            f"cannot read the file: it is larger than {MAX_CONFIG_BYTES // 2**20} MiB, the limit",
+        )
     return parse_config(data, str(path))
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    left = limit
+    while left > 0 and (chunk := os.read(fd, min(left, 65536))):
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def parse_config(data: bytes | str, path: str) -> Config:

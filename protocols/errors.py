@@ -6,7 +6,8 @@ task, title) and, where it helps, what to do. The CLI prints the message, never 
 
     CorralError
     ├── UsageError            bad arguments, unknown names (exit 2)
-    │   └── NotInRepoError    corral run outside a git repository (exit 2)
+    │   ├── NotInRepoError    corral run outside a git repository (exit 2)
+    │   └── TooLargeError     a task's content or a signal's payload over its size cap (exit 2; API 413)
     ├── ConfigError           .corral/config.toml is invalid
     ├── PlanError             a plan's markdown is malformed
     ├── TransitionError       an event does not fit a task's status, or an agent sent a user-only event
@@ -14,6 +15,7 @@ task, title) and, where it helps, what to do. The CLI prints the message, never 
     ├── NotFoundError         no such task, signal, instance
     ├── ConflictError         the thing already exists, or a constraint forbids it
     ├── StoreError            the database cannot be opened or is newer than this corral
+    │   └── DiskFullError     the disk holding the database is full: nothing new can be written
     └── SupervisionError      a child could not be started, or a supervisor gave up
 """
 
@@ -23,12 +25,14 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "CorralError",
+    "DiskFullError",
     "NotFoundError",
     "NotInRepoError",
     "PayloadError",
     "PlanError",
     "StoreError",
     "SupervisionError",
+    "TooLargeError",
     "TransitionError",
     "UsageError",
 ]
@@ -51,6 +55,25 @@ class NotInRepoError(UsageError):
 
     def __init__(self, message: str = "corral must be run from within a git repository") -> None:
         super().__init__(message)
+
+
+class TooLargeError(UsageError):
+    """Text over its size cap (a task's content, a signal's payload): names what, its size and the cap."""
+
+    def __init__(self, what: str, size: int, cap: int) -> None:
+        self.what, self.size, self.cap = what, size, cap
+        super().__init__(
+            f"{what} is {_bytes(size)}, over the cap of {_bytes(cap)}: nothing was stored; keep it under "
+            f"{_bytes(cap)} (a long plan can be split into several tasks)"
+        )
+
+
+def _bytes(count: int) -> str:
+    if count >= 1024 * 1024 and count % (1024 * 1024) == 0:
+        return f"{count // (1024 * 1024)} MiB"
+    if count >= 1024 * 1024:
+        return f"{count / (1024 * 1024):.1f} MiB ({count} bytes)"
+    return f"{count} bytes"
 
 
 class ConfigError(CorralError):
@@ -89,6 +112,11 @@ class ConflictError(CorralError):
 
 class StoreError(CorralError):
     """The database cannot be opened, migrated or written."""
+
+
+class DiskFullError(StoreError):
+    """The disk holding the database is full: the message names the directory. Nothing was written; the
+    same request succeeds once space is freed."""
 
 
 class SupervisionError(CorralError):

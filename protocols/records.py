@@ -17,10 +17,11 @@ import re
 
 import msgspec
 
-from protocols.errors import UsageError
+from protocols.errors import TooLargeError, UsageError
 from protocols.fsm import PHASE_PLANNED, Status, Transition
 
 __all__ = [
+    "MAX_CONTENT_BYTES",
     "MAX_TASK_NAME",
     "AuditEvent",
     "AuditLevel",
@@ -32,14 +33,18 @@ __all__ = [
     "SignalOutcome",
     "SignalStatus",
     "Task",
+    "TaskSummary",
     "TransitionResult",
     "WaveTaskRecord",
     "WaveTaskStatus",
+    "check_content_size",
     "default_task_title",
     "task_name",
 ]
 
 MAX_TASK_NAME = 100
+MAX_CONTENT_BYTES = 1024 * 1024
+"""A task's content (its plan) and a signal's payload are at most this many bytes of UTF-8, as API bodies."""
 _TASK_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 
@@ -50,6 +55,16 @@ def default_task_title(content: str) -> str:
         if line.startswith("# "):
             return line[2:].strip()
     return ""
+
+
+def check_content_size(text: str, what: str) -> None:
+    """TooLargeError naming `what` when `text` is over MAX_CONTENT_BYTES of UTF-8. (Cheap: a str of at most
+    MAX_CONTENT_BYTES / 4 characters cannot be over, and is not encoded.)"""
+    if len(text) * 4 <= MAX_CONTENT_BYTES:
+        return
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONTENT_BYTES:
+        raise TooLargeError(what, size, MAX_CONTENT_BYTES)
 
 
 def task_name(text: str) -> str:
@@ -150,9 +165,45 @@ class Task(msgspec.Struct, frozen=True):
     @property
     def display_status(self) -> str:
         """The status as people read it: "planned" for a ready task whose plan is written."""
-        if self.status == Status.READY and self.phase == PHASE_PLANNED:
-            return PHASE_PLANNED
-        return self.status
+        return _display_status(self.status, self.phase)
+
+
+class TaskSummary(msgspec.Struct, frozen=True):
+    """A task as lists show it: every field of `Task` but its content, which is only its size here
+    (`content_bytes`, UTF-8). A list of tasks never carries their plans; `get_task` does."""
+
+    id: int
+    project_id: int
+    name: str
+    title: str
+    status: str
+    phase: str
+    topic: str
+    branch: str
+    content_bytes: int
+    review_cycle: int
+    latest_feedback: str
+    created_at: str
+    updated_at: str
+    ready_at: str
+    planning_at: str
+    implementing_at: str
+    reviewing_at: str
+    verifying_at: str
+    done_at: str
+    cancelled_at: str
+    waiting: TaskWaiting | None = None
+
+    @property
+    def display_status(self) -> str:
+        """The status as people read it: "planned" for a ready task whose plan is written."""
+        return _display_status(self.status, self.phase)
+
+
+def _display_status(status: str, phase: str) -> str:
+    if status == Status.READY and phase == PHASE_PLANNED:
+        return PHASE_PLANNED
+    return status
 
 
 class Signal(msgspec.Struct, frozen=True):

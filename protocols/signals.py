@@ -20,6 +20,7 @@ import msgspec
 
 from protocols.errors import PayloadError, UsageError
 from protocols.fsm import Event
+from protocols.records import check_content_size
 
 __all__ = [
     "SIGNAL_TYPES",
@@ -125,8 +126,11 @@ def normalize_payload(signal_type: SignalType, raw: str | None) -> str:
     """Validate a payload as given on the command line or the API and return its canonical JSON.
 
     A JSON object is checked against the type's schema; for FSM signals any other text becomes the body.
+    TooLargeError over MAX_CONTENT_BYTES: a plan carried by planner_finished becomes the task's content,
+    which has that cap (the body decoded from a JSON payload is never longer than the payload).
     """
     text = (raw or "").strip()
+    check_content_size(text, f"the payload of signal {signal_type.name}")  # planner_finished carries a plan
     if not text:
         if signal_type.payload_required:
             raise PayloadError(f"signal {signal_type.name} needs a payload: {signal_type.summary}")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.disk_kit import SmallDisk, small_disk
+
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "corral-test",
     "GIT_AUTHOR_EMAIL": "test@corral.invalid",
@@ -82,3 +84,10 @@ def trees() -> Iterator[list]:
     yield made
     for tree in made:
         tree.stop(timeout=20)
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A 2 MiB tmpfs (a real, small disk to fill); skipped, with the reason, where it cannot be mounted."""
+    with small_disk(tmp_path / "disk") as mounted:
+        yield mounted

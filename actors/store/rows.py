@@ -10,7 +10,16 @@ from collections.abc import Mapping
 
 import msgspec
 
-from protocols.records import AuditEvent, OutboxItem, Project, Signal, Task, TaskWaiting, WaveTaskRecord
+from protocols.records import (
+    AuditEvent,
+    OutboxItem,
+    Project,
+    Signal,
+    Task,
+    TaskSummary,
+    TaskWaiting,
+    WaveTaskRecord,
+)
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -20,9 +29,11 @@ __all__ = [
     "SIGNAL_FIELDS",
     "TASK_COLUMNS",
     "TASK_FROM",
+    "TASK_SUMMARY_COLUMNS",
     "WAVE_TASK_COLUMNS",
     "WAVE_TASK_FIELDS",
     "select_list",
+    "summary_record",
     "task_record",
 ]
 
@@ -36,6 +47,10 @@ def select_list(record: type[msgspec.Struct], alias: str, overrides: Mapping[str
 
 PROJECT_COLUMNS = select_list(Project, "p")
 TASK_COLUMNS = select_list(Task, "t", {"topic": "coalesce(tp.name, '')"})
+# octet_length reads a text's size from the row's header: the plans themselves are not read.
+TASK_SUMMARY_COLUMNS = select_list(
+    TaskSummary, "t", {"topic": "coalesce(tp.name, '')", "content_bytes": "octet_length(t.content)"}
+)
 TASK_FROM = "tasks t LEFT JOIN topics tp ON tp.id = t.topic_id"
 SIGNAL_COLUMNS = select_list(Signal, "s")
 SIGNAL_FIELDS = select_list(Signal, "")  # for RETURNING
@@ -52,3 +67,9 @@ def task_record(row: tuple[object, ...]) -> Task:
     """A Task from a row of TASK_COLUMNS: its `waiting` column is JSON ('' when it waits for nobody)."""
     *fields, waiting = row
     return Task(*fields, waiting=_waiting.decode(waiting) if waiting else None)  # type: ignore[arg-type]
+
+
+def summary_record(row: tuple[object, ...]) -> TaskSummary:
+    """A TaskSummary from a row of TASK_SUMMARY_COLUMNS (its `waiting` decoded as in `task_record`)."""
+    *fields, waiting = row
+    return TaskSummary(*fields, waiting=_waiting.decode(waiting) if waiting else None)  # type: ignore[arg-type]

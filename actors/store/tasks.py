@@ -8,10 +8,18 @@ import msgspec
 
 from actors.store.base import parse_source
 from actors.store.lifecycle import LifecycleMixin
-from actors.store.rows import TASK_COLUMNS, TASK_FROM, task_record
+from actors.store.rows import TASK_COLUMNS, TASK_FROM, TASK_SUMMARY_COLUMNS, summary_record, task_record
 from protocols.errors import ConflictError, NotFoundError, UsageError
 from protocols.fsm import PHASE_PLANNED, Event, Source, Status, parse_event, parse_status
-from protocols.records import AuditLevel, Task, TaskWaiting, TransitionResult, task_name
+from protocols.records import (
+    AuditLevel,
+    Task,
+    TaskSummary,
+    TaskWaiting,
+    TransitionResult,
+    check_content_size,
+    task_name,
+)
 from protocols.signals import SIGNAL_TYPES, Body, decode_payload, normalize_payload
 
 __all__ = ["TasksMixin"]
@@ -68,6 +76,7 @@ class TasksMixin(LifecycleMixin):
         UsageError for a branch git would refuse (found now, not when its first agent fails to start)."""
         name = task_name(name)
         topic = _topic(topic)
+        check_content_size(content, f'the content of task "{name}"')
         if branch:
             from actors.git.names import check_branch_name
 
@@ -108,6 +117,27 @@ class TasksMixin(LifecycleMixin):
     ) -> list[Task]:
         """Tasks in creation order. `statuses` may name "planned" (ready with phase planned); cancelled tasks
         are left out unless asked for, by `include_cancelled` or by naming the status."""
+        where, args = self._task_filter(project_id, statuses, topic, include_cancelled)
+        sql = f"SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE {where} ORDER BY t.id"
+        return [task_record(row) for row in self._conn.execute(sql, args)]
+
+    def list_task_summaries(
+        self,
+        project_id: int,
+        *,
+        statuses: Iterable[str] = (),
+        topic: str = "",
+        include_cancelled: bool = False,
+    ) -> list[TaskSummary]:
+        """`list_tasks`, without the contents (only their size): what a listing shows. The plans are not
+        even read from the file."""
+        where, args = self._task_filter(project_id, statuses, topic, include_cancelled)
+        sql = f"SELECT {TASK_SUMMARY_COLUMNS} FROM {TASK_FROM} WHERE {where} ORDER BY t.id"
+        return [summary_record(row) for row in self._conn.execute(sql, args)]
+
+    def _task_filter(
+        self, project_id: int, statuses: Iterable[str], topic: str, include_cancelled: bool
+    ) -> tuple[str, list[object]]:
         where: list[str] = ["t.project_id = ?"]
         args: list[object] = [project_id]
         wanted = [parse_status(s) for s in statuses]
@@ -122,8 +152,7 @@ class TasksMixin(LifecycleMixin):
         if topic:
             where.append("tp.name = ?")
             args.append(_topic(topic))
-        sql = f"SELECT {TASK_COLUMNS} FROM {TASK_FROM} WHERE {' AND '.join(where)} ORDER BY t.id"
-        return [task_record(row) for row in self._conn.execute(sql, args)]
+        return " AND ".join(where), args
 
     def list_topics(self, project_id: int) -> list[str]:
         return [row[0] for row in self._conn.execute(_TOPICS, (project_id,))]
@@ -164,7 +193,9 @@ class TasksMixin(LifecycleMixin):
         return True
 
     def update_content(self, project_id: int, name: str, content: str) -> Task:
+        """Replace the task's content (its plan); TooLargeError over MAX_CONTENT_BYTES."""
         name = task_name(name)
+        check_content_size(content, f'the content of task "{name}"')
         now = self._now()
         with self._write():
             state = self._task_state(project_id, name)

@@ -19,12 +19,21 @@ __all__ = ["open_project", "open_store"]
 
 @contextmanager
 def open_store() -> Iterator[Store]:
-    """The store at its default path ($CORRAL_HOME/corral.db…), closed on exit."""
+    """The store at its default path ($CORRAL_HOME/corral.db…), closed on exit.
+
+    A damaged page met while reading (apsw's CorruptError: short commands do not check the whole file when
+    they open it) becomes a StoreError with the way out, not "a bug in corral"."""
     from actors.store import Store
 
     store = Store.open()
     try:
         yield store
+    except Exception as exc:
+        from actors.store.db import ENVIRONMENT_ERRORS, store_error
+
+        if isinstance(exc, ENVIRONMENT_ERRORS):
+            raise store_error(exc, store.path, "read") from None
+        raise
     finally:
         store.close()
 

@@ -177,6 +177,7 @@ def _status(args: argparse.Namespace) -> int:
         ("database", status["database"]),
         ("repos", f"{len(repos)} ({names})" if repos else "none yet"),
         ("supervision", _supervision_line(status["supervision"])),
+        *_writes_fields(status.get("writes") or {}),
     ]
     print("corral daemon: running")
     print(format_fields(fields))
@@ -189,6 +190,25 @@ def _status(args: argparse.Namespace) -> int:
         print()
         print(format_table(("CHILD", "KIND", "STATE", "GENERATION", "RESTARTS"), rows))
     return 0
+
+
+def _writes_fields(writes: dict[str, Any]) -> list[tuple[str, str]]:
+    """`writes: ok`, or what cannot be written since when; and what a full disk made it drop, if anything."""
+    problems = writes.get("problems") or []
+    fields = [("writes", "ok")]
+    if problems:
+        since = short_stamp(writes.get("since", ""))
+        fields = [
+            ("writes", f"FAILING since {since} UTC (the daemon retries by itself)\n" + "\n".join(problems))
+        ]
+    dropped = [
+        f"{writes[key]} {what}"
+        for key, what in (("audit_rows_dropped", "audit rows"), ("log_lines_dropped", "log lines"))
+        if writes.get(key)
+    ]
+    if dropped:
+        fields.append(("dropped", ", ".join(dropped) + " (since the daemon started)"))
+    return fields
 
 
 def _supervision_line(stats: dict[str, Any] | None) -> str:

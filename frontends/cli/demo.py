@@ -57,7 +57,7 @@ from frontends.cli.demo_report import (
     waiting_for,
     wave_task_rows,
 )
-from frontends.cli.output import HelpFormatter, print_error, print_json
+from frontends.cli.output import HelpFormatter, print_error, print_json, terminal_safe
 from protocols.errors import CorralError
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ class _Board:
 
     def say(self, status: str, text: str) -> None:
         elapsed = time.monotonic() - self.began
-        print(f"{elapsed:6.1f}s  {status:<12}  {text}", file=self.stream, flush=True)
+        print(terminal_safe(f"{elapsed:6.1f}s  {status:<12}  {text}"), file=self.stream, flush=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,44 +226,25 @@ def _check_data_dir() -> Check:
 def _check_database() -> Check:
     try:
         from actors.store import Store, default_db_path
+        from actors.store.db import recovery_hint
 
         path = default_db_path()
     except Exception as exc:
         return Check(
             "database", "FAIL", f"the store cannot be loaded: {type(exc).__name__}: {exc}", "reinstall corral"
         )
-    fix = (
-        f"if the file is damaged or not corral's, move it away (mv {path} {path}.bak) and run corral doctor "
-        "again; if it is newer than this corral, upgrade corral"
-    )
+    fix = f"if it is damaged, empty or not corral's: {recovery_hint(path)}; if it is newer than this corral, "
+    fix += "upgrade corral"
     from protocols.errors import CorralError
 
     try:
-        Store.open(path).close()
+        with Store.open(path, check=True) as store:  # creates and migrates it, then PRAGMA quick_check
+            schema = store.statistics().schema_version
     except CorralError as exc:
         return Check("database", "FAIL", str(exc), fix)
     except Exception as exc:
         return Check("database", "FAIL", f"{path} cannot be opened: {type(exc).__name__}: {exc}", fix)
-    problem, schema = _quick_check(path)
-    if problem:
-        return Check("database", "FAIL", f"{path}: PRAGMA quick_check: {problem}", fix)
     return Check("database", "ok", f"{path} (schema version {schema}, quick_check ok)")
-
-
-def _quick_check(path: Path) -> tuple[str, int]:
-    """("", user_version) when `PRAGMA quick_check` is ok, else (its first complaint, user_version)."""
-    import apsw
-
-    connection = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        connection.set_busy_timeout(5000)
-        rows = [str(row[0]) for row in connection.execute("PRAGMA quick_check")]
-        schema = int(connection.execute("PRAGMA user_version").fetchall()[0][0])
-    except apsw.Error as exc:
-        return f"{type(exc).__name__}: {exc}", 0
-    finally:
-        connection.close()
-    return ("" if rows == ["ok"] else "; ".join(rows[:3])), schema
 
 
 _CHECKS: tuple[Callable[[], Check], ...] = (

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from frontends.cli.inputs import read_text
-from frontends.cli.output import HelpFormatter, display_width, format_fields, format_table, print_json
+from frontends.cli.output import (
+    HelpFormatter,
+    display_width,
+    format_fields,
+    format_table,
+    print_json,
+    terminal_safe,
+)
 from protocols.errors import ConflictError, CorralError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
@@ -371,9 +378,13 @@ def _start(args: argparse.Namespace) -> int:
         print_json(view)
         return 0
     where = f"on branch {view['branch']} in {view['worktree']}" if view["branch"] else "in the repository"
-    print(f"started {view['title']} ({view['mode']}, {view['program']}) {where}: {view['status']}")
+    print(
+        terminal_safe(
+            f"started {view['title']} ({view['mode']}, {view['program']}) {where}: {view['status']}"
+        )
+    )
     for note in view.get("notes") or ():
-        print(f"note: {note}", file=sys.stderr)
+        print(terminal_safe(f"note: {note}"), file=sys.stderr)
     return 0
 
 
@@ -439,8 +450,8 @@ def _capture(args: argparse.Namespace) -> int:
     captured = _Api(args.project).instance(args.title, "capture", {"lines": lines, "ansi": args.ansi})
     if args.json:
         print_json(captured)
-    elif captured["text"]:
-        print(captured["text"])
+    elif captured["text"]:  # the agent's screen: shown, not acted on, unless colours were asked for
+        print(captured["text"] if args.ansi else terminal_safe(captured["text"]))
     return 0
 
 
@@ -458,7 +469,7 @@ def _lifecycle(action: str, done: str) -> Any:
             return 0
         status, reason = view["status"], view["reason"]
         shown = reason if reason.startswith(status) else f"{status} ({reason})" if reason else status
-        print(f"{done} {view['title']}: {shown}")
+        print(terminal_safe(f"{done} {view['title']}: {shown}"))
         return 0
 
     return run

@@ -6,6 +6,12 @@
 
 Errors are one line on stderr, `corral: error: <what was wrong and what to do>`; stdout stays clean so that
 `corral task list --json | jq` never sees a message meant for a person.
+
+Text that agents wrote — titles, plans, reasons, payloads, audit messages — reaches a person's terminal only
+through `terminal_safe`: a plan holding `\x1b]0;pwned\x07` must not retitle the window, nor a reason move the
+cursor and rewrite the lines above it. Tables, `key: value` blocks and error lines apply it themselves; text
+printed another way (a task's content, a captured screen) must be passed through it. JSON needs nothing: its
+encoder escapes every control character.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ __all__ = [
     "print_error",
     "print_json",
     "short_stamp",
+    "terminal_safe",
     "to_json",
 ]
 
@@ -64,6 +71,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _control_names() -> dict[int, str]:
+    """Every character a terminal may act on, and how it is shown instead: C0 controls (but newline and tab)
+    in caret notation (ESC is `^[`, BEL `^G`, CR `^M`), DEL as `^?`, C1 controls (a one-character CSI, OSC…)
+    and the bidirectional overrides that can make text read differently from what it is (`\u202e`) as
+    escapes."""
+    names = {code: f"^{chr(code + 64)}" for code in range(0x20) if chr(code) not in "\n\t"}
+    names[0x7F] = "^?"
+    names.update({code: f"\\x{code:02x}" for code in range(0x80, 0xA0)})
+    for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)):
+        names[code] = f"\\u{code:04x}"
+    return names
+
+
+_CONTROLS = _control_names()
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with nothing a terminal would act on: every control character except newline and tab is shown
+    as visible characters (`\x1b[2J` becomes `^[[2J`). For any text corral did not write itself."""
+    return text.translate(_CONTROLS)
+
+
 def display_width(text: str) -> int:
     """Columns `text` takes in a terminal: wide (CJK) characters count two, combining marks none."""
     width = 0
@@ -80,7 +109,7 @@ def _pad(text: str, width: int) -> str:
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, gap: int = 2) -> str:
     """Columns aligned to their widest cell, separated by `gap` spaces; the last column is not padded."""
-    cells = [tuple(headers), *(tuple(_one_line(str(c)) for c in row) for row in rows)]
+    cells = [tuple(headers), *(tuple(terminal_safe(_one_line(str(c))) for c in row) for row in rows)]
     widths = [max(display_width(row[i]) for row in cells) for i in range(len(headers))]
     sep = " " * gap
     lines = []
@@ -96,7 +125,7 @@ def format_fields(fields: Iterable[tuple[str, str]]) -> str:
     width = max((display_width(key) for key, _ in pairs), default=0) + 2
     lines = []
     for key, value in pairs:
-        first, *rest = str(value).splitlines() or [""]
+        first, *rest = terminal_safe(str(value)).splitlines() or [""]
         lines.append(_pad(f"{key}:", width) + first)
         lines.extend(" " * width + line for line in rest)
     return "\n".join(line.rstrip() for line in lines)
@@ -127,7 +156,7 @@ def print_json(value: Any, stream: TextIO | None = None) -> None:
 
 def format_error(message: str) -> str:
     """`corral: error: <message>`; continuation lines of a long message are indented under the first."""
-    first, *rest = str(message).strip().splitlines() or ["unknown error"]
+    first, *rest = terminal_safe(str(message)).strip().splitlines() or ["unknown error"]
     return "\n".join([ERROR_PREFIX + first, *("  " + line for line in rest)])
 
 

@@ -15,7 +15,14 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from frontends.cli.context import open_project
-from frontends.cli.output import HelpFormatter, format_table, positive_int, print_json, short_stamp
+from frontends.cli.output import (
+    HelpFormatter,
+    format_table,
+    positive_int,
+    print_json,
+    short_stamp,
+    terminal_safe,
+)
 from protocols.errors import ConflictError, UsageError
 
 if TYPE_CHECKING:
@@ -293,7 +300,7 @@ class _Report:
             elif self.as_json:
                 self.kept.append(outcome)
             else:
-                print(f"signal {signal.id} {signal.status}: {signal.result}")
+                print(terminal_safe(f"signal {signal.id} {signal.status}: {signal.result}"))
         sys.stdout.flush()
 
     def sentinels(self, store: Store, project_id: int, results: list[BridgeResult]) -> None:
@@ -307,7 +314,7 @@ class _Report:
                 self.bad_sentinels += 1
                 where = result.failed_path or result.sentinel.path
                 message = f"sentinel {result.sentinel.where} moved to {where}: {result.reason}"
-                print(f"corral: warning: {message}", file=sys.stderr)
+                print(terminal_safe(f"corral: warning: {message}"), file=sys.stderr)
                 store.record_audit(
                     project_id,
                     "sentinel_failed",

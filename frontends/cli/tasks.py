@@ -18,8 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frontends.cli.context import open_project
-from frontends.cli.inputs import read_file, read_text
-from frontends.cli.output import HelpFormatter, format_fields, format_table, print_json, short_stamp
+from frontends.cli.inputs import read_file, read_stdin, read_text
+from frontends.cli.output import (
+    HelpFormatter,
+    format_fields,
+    format_table,
+    print_json,
+    short_stamp,
+    terminal_safe,
+)
 from protocols.errors import NotFoundError, TransitionError, UsageError
 
 if TYPE_CHECKING:
@@ -27,7 +34,7 @@ if TYPE_CHECKING:
 
     from actors.git import GitError
     from protocols.plan import Plan
-    from protocols.records import Project, Task, WaveTaskRecord
+    from protocols.records import Project, Task, TaskSummary, WaveTaskRecord
 
 __all__ = ["register"]
 
@@ -274,7 +281,7 @@ def _list(args: argparse.Namespace) -> int:
     want_planned = any(phase for _, phase in wanted)
     include_cancelled = args.all or Status.CANCELLED.value in plain
     with open_project() as (store, project):
-        tasks = store.list_tasks(
+        tasks = store.list_task_summaries(
             project.id,
             statuses=sorted({status.value for status, _ in wanted}),
             topic=args.topic,
@@ -317,20 +324,20 @@ def _clip(text: str, width: int) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def _waiting_lines(task: Task) -> str:
+def _waiting_lines(task: Task | TaskSummary) -> str:
     """A waiting task's question and the exact commands that answer it, one per line."""
     assert task.waiting is not None
     lines = [f"{task.name} waits for you: {task.waiting.reason}"]
     lines += [f"  {command}" for command in task.waiting.commands]
-    return "\n".join(lines)
+    return terminal_safe("\n".join(lines))
 
 
 def _create(args: argparse.Namespace) -> int:
-    from protocols.records import default_task_title
+    from protocols.records import MAX_CONTENT_BYTES, default_task_title
 
     content = args.content or ""
     if args.file:
-        content = read_text(args.file)
+        content = read_text(args.file, limit=MAX_CONTENT_BYTES)
     title = args.title or default_task_title(content)
     with open_project() as (store, project):
         task = store.create_task(
@@ -341,9 +348,9 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _register(args: argparse.Namespace) -> int:
-    from protocols.records import default_task_title
+    from protocols.records import MAX_CONTENT_BYTES, default_task_title
 
-    content = read_file(args.plan_file)
+    content = read_file(args.plan_file, limit=MAX_CONTENT_BYTES)
     name = args.name or _name_from_path(args.plan_file)
     plan, problem = _check_plan(content, args.plan_file)
     title = plan.title if plan is not None else default_task_title(content)
@@ -361,15 +368,17 @@ def _register(args: argparse.Namespace) -> int:
 
 
 def _update_content(args: argparse.Namespace) -> int:
+    from protocols.records import MAX_CONTENT_BYTES
+
     if args.file and args.file != "-":
-        content, source = read_file(args.file), args.file
+        content, source = read_file(args.file, limit=MAX_CONTENT_BYTES), args.file
     else:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError(
                 "update-content reads the new content from stdin, which is a terminal: pipe it in "
                 f"(generate-plan | corral task update-content {args.name}) or give --file PATH"
             )
-        content, source = sys.stdin.read(), "<stdin>"
+        content, source = read_stdin(limit=MAX_CONTENT_BYTES), "<stdin>"
     _, problem = _check_plan(content, source)
     with open_project() as (store, project):
         task = store.update_content(project.id, args.name, content)
@@ -600,7 +609,7 @@ def _check_plan(content: str, source: str) -> tuple[Plan | None, str]:
 
 
 def _warn(message: str) -> None:
-    print(f"corral: warning: {message}", file=sys.stderr)
+    print(terminal_safe(f"corral: warning: {message}"), file=sys.stderr)
 
 
 _STAMPS = ("ready", "planning", "implementing", "reviewing", "verifying", "done", "cancelled")
@@ -632,7 +641,7 @@ def _describe(task: Task, project: Project, waves: Sequence[WaveTaskRecord] = ()
         fields.append(("waiting for you", f"{task.waiting.reason} (since {short_stamp(task.waiting.since)})"))
         if task.waiting.commands:
             fields.append(("answer with", "\n".join(task.waiting.commands)))
-    body = task.content.rstrip("\n") if task.content else "(no content)"
+    body = terminal_safe(task.content.rstrip("\n")) if task.content else "(no content)"
     return f"{format_fields(fields)}{_wave_lines(waves)}\n\n{body}"
 
 
@@ -643,5 +652,6 @@ def _wave_lines(waves: Sequence[WaveTaskRecord]) -> str:
     lines = ["", "", "wave tasks:"]
     for row in waves:
         tries = f"{row.attempts} attempt{'s' if row.attempts != 1 else ''}"
-        lines.append(f"  W{row.wave_number} T{row.task_number}  {row.status:<8}  {tries:<10}  {row.title}")
+        title = terminal_safe(" ".join(row.title.split()))
+        lines.append(f"  W{row.wave_number} T{row.task_number}  {row.status:<8}  {tries:<10}  {title}")
     return "\n".join(lines)

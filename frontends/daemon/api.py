@@ -11,7 +11,7 @@
 Under /v1/repos/{project}/, the routes of two more modules (their docstrings have the details):
 
     …/instances[/{title}[/{action}]], /v1/orphans…   the agents                      instances.py
-    GET  …/tasks[?status=…&topic=…&all=1]            [Task]                          tasks.py
+    GET  …/tasks[?status=…&topic=…&all=1]            [TaskSummary] (no contents)     tasks.py
     POST …/tasks                                     NewTask → Task (201)
     GET  …/tasks/{name}                              TaskDetail (the task and its wave tasks)
     POST …/tasks/{name}/transition                   {event, payload?} → TransitionResult
@@ -31,7 +31,7 @@ calls `get()`, which would freeze every connection until the actor answers.
 an unknown route), 503 when the daemon does not answer in time, and 500 — logged with its traceback — only
 for a bug. Bad input never produces a 500. A `CorralError` raised by the work maps by its kind: UsageError
 and PayloadError 400, NotFoundError 404, ConflictError and TransitionError (a move the lifecycle refuses)
-409, StoreError 503.
+409, TooLargeError 413, DiskFullError 507, any other StoreError 503.
 
 **The event stream** subscribes to the EventHub with `on_ready` bridged by `call_soon_threadsafe`, so a
 publisher (any actor thread) wakes the stream without the loop polling. The subscription's queue is bounded:
@@ -57,12 +57,15 @@ from frontends.daemon.schema import ApiError, DaemonStatus, Pong, RegisterRepo, 
 from protocols.errors import (
     ConflictError,
     CorralError,
+    DiskFullError,
     NotFoundError,
     PayloadError,
     StoreError,
+    TooLargeError,
     TransitionError,
     UsageError,
 )
+from protocols.health import WriteFaults
 from protocols.messages import encode
 from protocols.records import Project
 
@@ -107,6 +110,8 @@ class DaemonControl(Protocol):
     def hub(self) -> EventHub: ...
 
     def uptime_s(self) -> float: ...
+
+    def write_faults(self) -> WriteFaults: ...
 
     def supervision(self) -> concurrent.futures.Future[SupervisorStats]: ...
 
@@ -176,11 +181,13 @@ def _error(status: int, message: str) -> web.Response:
 
 
 _STATUS_OF: tuple[tuple[type[CorralError], int], ...] = (
+    (TooLargeError, 413),
     (UsageError, 400),
     (PayloadError, 400),
     (NotFoundError, 404),
     (ConflictError, 409),
     (TransitionError, 409),
+    (DiskFullError, 507),
     (StoreError, 503),
 )
 
@@ -265,6 +272,7 @@ async def _status(request: web.Request) -> web.Response:
         database=info.database,
         repos=tuple(repos),
         supervision=stats,
+        writes=control.write_faults(),
     )
     return _json(status)
 

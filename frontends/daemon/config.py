@@ -31,6 +31,7 @@ class DaemonConfig(msgspec.Struct, frozen=True):
     runtime_dir: str
     database: str
     version: str
+    checkpoint_every_s: float = 30.0  # how often the WAL is checkpointed (see docs/store.md)
 
     @classmethod
     def load(cls, paths: RuntimePaths) -> DaemonConfig:

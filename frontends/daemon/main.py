@@ -89,7 +89,9 @@ def _install_signal_handlers(actions: dict[signal.Signals, Callable[[], None]]) 
 
 def _setup_logging() -> None:
     level = logging.DEBUG if os.environ.get("CORRAL_DEBUG") == "1" else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
+    from frontends.daemon.logsink import DaemonLogHandler
+
+    handler = DaemonLogHandler(sys.stderr)  # counts the lines a full disk drops (corral daemon status)
     handler.setFormatter(logging.Formatter(_LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -37,6 +37,7 @@ import pykka
 
 from actors.clock import utc_stamp
 from actors.eventbus import EventBus, EventHub
+from actors.health import WriteHealth
 from actors.store import Store
 from actors.supervision import (
     BackoffSpec,
@@ -50,10 +51,12 @@ from actors.supervision import (
 from frontends.daemon.api import DaemonInfo, make_app
 from frontends.daemon.config import DaemonConfig, check_repo_configs
 from frontends.daemon.instances import InstanceDesk
+from frontends.daemon.logsink import DaemonLogHandler
 from frontends.daemon.schema import ReloadReport
 from frontends.daemon.server import ControlServer
 from frontends.daemon.tasks import TaskDesk
-from protocols.errors import NotFoundError, NotInRepoError, SupervisionError, UsageError
+from protocols.errors import NotFoundError, NotInRepoError, StoreError, SupervisionError, UsageError
+from protocols.health import WriteFaults
 from protocols.messages import DaemonReloaded, DaemonStopping, ExitReason, RepoRegistered
 from protocols.records import Project
 
@@ -70,17 +73,21 @@ _STATS_TIMEOUT_S = 2.0
 _T = TypeVar("_T")
 
 
-def root_children(config: DaemonConfig, *, tmux_server: Any = None) -> list[ChildSpec]:
+def root_children(
+    config: DaemonConfig, *, tmux_server: Any = None, health: WriteHealth | None = None
+) -> list[ChildSpec]:
     """The root supervisor's children, in start order (they stop in reverse): the actors every daemon runs.
 
     The claimer tells the Projects supervisor (`root/projects`) about applied signals; the Projects start
     the repositories' supervisors that carry out their outbox. `tmux_server` is corral's tmux server, the
-    one every tmux agent runs in (None: the runtime's default)."""
+    one every tmux agent runs in (None: the runtime's default). `health` is where the claimer and the audit
+    recorder report a store they cannot write (they degrade and retry; they do not crash)."""
     from actors.audit import AuditConfig, AuditFeed, AuditRecorder
     from actors.claimer import ClaimerConfig, SignalClaimer
     from actors.projects import PROJECTS, ProjectsConfig, projects_child
     from actors.wake import WAKE_SOCKET
 
+    health = health or WriteHealth()
     claimer = ClaimerConfig(
         db_path=Path(config.database),
         wake_path=config.paths.dir / WAKE_SOCKET,
@@ -88,14 +95,17 @@ def root_children(config: DaemonConfig, *, tmux_server: Any = None) -> list[Chil
     )
     return [
         ChildSpec.worker("eventbus", EventBus),
-        # Backoff: the root gives up past 3 restarts in 5 s; a claimer that cannot reach the database waits.
-        ChildSpec.worker("signals", SignalClaimer, claimer, backoff=BackoffSpec(min_s=0.5, max_s=10.0)),
+        # Backoff, for a bug: the root gives up past 3 restarts in 5 s. A store fault does not crash it.
+        ChildSpec.worker(
+            "signals", SignalClaimer, claimer, health, backoff=BackoffSpec(min_s=0.5, max_s=10.0)
+        ),
         # The feed keeps the recorder's subscription across its restarts: its own crash is recorded too.
         ChildSpec.worker(
             "audit",
             AuditRecorder,
             AuditConfig(db_path=Path(config.database)),
             AuditFeed(),
+            health,
             backoff=BackoffSpec(min_s=0.5, max_s=10.0),
         ),
         projects_child(ProjectsConfig(store_path=config.database, tmux_server=tmux_server)),
@@ -124,7 +134,14 @@ class Daemon:
 
         self.config = config
         self.tmux = daemon_tmux_server()
-        self.children = [*root_children(config, tmux_server=self.tmux), *extra_children]
+        self.health = WriteHealth()
+        for handler in logging.getLogger().handlers:  # the daemon's log counts its dropped lines here
+            if isinstance(handler, DaemonLogHandler):
+                handler.health = self.health
+        self.children = [
+            *root_children(config, tmux_server=self.tmux, health=self.health),
+            *extra_children,
+        ]
         self.tree: SupervisionTree | None = None
         self.server: ControlServer | None = None
         self._inbox: queue.SimpleQueue[_Stop | _Failed | _Reload] = queue.SimpleQueue()
@@ -134,6 +151,7 @@ class Daemon:
         self._stores: list[Store] = []
         self._started_mono = time.monotonic()
         self._stopped = False
+        self._upkeep_stop = threading.Event()
         self.instances = InstanceDesk(
             lambda: self.tree,
             self.tmux,
@@ -166,6 +184,7 @@ class Daemon:
         ).start()
         self.server = ControlServer(make_app(self), self.config.paths.socket, on_exit=self._server_exited)
         self.server.start()
+        threading.Thread(target=self._upkeep, name="corral-upkeep", daemon=True).start()
         log.info(
             "corral daemon %s started: pid %d, socket %s, database %s",
             self._info.version,
@@ -203,6 +222,7 @@ class Daemon:
         if self._stopped:
             return
         self._stopped = True
+        self._upkeep_stop.set()
         if self.server is not None:
             self.server.stop()
         if self.tree is not None:
@@ -249,6 +269,9 @@ class Daemon:
     def uptime_s(self) -> float:
         return time.monotonic() - self._started_mono
 
+    def write_faults(self) -> WriteFaults:
+        return self.health.view()
+
     def publish(self, event: Any) -> None:
         """Publish an event on the bus, stamped now. Thread-safe."""
         if self.tree is not None:
@@ -279,6 +302,16 @@ class Daemon:
         from actors.wake import WAKE_SOCKET, poke
 
         poke(self.config.paths.dir / WAKE_SOCKET)
+
+    def _upkeep(self) -> None:
+        """Every `checkpoint_every_s`, the WAL is checkpointed on the store thread (see `_checkpoint`)."""
+        while not self._upkeep_stop.wait(self.config.checkpoint_every_s):
+            if self._stopped:
+                return
+            try:
+                self._store_call(_checkpoint)
+            except RuntimeError:  # the pool was shut down: the daemon is stopping
+                return
 
     def _root_statistics(self) -> SupervisorStats:
         if self.tree is None:
@@ -340,12 +373,44 @@ class Daemon:
     def _store(self) -> Store:
         store = getattr(self._local, "store", None)
         if store is None:
-            store = Store.open(Path(self.config.database))
+            # The first open, at start: the whole file is checked once (a damaged one is refused now, with
+            # the way out, rather than failing some write later).
+            store = Store.open(Path(self.config.database), check=not self._stores)
             self._local.store = store
             self._stores.append(store)
         return store
 
     def _close_stores(self) -> None:
         for store in self._stores:
+            try:
+                store.checkpoint("TRUNCATE", wait_ms=1000)  # leave no -wal behind, where it can
+            except StoreError as exc:
+                log.warning("the last checkpoint failed: %s", exc)
             store.close()
         self._stores.clear()
+
+
+def _checkpoint(store: Store) -> None:
+    """One round of WAL upkeep, on the store thread. SQLite checkpoints by itself after commits (PASSIVE,
+    every 1000 pages), but a checkpoint cannot finish while a reader holds an older snapshot, and the log
+    only restarts from its beginning once one has: with agents, the CLI and the daemon reading all the time
+    the -wal file can grow with every write. So: PASSIVE (never waits); then, when everything is copied
+    (the daemon is idle) or the file is past its limit, TRUNCATE, which waits briefly for old readers and
+    brings the file back to 0 bytes."""
+    from actors.store.db import JOURNAL_SIZE_LIMIT
+
+    try:
+        done = store.checkpoint("PASSIVE")
+        if done.wal_bytes and (done.copied >= done.wal_frames or done.wal_bytes > JOURNAL_SIZE_LIMIT):
+            done = store.checkpoint("TRUNCATE", wait_ms=250)
+    except StoreError as exc:
+        log.warning("WAL checkpoint: %s", exc)
+        return
+    if done.wal_bytes > JOURNAL_SIZE_LIMIT:
+        log.warning(
+            "the database's -wal file is %.1f MiB and could not be truncated: a reader holds an old "
+            "snapshot (%d of %d frames copied)",
+            done.wal_bytes / 2**20,
+            done.copied,
+            done.wal_frames,
+        )

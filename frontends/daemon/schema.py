@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from protocols.health import WriteFaults
 from protocols.records import Project, Task, WaveTaskRecord
 
 __all__ = [
@@ -45,7 +46,8 @@ class Pong(msgspec.Struct, frozen=True):
 
 class DaemonStatus(msgspec.Struct, frozen=True):
     """`GET /v1/status`. `supervision` is the root supervisor's statistics (`SupervisorStats` as JSON), or
-    None when the root did not answer in time; `started_at` is a UTC ISO stamp."""
+    None when the root did not answer in time; `started_at` is a UTC ISO stamp. `writes` says which of the
+    daemon's writers cannot write now (a full disk) and what they dropped since the start."""
 
     pid: int
     version: str
@@ -56,6 +58,7 @@ class DaemonStatus(msgspec.Struct, frozen=True):
     database: str
     repos: tuple[Project, ...]
     supervision: dict[str, Any] | None
+    writes: WriteFaults = WriteFaults()
 
 
 class RegisterRepo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -1,6 +1,6 @@
 """The task routes of the control API: tasks, the signals that move them, and the audit log that records both.
 
-    GET  /v1/repos/{project}/tasks[?status=…&topic=…&all=1]     [Task]           as `corral task list`
+    GET  /v1/repos/{project}/tasks[?status=…&topic=…&all=1]     [TaskSummary]    as `corral task list --json`
     POST /v1/repos/{project}/tasks                              NewTask → Task (201)
     GET  /v1/repos/{project}/tasks/{name}                       TaskDetail       as `corral task show --json`
     POST /v1/repos/{project}/tasks/{name}/transition            {event, payload?} → TransitionResult
@@ -23,7 +23,8 @@ bus (`task_created`, `task_transitioned`, `signal_emitted`) for the event stream
 **Errors**, mapped by the API's middleware: 404 for an unknown project (naming the registered ones) or task
 (naming the project's tasks); 400 for a bad name, status, event, signal type, payload, query parameter or
 body field, with the parser's message; 409 for a name that is taken, a transition the lifecycle refuses
-(with the FSM's message: the status and the events it allows) or the topic rule; 503 when the store does not
+(with the FSM's message: the status and the events it allows) or the topic rule; 413 for content or a
+payload over the 1 MiB cap; 507 when the disk holding the database is full; 503 when the store does not
 answer within the API's timeout.
 
 **Threads.** Parsing and validating happen on the loop (pure functions, no I/O). The store work runs on the
@@ -54,6 +55,7 @@ from protocols.records import (
     Signal,
     SignalStatus,
     Task,
+    TaskSummary,
     TransitionResult,
     default_task_title,
     task_name,
@@ -117,13 +119,14 @@ class TaskDesk:
 
     def list_tasks(
         self, project: str, statuses: Sequence[str] = (), topic: str = "", include_cancelled: bool = False
-    ) -> concurrent.futures.Future[list[Task]]:
-        """The project's tasks in creation order; cancelled ones only if `include_cancelled` or asked for
-        by status (`statuses` may hold "planned": ready with a plan)."""
+    ) -> concurrent.futures.Future[list[TaskSummary]]:
+        """The project's tasks in creation order, without their contents (`content_bytes` says how big);
+        cancelled ones only if `include_cancelled` or asked for by status (`statuses` may hold "planned":
+        ready with a plan)."""
 
-        def work(store: Store) -> list[Task]:
+        def work(store: Store) -> list[TaskSummary]:
             record = store.get_project(project)
-            return store.list_tasks(
+            return store.list_task_summaries(
                 record.id, statuses=statuses, topic=topic, include_cancelled=include_cancelled
             )
 

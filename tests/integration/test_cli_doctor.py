@@ -139,7 +139,39 @@ def test_doctor_fails_on_a_file_that_is_not_a_database_and_says_how_to_move_it_a
     assert result.returncode == 1
     assert lines_of(result)["database"].startswith("FAIL")
     assert str(db) in lines_of(result)["database"]
-    assert f"mv {db} {db}.bak" in result.stdout
+    assert f"mv {db} {db}.bad" in result.stdout
+
+
+def test_doctor_fails_on_an_empty_database_file_and_leaves_it_alone(
+    corral_home: Path, tmp_path: Path, healthy_tools: str
+) -> None:
+    db = corral_home / "corral.db"
+    db.touch()
+    result = doctor(tmp_path, path=healthy_tools)
+    assert result.returncode == 1
+    line = lines_of(result)["database"]
+    assert line.startswith(f"FAIL  database  the corral database {db} is an empty file")
+    assert f"mv {db} {db}.bad" in result.stdout
+    assert db.stat().st_size == 0
+
+
+def test_doctor_fails_on_a_damaged_database_and_says_how_to_recover_it(
+    corral_home: Path, tmp_path: Path, healthy_tools: str
+) -> None:
+    from actors.store import Store
+
+    db = corral_home / "corral.db"
+    with Store.open(db) as store:
+        project = store.ensure_project(tmp_path)
+        for n in range(400):
+            store.create_task(project.id, f"task-{n}", content="x" * 500)
+    with open(db, "r+b") as handle:  # one b-tree page in the middle, garbage; the header page stays whole
+        handle.seek(db.stat().st_size // 4096 // 2 * 4096)
+        handle.write(bytes(range(256)) * 16)
+    result = doctor(tmp_path, path=healthy_tools)
+    assert result.returncode == 1
+    assert f"the corral database {db} is damaged (" in lines_of(result)["database"]
+    assert f"sqlite3 {db} .recover" in result.stdout
 
 
 def test_doctor_json_lists_every_check_with_level_and_fix(corral_home: Path, tmp_path: Path) -> None:

@@ -138,12 +138,14 @@ def test_list_status_planned_shows_only_planned_ready_tasks(repo: Path) -> None:
     assert sorted(t["name"] for t in tasks_json(repo, "--status", "ready")) == ["plain-ready", "planned-one"]
 
 
-def test_list_json_is_a_list_of_task_records(repo: Path) -> None:
-    ok(repo, "task", "create", "fix-login", "--content", "x")
+def test_list_json_is_a_list_of_task_summaries_without_their_contents(repo: Path) -> None:
+    ok(repo, "task", "create", "fix-login", "--content", "# Fix it\n" + "é" * 1000)
     (task,) = tasks_json(repo)
-    assert {"id", "project_id", "name", "status", "phase", "topic", "branch", "content", "ready_at"} <= set(
-        task
-    )
+    assert {"id", "project_id", "name", "status", "phase", "topic", "branch", "ready_at"} <= set(task)
+    assert "content" not in task and task["content_bytes"] == len("# Fix it\n") + 2000  # UTF-8 bytes
+    assert task["title"] == "Fix it"
+    shown = json.loads(ok(repo, "task", "show", "fix-login", "--json"))
+    assert shown["content"] == "# Fix it\n" + "é" * 1000  # show still has it
     assert tasks_json(repo, "--status", "done") == []
 
 

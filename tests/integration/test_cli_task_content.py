@@ -238,3 +238,67 @@ def test_register_a_plain_brief_without_waves_is_no_warning(repo: Path, tmp_path
     assert result.returncode == 0, result.stderr
     assert result.stdout == "registered: tidy-readme → ready\n"
     assert result.stderr == ""  # a brief is valid content: one coder does it
+
+
+# --- the size cap (issue 8 §5) ------------------------------------------------------------------------
+
+
+def big_plan(size: int) -> str:
+    """A plan of exactly `size` bytes of UTF-8."""
+    head = "# A big plan\n"
+    return head + "x" * (size - len(head))
+
+
+def test_a_plan_file_over_one_mib_is_refused_naming_its_size_and_the_cap(repo: Path, tmp_path: Path) -> None:
+    plan = write(tmp_path / "big.md", big_plan(1024 * 1024 + 1))
+    for args in (("task", "register", str(plan)), ("task", "create", "big", "--file", str(plan))):
+        message = fails(repo, 2, *args)
+        assert message.startswith(
+            f"{plan} is 1.0 MiB (1048577 bytes), over the cap of 1 MiB: nothing was stored"
+        )
+    assert json.loads(ok(repo, "task", "list", "--json")) == []
+
+
+def test_a_plan_of_exactly_one_mib_is_accepted(repo: Path, tmp_path: Path) -> None:
+    plan = write(tmp_path / "edge.md", big_plan(1024 * 1024))
+    ok(repo, "task", "register", str(plan))
+    assert len(str(show(repo, "edge")["content"]).encode()) == 1024 * 1024
+
+
+def test_update_content_from_stdin_over_one_mib_is_refused_and_keeps_the_old_content(repo: Path) -> None:
+    ok(repo, "task", "create", "fix-login", "--content", PLAN)
+    result = corral(repo, "task", "update-content", "fix-login", stdin=big_plan(3 * 1024 * 1024))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr == (
+        "corral: error: the text read from stdin is 3 MiB, over the cap of 1 MiB: nothing was stored; keep "
+        "it under 1 MiB (a long plan can be split into several tasks)\n"
+    )
+    assert show(repo, "fix-login")["content"] == PLAN
+
+
+def test_create_with_content_over_one_mib_from_stdin_is_refused(repo: Path) -> None:
+    text = big_plan(1024 * 1024 + 10)
+    result = corral(repo, "task", "create", "big", "--file", "-", stdin=text)
+    assert result.returncode == 2 and "over the cap of 1 MiB" in result.stderr
+    assert json.loads(ok(repo, "task", "list", "--json")) == []
+
+
+# --- agent-written text on the terminal (issue 8 §5) --------------------------------------------------
+
+
+def test_task_show_and_list_neutralise_control_sequences_in_a_plan_and_its_title(
+    repo: Path, tmp_path: Path
+) -> None:
+    plan = write(
+        tmp_path / "evil.md",
+        "# Evil \x1b]0;pwned\x07plan\n\nStep one.\x1b[2A\x1b[2K\x9b31mred\x08over\n",
+    )
+    ok(repo, "task", "register", str(plan), "--topic", "auth")
+    shown = ok(repo, "task", "show", "evil")
+    assert "\x1b" not in shown and "\x07" not in shown and "\x9b" not in shown and "\x08" not in shown
+    assert "title:        Evil ^[]0;pwned^Gplan\n" in shown
+    assert shown.endswith("Step one.^[[2A^[[2K\\x9b31mred^Hover\n")
+    listed = ok(repo, "task", "list")
+    assert "\x1b" not in listed
+    data = json.loads(ok(repo, "task", "show", "evil", "--json"))  # JSON keeps the text, escaped
+    assert data["title"] == "Evil \x1b]0;pwned\x07plan"

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from actors.supervision import ChildSpec, SupervisedActor
 from frontends.daemon import DaemonClient, RuntimePaths
 from frontends.daemon.config import DaemonConfig
 from frontends.daemon.root import Daemon, root_children
+from tests.unit.actor_kit import wait_until
 
 pytestmark = pytest.mark.usefixtures("stop_actors")
 
@@ -87,3 +89,40 @@ def test_a_root_supervisor_that_gives_up_ends_the_daemon_with_status_1(
         runner.join(5)
         daemon.stop()
     assert "the daemon is stopping on a failure: the root supervisor failed" in caplog.text
+
+
+def _wal_bytes(db: Path) -> int:
+    wal = db.with_name(db.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_the_daemon_checkpoints_the_wal_back_to_nothing_once_an_old_reader_lets_go(
+    config: DaemonConfig, tmp_path: Path
+) -> None:
+    import apsw
+
+    from actors.store import Store
+    from actors.store.db import JOURNAL_SIZE_LIMIT
+
+    config = msgspec.structs.replace(config, checkpoint_every_s=0.2)
+    db = Path(config.database)
+    daemon = Daemon(config)
+    daemon.start()
+    reader = apsw.Connection(str(db))
+    try:
+        with Store.open(db) as store:
+            project = store.ensure_project(tmp_path)
+            reader.execute("BEGIN")
+            assert reader.execute("SELECT count(*) FROM tasks").get == 0  # a snapshot: checkpoints stop here
+            for n in range(1500):
+                store.create_task(project.id, f"task-{n}", content="x" * 4000)
+            assert _wal_bytes(db) > JOURNAL_SIZE_LIMIT  # the WAL grew: nothing could be checkpointed
+            reader.execute("COMMIT")
+            # No more writes: only the daemon's checkpoint can give the space back now.
+            wait_until(lambda: _wal_bytes(db) == 0, 20, "the daemon to truncate the -wal file")
+            assert len(store.list_tasks(project.id)) == 1500
+        daemon.request_stop("test")
+        assert daemon.run_until_stopped() == 0
+    finally:
+        reader.close()
+        daemon.stop()

@@ -361,10 +361,13 @@ def test_a_process_killed_while_creating_the_database_leaves_it_openable(
         worker.expect("imported")
         time.sleep(rng.uniform(0, 0.02))  # opening and migrating take a few milliseconds
         worker.kill()
+        # Never a half-made database under its real name: none at all, or a whole one.
+        assert not db.exists() or db.stat().st_size > 0
         with Store.open(db) as store:
             conn = store._conn
             assert conn.execute("PRAGMA user_version").get == SCHEMA_VERSION
             assert conn.execute("PRAGMA integrity_check").get == "ok"
+        assert [p.name for p in db.parent.iterdir() if p.name.startswith(".creating-")] == []
 
 
 def test_four_processes_creating_the_database_at_once_all_open_it(

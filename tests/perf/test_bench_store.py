@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from actors.store import Store
-from actors.store.db import connect
+from actors.store.db import connect, create_database
 
 pytestmark = pytest.mark.bench
 
@@ -42,15 +42,17 @@ def make_template(path: Path) -> int:
     return project.id
 
 
+_FLOOR_SCHEMA = (
+    "CREATE TABLE floor_log (id INTEGER PRIMARY KEY, ts TEXT NOT NULL, body TEXT NOT NULL) STRICT;"
+    "CREATE TABLE floor_counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, ts TEXT NOT NULL) STRICT;"
+    "INSERT INTO floor_counter VALUES (1, 0, '')"
+)
+
+
 def floor(path: Path) -> float:
+    create_database(path, busy_timeout_ms=5000, prepare=lambda conn, _: conn.execute(_FLOOR_SCHEMA))
     conn = connect(path, busy_timeout_ms=5000)
     try:
-        conn.execute(
-            "CREATE TABLE floor_log (id INTEGER PRIMARY KEY, ts TEXT NOT NULL, body TEXT NOT NULL) STRICT;"
-            "CREATE TABLE floor_counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, ts TEXT NOT NULL) "
-            "STRICT;"
-            "INSERT INTO floor_counter VALUES (1, 0, '')"
-        )
         stamp = "2026-01-01T00:00:00.000000Z"
         start = time.perf_counter()
         for _ in range(SIGNALS):

@@ -21,6 +21,7 @@ from actors.audit import (
 )
 from actors.clock import FakeClock
 from actors.eventbus import EventBus
+from actors.health import WriteHealth
 from actors.store import Store
 from actors.supervision import (
     BackoffSpec,
@@ -33,7 +34,6 @@ from actors.supervision import (
 from protocols.errors import SupervisionError
 from protocols.fsm import Event, Source
 from protocols.messages import (
-    ChildRestarting,
     DaemonReloaded,
     DaemonStopping,
     ExitReason,
@@ -45,7 +45,7 @@ from protocols.messages import (
     TaskTransitioned,
 )
 from protocols.records import AuditEvent, Project
-from tests.unit.actor_kit import Worker, expect_event, wait_until
+from tests.unit.actor_kit import Worker, wait_until
 
 pytestmark = pytest.mark.usefixtures("stop_actors")
 
@@ -68,11 +68,22 @@ class Rig:
         self.trees = trees
         self.tree: SupervisionTree | None = None
 
-    def start(self, *extra: ChildSpec, backoff: BackoffSpec | None = None, **config: Any) -> SupervisionTree:
+    def start(
+        self,
+        *extra: ChildSpec,
+        backoff: BackoffSpec | None = None,
+        health: WriteHealth | None = None,
+        **config: Any,
+    ) -> SupervisionTree:
         children = [
             ChildSpec.worker("bus", EventBus),
             ChildSpec.worker(
-                "audit", AuditRecorder, AuditConfig(db_path=self.db, **config), self.feed, backoff=backoff
+                "audit",
+                AuditRecorder,
+                AuditConfig(**({"db_path": self.db} | config)),
+                self.feed,
+                health,
+                backoff=backoff,
             ),
             *extra,
         ]
@@ -297,25 +308,71 @@ def test_a_queue_that_overflowed_becomes_a_warn_row(rig: Rig) -> None:
     assert match is not None and int(match.group(1)) >= 3
 
 
-def test_a_store_error_crashes_the_recorder_and_the_next_generation_records_what_was_queued(rig: Rig) -> None:
-    tree = rig.start(backoff=NO_JITTER, busy_timeout_ms=50)
+def test_a_store_error_degrades_the_recorder_instead_of_crashing_it_and_it_catches_up(rig: Rig) -> None:
+    health = WriteHealth()
+    tree = rig.start(health=health, backoff=NO_JITTER, busy_timeout_ms=50, retry_s=5.0)
     rig.marker("ready")
-    assert rig.env.hub is not None
-    with rig.env.hub.subscribe() as events:
-        rig.store._conn.execute("BEGIN IMMEDIATE")  # hold the write lock: the recorder's commit times out
-        try:
-            rig.publish(DaemonReloaded(source="SIGHUP", repos=1))
-            expect_event(events, lambda e: isinstance(e, ChildRestarting) and e.child_id == "audit")
-            rig.publish(InstanceNote(project="app", instance="coder", message="while it was down"))
-        finally:
-            rig.store._conn.execute("ROLLBACK")
-    rig.clock.advance(0.5)
-    wait_until(lambda: {c.id: c.generation for c in tree.ask(WhichChildren())}["audit"] == 2, what="restart")
-    exited = rig.wait_rows("child_exited", match="root/audit")[0]
-    assert exited.level == "warn"
-    assert exited.message.startswith("root/audit exited: StoreError: cannot write the corral database")
-    assert rig.wait_rows("instance_note", match="while it was down")
-    assert rig.rows("child_restarting")[0].message.startswith("root/audit restarting in 0.5 s (attempt 1)")
+    rig.store._conn.execute("BEGIN IMMEDIATE")  # hold the write lock: the recorder's commits time out
+    try:
+        rig.publish(DaemonReloaded(source="SIGHUP", repos=1))
+        wait_until(lambda: stats(tree).failing, what="the recorder to see the store fail")
+        rig.publish(InstanceNote(project="app", instance="coder", message="while it could not write"))
+        wait_until(lambda: stats(tree).waiting == 2, what="both rows kept")
+        view = health.view()
+        assert view.problems[0].startswith("audit: cannot write the corral database") and view.since
+        rig.clock.advance(5.0)  # a retry while the fault lasts: still failing, nothing lost
+        wait_until(lambda: stats(tree).waiting == 2 and stats(tree).failing, what="a failed retry")
+    finally:
+        rig.store._conn.execute("ROLLBACK")
+    rig.clock.advance(5.0)
+    assert rig.wait_rows("instance_note", match="while it could not write")
+    assert rig.rows("daemon_reloaded")
+    assert not stats(tree).failing and health.view().ok
+    assert {c.id: c.generation for c in tree.ask(WhichChildren())}["audit"] == 1  # never restarted
+    assert rig.rows("child_exited") == [] and rig.rows("audit_dropped") == []
+
+
+def test_a_recorder_that_cannot_open_the_store_starts_degraded_and_writes_once_it_can(
+    rig: Rig, tmp_path: Path
+) -> None:
+    db = tmp_path / "later" / "corral.db"
+    db.parent.mkdir()
+    db.touch()  # an empty file: refused (corral never leaves one) until someone moves it away
+    health = WriteHealth()
+    tree = rig.start(health=health, db_path=db, retry_s=5.0)
+    wait_until(lambda: stats(tree).failing, what="the recorder to start degraded")
+    assert "is an empty file (0 bytes)" in health.view().problems[0]
+    rig.publish(InstanceNote(project="", instance="coder", message="kept while the store was away"))
+    wait_until(lambda: stats(tree).waiting >= 1, what="the note kept")
+    db.unlink()
+    rig.clock.advance(5.0)
+    wait_until(lambda: health.view().ok, what="the recorder to open the store and write")
+    with Store.open(db) as store:
+        assert "coder: kept while the store was away" in [e.message for e in store.list_audit(limit=100)]
+    assert {c.id: c.generation for c in tree.ask(WhichChildren())}["audit"] == 1
+
+
+def test_past_its_backlog_the_degraded_recorder_drops_the_oldest_rows_and_says_how_many(rig: Rig) -> None:
+    health = WriteHealth()
+    tree = rig.start(health=health, busy_timeout_ms=50, retry_s=5.0, backlog=3)
+    rig.marker("ready")
+    rig.store._conn.execute("BEGIN IMMEDIATE")
+    try:
+        for n in range(8):
+            rig.publish(InstanceNote(project="app", instance="coder", message=f"note {n}"))
+        wait_until(lambda: stats(tree).failing and stats(tree).dropped == 5, what="5 rows dropped")
+        assert health.view().audit_rows_dropped == 5
+    finally:
+        rig.store._conn.execute("ROLLBACK")
+    rig.clock.advance(5.0)
+    dropped = rig.wait_rows("audit_dropped")[0]
+    assert dropped.level == "warn"
+    assert dropped.message.startswith("audit dropped 5 rows while the database could not be written: cannot ")
+    assert [r.message for r in rig.rows("instance_note")] == [
+        "coder: note 5",
+        "coder: note 6",
+        "coder: note 7",
+    ]
 
 
 def test_audit_row_is_none_for_events_the_store_records_itself() -> None:

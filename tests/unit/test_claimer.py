@@ -23,6 +23,7 @@ from actors.claimer import (
 )
 from actors.clock import FakeClock
 from actors.eventbus import EventBus
+from actors.health import WriteHealth
 from actors.store import Store
 from actors.supervision import (
     ChildSpec,
@@ -35,7 +36,7 @@ from actors.supervision import (
 from actors.supervision.context import ChildContext
 from actors.wake import poke
 from protocols.fsm import Source
-from protocols.messages import ChildExited, SignalProcessed, TaskTransitioned
+from protocols.messages import SignalProcessed, TaskTransitioned
 from protocols.records import Project, Signal
 from tests.unit.actor_kit import expect_event, wait_until
 
@@ -72,14 +73,18 @@ class Rig:
         self.trees = trees  # stopped by the `trees` fixture
 
     def start(
-        self, *extra: ChildSpec, flags: SupervisorFlags | None = None, **config: Any
+        self,
+        *extra: ChildSpec,
+        flags: SupervisorFlags | None = None,
+        health: WriteHealth | None = None,
+        **config: Any,
     ) -> SupervisionTree:
         env = SupervisionEnv.create(self.clock, seed=3)
         config = {"db_path": self.db, "wake_path": self.wake, "repos": [], "settle_s": 0.0} | config
         children = [
             ChildSpec.worker("bus", EventBus),
             *extra,
-            ChildSpec.worker("signals", SignalClaimer, ClaimerConfig(**config)),
+            ChildSpec.worker("signals", SignalClaimer, ClaimerConfig(**config), health),
         ]
         tree = SupervisionTree.start(flags or SupervisorFlags(max_restarts=20, period_s=5), children, env=env)
         self.trees.append(tree)
@@ -288,24 +293,58 @@ def test_a_burst_of_pokes_while_a_drain_runs_is_one_more_wake(rig: Rig) -> None:
 # -- failures ---------------------------------------------------------------------------------------------
 
 
-def test_a_store_failure_crashes_the_claimer_and_its_restart_applies_everything(rig: Rig) -> None:
+def test_a_store_failure_degrades_the_claimer_and_the_next_tick_applies_everything(rig: Rig) -> None:
     pending = [rig.emit(f"t{i}", "plan_start", wake=False) for i in (1, 2, 3)]
+    health = WriteHealth()
     blocker = apsw.Connection(str(rig.db))
     blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
     try:
-        tree = rig.start(busy_timeout_ms=100)
-        sub = tree.env.hub.subscribe(kinds=(ChildExited,))
-        crash = expect_event(sub, lambda e: e.child_id == "signals")
-        assert crash.reason.error_type == "StoreError" and crash.restarting
-        assert "database is locked" in crash.reason.message
+        tree = rig.start(busy_timeout_ms=100, health=health)
+        wait_until(lambda: not health.view().ok, what="the claimer to report the fault")
+        assert health.view().problems[0].startswith("signals: cannot write the corral database")
+        assert "database is locked" in health.view().problems[0]
+        rig.clock.advance(1.0)  # a tick while the fault lasts: it tries again, and fails again
+        wait_until(lambda: stats(tree).ticks >= 1, what="a tick")
         assert [rig.store.get_signal(s.id).status for s in pending] == ["pending"] * 3
+        assert not health.view().ok
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+    rig.clock.advance(1.0)  # the next tick drains, with no commit nor poke to prompt it
+    assert [rig.final(s).status for s in pending] == ["done"] * 3
+    wait_until(lambda: health.view().ok, what="the fault to end")
     later = rig.emit("t1", "plan_start")
-    assert [rig.final(s).status for s in [*pending, later]] == ["done"] * 4
-    assert generation(tree) >= 2
+    assert rig.final(later).status == "done"
+    assert generation(tree) == 1  # never crashed, never restarted
     assert [rig.audit_rows(s.id) for s in [*pending, later]] == [1, 1, 1, 1]
+
+
+def test_a_claimer_that_cannot_open_the_store_starts_degraded_and_opens_it_later(
+    rig: Rig, tmp_path: Path
+) -> None:
+    db = tmp_path / "later" / "corral.db"
+    db.parent.mkdir()
+    db.touch()  # an empty file: refused (corral never leaves one), until someone moves it away
+    health = WriteHealth()
+    tree = rig.start(health=health, db_path=db)
+    wait_until(lambda: not health.view().ok, what="the claimer to report the store it cannot open")
+    assert "is an empty file (0 bytes)" in health.view().problems[0]
+    assert generation(tree) == 1
+    db.unlink()  # what the error message says to do
+    rig.clock.advance(1.0)  # the next tick opens (here: creates) the store and drains
+    wait_until(lambda: health.view().ok, what="the claimer to open the store")
+    with Store.open(db) as store:
+        project = store.ensure_project(rig.repo)
+        store.create_task(project.id, "t1")
+        signal = store.emit_signal(project.id, "t1", "plan_start")
+    poke(rig.wake)
+
+    def applied() -> bool:
+        with Store.open(db) as store:
+            return store.get_signal(signal.id).status == "done"
+
+    wait_until(applied, what="the signal to be applied")
+    assert generation(tree) == 1
 
 
 def test_a_claim_left_by_a_dead_claimer_is_requeued_and_applied(rig: Rig) -> None:

@@ -15,6 +15,7 @@ from frontends.cli.output import (
     format_fields,
     format_table,
     short_stamp,
+    terminal_safe,
     to_json,
 )
 from protocols.fsm import Event, Status, Transition
@@ -96,3 +97,35 @@ def test_help_formatter_wraps_prose_but_keeps_indented_examples() -> None:
     prose = [line for line in text.splitlines() if line.startswith("word")]
     assert len(prose) > 1
     assert "  corral x --a-very-long-option-name " + "y" * 90 in text.splitlines()
+
+
+# -- agent-written text on a person's terminal (issue 8 §5) --------------------------------------------------
+
+TITLE_GRAB = "\x1b]0;pwned\x07"  # OSC 0: set the window title
+CURSOR_UP_AND_ERASE = "\x1b[2A\x1b[2K"  # CSI: two lines up, erase the line
+
+
+def test_terminal_safe_shows_escape_sequences_instead_of_letting_them_act() -> None:
+    assert terminal_safe(f"plan{TITLE_GRAB}done") == "plan^[]0;pwned^Gdone"
+    assert terminal_safe(f"x{CURSOR_UP_AND_ERASE}y") == "x^[[2A^[[2Ky"
+    assert terminal_safe("a\rb\x08c\x00d\x7fe") == "a^Mb^Hc^@d^?e"
+
+
+def test_terminal_safe_shows_c1_controls_and_bidi_overrides_as_escapes() -> None:
+    assert terminal_safe("\x9b2J \x9d0;t\x9c") == "\\x9b2J \\x9d0;t\\x9c"  # CSI, OSC, ST in one byte
+    assert terminal_safe("abc\u202edef\u2066") == "abc\\u202edef\\u2066"
+
+
+def test_terminal_safe_keeps_newlines_tabs_and_every_printable_character() -> None:
+    text = "line one\n\tindented: é, 漢字, emoji 🙂, ü\n"
+    assert terminal_safe(text) == text
+
+
+def test_tables_fields_and_errors_never_pass_a_control_sequence_through() -> None:
+    table = format_table(("TITLE", "REASON"), [(f"t{TITLE_GRAB}", f"r{CURSOR_UP_AND_ERASE}")])
+    fields = format_fields([("title", f"t{TITLE_GRAB}"), ("content", f"one\ntwo{CURSOR_UP_AND_ERASE}")])
+    error = format_error(f"no task named {TITLE_GRAB}")
+    for shown in (table, fields, error):
+        assert "\x1b" not in shown and "\x07" not in shown, shown
+    assert table.splitlines()[1] == "t^[]0;pwned^G  r^[[2A^[[2K"
+    assert fields.splitlines() == ["title:   t^[]0;pwned^G", "content: one", "         two^[[2A^[[2K"]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from protocols.config import (
     DEFAULT_CONFIG_TOML,
     INTERACTIVE_PRESET,
     MANAGED_ENV_KEYS,
+    MAX_CONFIG_BYTES,
     PHASES,
     AgentProfile,
     Config,
@@ -71,6 +74,7 @@ def test_public_names_are_pinned() -> None:
             "DEFAULT_CONFIG_TOML",
             "INTERACTIVE_PRESET",
             "MANAGED_ENV_KEYS",
+            "MAX_CONFIG_BYTES",
             "PHASES",
             "AgentProfile",
             "Config",
@@ -114,6 +118,60 @@ def test_unreadable_config_is_a_config_error_naming_the_file(tmp_path: Path) -> 
         load_config(tmp_path)
     assert info.value.path == str(tmp_path / CONFIG_PATH)
     assert "cannot read" in info.value.reason
+
+
+def _load_in_a_thread(repo: Path, timeout: float = 10.0) -> ConfigError:
+    """load_config(repo) on a thread of its own, which must end within `timeout`; its ConfigError."""
+    outcome: list[BaseException | Config] = []
+
+    def load() -> None:
+        try:
+            outcome.append(load_config(repo))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=load, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert not reader.is_alive(), f"load_config blocked for more than {timeout:g} s"
+    assert len(outcome) == 1 and isinstance(outcome[0], ConfigError), outcome
+    return outcome[0]
+
+
+def test_a_named_pipe_is_refused_at_once_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    (tmp_path / ".corral").mkdir()
+    os.mkfifo(tmp_path / CONFIG_PATH)
+    error = _load_in_a_thread(tmp_path)
+    assert error.path == str(tmp_path / CONFIG_PATH)
+    assert error.reason == (
+        "cannot read the file: it is a named pipe (FIFO), and corral reads only a regular file here"
+    )
+
+
+def test_a_link_to_dev_zero_is_refused_without_reading_it(tmp_path: Path) -> None:
+    (tmp_path / ".corral").mkdir()
+    (tmp_path / CONFIG_PATH).symlink_to("/dev/zero")
+    error = _load_in_a_thread(tmp_path)
+    assert error.reason == (
+        "cannot read the file: it is a character device, and corral reads only a regular file here"
+    )
+
+
+def test_a_link_to_a_regular_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".corral").mkdir()
+    (tmp_path / "shared.toml").write_text('default_program = "corral-sim"\n')
+    (tmp_path / CONFIG_PATH).symlink_to(tmp_path / "shared.toml")
+    assert load_config(tmp_path).default_program == "corral-sim"
+
+
+def test_a_file_over_the_size_cap_is_refused_naming_the_cap(tmp_path: Path) -> None:
+    (tmp_path / ".corral").mkdir()
+    (tmp_path / CONFIG_PATH).write_bytes(b"# " + b"x" * MAX_CONFIG_BYTES + b"\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert info.value.reason == "cannot read the file: it is larger than 1 MiB, the limit"
+    (tmp_path / CONFIG_PATH).write_bytes(b"# " + b"x" * (MAX_CONFIG_BYTES - 4) + b"\n")  # just under: fine
+    assert load_config(tmp_path) == Config()
 
 
 def test_empty_file_gives_defaults() -> None:

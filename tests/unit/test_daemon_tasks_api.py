@@ -22,7 +22,7 @@ from frontends.daemon.api import make_app
 from frontends.daemon.server import ControlServer
 from frontends.daemon.tasks import TaskDesk
 from protocols.messages import SignalEmitted, TaskCreated, TaskTransitioned
-from protocols.records import Task
+from protocols.records import Task, TaskSummary
 from tests.unit.test_daemon_api import FakeDaemon
 
 PLAN = "# Fix the login form\n\nThe form loses the password on a failed attempt.\n"
@@ -109,7 +109,10 @@ def test_a_task_is_created_listed_and_shown_in_the_shape_of_task_show_json(serve
     assert served.published == [TaskCreated(project="app", task="fix-login", status="ready")]
     assert served.woken == [] and served.pokes == 0  # a new task has nothing for the daemon to do
 
-    assert [t["name"] for t in served.call("GET", "/tasks")] == ["fix-login"]
+    (listed,) = served.call("GET", "/tasks")  # a list carries no contents, only their size
+    assert listed["name"] == "fix-login" and "content" not in listed
+    assert listed["content_bytes"] == len(PLAN.encode())
+    assert list(listed) == list(TaskSummary.__struct_fields__)
     with served.store() as store:
         record = store.get_task(served.project.id, "fix-login")
         store.set_wave_tasks(record.id, [(1, 1, "Form"), (1, 2, "Tests")])

@@ -14,6 +14,7 @@ from actors.runtimes.base import RuntimeSpec, agent_exit_reason, exit_details, v
 from actors.runtimes.logfile import RotatingLog
 from actors.runtimes.procinfo import CpuSampler, kill_tree, read_stat, tree
 from protocols.errors import UsageError
+from tests.disk_kit import SmallDisk
 from tests.unit.actor_kit import wait_until
 
 
@@ -112,3 +113,24 @@ def test_a_recent_value_is_computed_once_per_age_and_shared() -> None:
     assert [shared.get() for _ in range(50)] == [1] * 50  # 50 callers, one scan
     fresh = Recent(scan, max_age_s=0.0)
     assert fresh.get() != fresh.get()  # no age allowed: every caller scans
+
+
+def test_a_log_on_a_full_disk_drops_and_counts_the_output_then_says_what_it_lost(
+    disk: SmallDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = RotatingLog(disk.path / "logs" / "agent.log", max_bytes=1024 * 1024, backups=1)
+    log.write(b"before\n")
+    disk.fill()
+    with caplog.at_level("WARNING", logger="actors.runtimes.logfile"):
+        for _ in range(10):
+            log.write(b"x" * 10_000)  # never raises: the agent's runtime goes on
+        assert log.dropped_bytes >= 90_000  # a page-sized tail may still have fitted
+        assert caplog.text.count("cannot write the agent log") == 1  # said once, not per write
+        disk.free()
+        log.write(b"after\n")
+    log.close()
+    text = (disk.path / "logs" / "agent.log").read_bytes()
+    assert text.startswith(b"before\n") and text.endswith(b"after\n")
+    marker = f"[corral: {log.dropped_bytes} bytes of output were not logged: No space left on device]"
+    assert marker.encode() in text
+    assert f"writing the agent log {disk.path / 'logs' / 'agent.log'} again" in caplog.text

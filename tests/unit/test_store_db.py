@@ -14,6 +14,7 @@ import pytest
 import actors.store
 from actors.clock import FakeClock
 from actors.store import SCHEMA_VERSION, Store, StoreStatistics, default_db_path
+from actors.store.db import JOURNAL_SIZE_LIMIT
 from actors.store.migrations import APPLICATION_ID, MIGRATIONS
 from protocols.errors import StoreError
 
@@ -171,3 +172,80 @@ def test_a_write_that_raises_leaves_no_transaction_open(tmp_path: Path) -> None:
             raise RuntimeError("boom")
         assert not store._conn.in_transaction
         assert store.list_projects() == []
+
+
+# -- the file: private, never silently replaced, checked when asked (issue 8 §5) ---------------------------
+
+
+def _modes(path: Path) -> dict[str, int]:
+    """The permission bits of the database and of its -wal and -shm files, by suffix."""
+    found = {}
+    for suffix in ("", "-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            found[suffix or "db"] = stat.S_IMODE(side.stat().st_mode)
+    return found
+
+
+def test_a_new_database_and_its_wal_and_shm_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    path = tmp_path / "corral.db"
+    old = os.umask(0o022)
+    try:
+        with Store.open(path) as store:
+            store.ensure_project(tmp_path)  # a write: the -wal and -shm exist while the store is open
+            assert _modes(path) == {"db": 0o600, "-wal": 0o600, "-shm": 0o600}
+    finally:
+        os.umask(old)
+
+
+def test_a_database_others_can_read_is_tightened_and_the_log_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "corral.db"
+    with Store.open(path):
+        pass
+    path.chmod(0o644)
+    with caplog.at_level("WARNING", logger="corral.store"), Store.open(path) as store:
+        store.ensure_project(tmp_path)
+        assert set(_modes(path).values()) == {0o600}
+    assert f"{path} was open to group or others (mode 0644): tightened to 0600" in caplog.text
+
+
+def test_an_empty_database_file_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "corral.db"
+    path.touch()
+    with pytest.raises(StoreError) as refused:
+        Store.open(path)
+    message = str(refused.value)
+    assert f"the corral database {path} is an empty file (0 bytes)" in message
+    assert f"mv {path} {path}.bad" in message and "CORRAL_HOME" in message
+    assert path.stat().st_size == 0  # not turned into a new, empty database
+
+
+def _damage(path: Path) -> None:
+    """Overwrite one b-tree page in the middle of the file with garbage (the header page stays whole)."""
+    page = 4096
+    size = path.stat().st_size
+    assert size >= 6 * page
+    with open(path, "r+b") as handle:
+        handle.seek(size // page // 2 * page)
+        handle.write(bytes(range(256)) * (page // 256))
+
+
+def test_a_damaged_database_is_refused_by_the_check_with_the_recovery_hint(tmp_path: Path) -> None:
+    path = tmp_path / "corral.db"
+    with Store.open(path) as store:
+        project = store.ensure_project(tmp_path)
+        for n in range(400):
+            store.create_task(project.id, f"task-{n}", content="x" * 500)
+    _damage(path)
+    with pytest.raises(StoreError) as refused:
+        Store.open(path, check=True)
+    message = str(refused.value)
+    assert f"the corral database {path} is damaged" in message
+    assert f"sqlite3 {path} .recover" in message and f"mv {path} {path}.bad" in message
+
+
+def test_the_wal_is_trimmed_after_a_checkpoint(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "corral.db") as store:
+        assert store._conn.execute("PRAGMA journal_size_limit").get == JOURNAL_SIZE_LIMIT > 0

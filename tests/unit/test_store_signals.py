@@ -9,7 +9,7 @@ import pytest
 
 from actors.clock import FakeClock, utc_stamp
 from actors.store import Store
-from protocols.errors import ConflictError, NotFoundError, PayloadError, UsageError
+from protocols.errors import ConflictError, NotFoundError, PayloadError, TooLargeError, UsageError
 from protocols.fsm import Event, Source, Status
 from protocols.records import Project, SignalOutcome
 
@@ -52,6 +52,22 @@ def test_emit_refuses_unknown_types_bad_payloads_and_names(store: Store, project
     with pytest.raises(NotFoundError, match="no project with id 42"):
         store.emit_signal(42, "t", "plan_start")
     assert store.list_signals() == []
+
+
+def test_a_planner_finished_payload_over_one_mib_is_refused_when_emitted(
+    store: Store, project: Project
+) -> None:
+    plan = "# Plan\n" + "x" * (1024 * 1024)
+    with pytest.raises(TooLargeError) as refused:
+        store.emit_signal(project.id, "t", "planner_finished", plan)
+    assert str(refused.value).startswith(
+        f"the payload of signal planner_finished is 1.0 MiB ({len(plan)} bytes), over the cap of 1 MiB"
+    )
+    with pytest.raises(TooLargeError):  # as JSON too: the body would become the task's content
+        store.emit_signal(project.id, "t", "planner_finished", msgspec.json.encode({"body": plan}).decode())
+    assert store.list_signals() == []
+    edge = "x" * (1024 * 1024)  # at the cap: accepted, and fits the task's content cap once decoded
+    assert store.emit_signal(project.id, "t", "planner_finished", edge).status == "pending"
 
 
 def test_list_signals_newest_first_with_filters(store: Store, project: Project) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from actors.clock import FakeClock, utc_stamp
 from actors.store import Store
-from protocols.errors import ConflictError, NotFoundError, TransitionError, UsageError
+from protocols.errors import ConflictError, NotFoundError, TooLargeError, TransitionError, UsageError
 from protocols.fsm import PHASE_PLANNED, TRANSITIONS, USER_ONLY, Event, Source, Status
 from protocols.records import Project, task_name
 
@@ -241,3 +241,17 @@ def test_topic_rule_applies_to_review_changes_too(store: Store, project: Project
     store.transition_task(project.id, "b", "implement_start")
     with pytest.raises(ConflictError, match='"b"'):
         store.transition_task(project.id, "a", "review_changes_requested")
+
+
+def test_content_over_one_mib_is_refused_by_create_and_update_and_nothing_changes(
+    store: Store, project: Project
+) -> None:
+    big = "é" * (512 * 1024 + 1)  # 1 MiB + 2 bytes of UTF-8, in fewer characters than that
+    with pytest.raises(TooLargeError, match=r'the content of task "big" is 1.0 MiB \(1048578 bytes\)'):
+        store.create_task(project.id, "big", content=big)
+    store.create_task(project.id, "small", content="# Small\n")
+    with pytest.raises(TooLargeError, match="over the cap of 1 MiB"):
+        store.update_content(project.id, "small", big)
+    assert [t.name for t in store.list_tasks(project.id)] == ["small"]
+    assert store.get_task(project.id, "small").content == "# Small\n"
+    assert store.list_task_summaries(project.id)[0].content_bytes == len("# Small\n")
