@@ -63,6 +63,7 @@ from protocols.errors import (
     TransitionError,
     UsageError,
 )
+from protocols.heart import HeartReport
 from protocols.messages import encode
 from protocols.records import Project
 
@@ -107,6 +108,8 @@ class DaemonControl(Protocol):
     def hub(self) -> EventHub: ...
 
     def uptime_s(self) -> float: ...
+
+    def heart(self) -> HeartReport: ...
 
     def supervision(self) -> concurrent.futures.Future[SupervisorStats]: ...
 
@@ -265,6 +268,7 @@ async def _status(request: web.Request) -> web.Response:
         database=info.database,
         repos=tuple(repos),
         supervision=stats,
+        heart=control.heart(),
     )
     return _json(status)
 

@@ -49,11 +49,13 @@ from actors.supervision import (
 )
 from frontends.daemon.api import DaemonInfo, make_app
 from frontends.daemon.config import DaemonConfig, check_repo_configs
+from frontends.daemon.heartlink import HeartLink
 from frontends.daemon.instances import InstanceDesk
 from frontends.daemon.schema import ReloadReport
 from frontends.daemon.server import ControlServer
 from frontends.daemon.tasks import TaskDesk
 from protocols.errors import NotFoundError, NotInRepoError, SupervisionError, UsageError
+from protocols.heart import HeartReport
 from protocols.messages import DaemonReloaded, DaemonStopping, ExitReason, RepoRegistered
 from protocols.records import Project
 
@@ -115,8 +117,15 @@ class Daemon:
     """One daemon: its supervision tree, its store thread and its control server. Implements the API's
     `DaemonControl`: every method of that protocol is thread-safe and returns at once."""
 
-    def __init__(self, config: DaemonConfig, *, extra_children: Sequence[ChildSpec] = ()) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        *,
+        extra_children: Sequence[ChildSpec] = (),
+        heart: HeartLink | None = None,
+    ) -> None:
         self.config = config
+        self.heart_link = heart if heart is not None else HeartLink(config.paths, under_heart=False)
         self.children = [*root_children(config, on_applied=self._outbox_ready), *extra_children]
         self.tree: SupervisionTree | None = None
         self.server: ControlServer | None = None
@@ -161,6 +170,7 @@ class Daemon:
         ).start()
         self.server = ControlServer(make_app(self), self.config.paths.socket, on_exit=self._server_exited)
         self.server.start()
+        self.heart_link.start()  # under a heart: watch it, and replace it if it is killed
         self.instances.recover()  # re-adopt or resume the recorded agents, on the desk's threads
         self._ask_pool.submit(self._start_projects_with_work)  # items a killed daemon left pending
         threading.Thread(target=self._sweep_for_work, name="corral-work-sweep", daemon=True).start()
@@ -202,6 +212,7 @@ class Daemon:
             return
         self._stopped = True
         self._sweep_stop.set()
+        self.heart_link.close()  # a heart that ends after us must not be replaced
         if self.server is not None:
             self.server.stop()
         if self.tree is not None:
@@ -247,6 +258,9 @@ class Daemon:
 
     def uptime_s(self) -> float:
         return time.monotonic() - self._started_mono
+
+    def heart(self) -> HeartReport:
+        return self.heart_link.report()
 
     def publish(self, event: Any) -> None:
         """Publish an event on the bus, stamped now. Thread-safe."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from protocols.heart import HeartReport
 from protocols.records import Project, Task, WaveTaskRecord
 
 __all__ = [
@@ -45,7 +46,8 @@ class Pong(msgspec.Struct, frozen=True):
 
 class DaemonStatus(msgspec.Struct, frozen=True):
     """`GET /v1/status`. `supervision` is the root supervisor's statistics (`SupervisorStats` as JSON), or
-    None when the root did not answer in time; `started_at` is a UTC ISO stamp."""
+    None when the root did not answer in time; `started_at` is a UTC ISO stamp; `heart` says what restarts the
+    daemon if it dies (protocols/heart.py)."""
 
     pid: int
     version: str
@@ -56,6 +58,7 @@ class DaemonStatus(msgspec.Struct, frozen=True):
     database: str
     repos: tuple[Project, ...]
     supervision: dict[str, Any] | None
+    heart: HeartReport | None = None
 
 
 class RegisterRepo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

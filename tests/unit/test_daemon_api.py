@@ -23,6 +23,7 @@ from frontends.daemon.api import DaemonInfo, make_app
 from frontends.daemon.schema import ReloadReport
 from frontends.daemon.server import ControlServer
 from protocols.errors import ConflictError
+from protocols.heart import HeartReport
 from protocols.messages import TaskCreated
 from protocols.records import Project
 from tests.unit.actor_kit import wait_until
@@ -55,6 +56,9 @@ class FakeDaemon:
 
     def uptime_s(self) -> float:
         return 1.5
+
+    def heart(self) -> HeartReport:
+        return HeartReport(supervised_by="foreground", running=False, pid=None, state=None)
 
     def supervision(self) -> concurrent.futures.Future[Any]:
         return self.stats
