@@ -288,3 +288,40 @@ def test_progress_tells_each_thing_once_in_order_with_the_status_it_happened_in(
         ("implementing", "task 2 of wave 1 running again (demo-W1-T2, attempt 2)"),
     ]
     assert progress.stuck == "demo waits for you: wave 1 failed"
+
+
+# --- the first minute: what make says while it makes the environment ----------------------------------------
+
+_STUB_PYTHON = """#!/bin/sh
+# Stands in for python3 -m venv DIR: makes DIR/bin/python and DIR/bin/corral, which only echo.
+mkdir -p "$3/bin"
+printf '#!/bin/sh\\necho "python $*"\\n' > "$3/bin/python"
+printf '#!/bin/sh\\necho "corral $*"\\n' > "$3/bin/corral"
+chmod +x "$3/bin/python" "$3/bin/corral"
+"""
+
+
+def test_make_demo_says_what_it_does_before_the_quiet_install_and_before_the_demo(tmp_path: Path) -> None:
+    """The real Makefile, run by make, with a stand-in Python: the quiet minute of pip is announced."""
+    python = tmp_path / "python3"
+    python.write_text(_STUB_PYTHON)
+    python.chmod(0o755)
+    venv = tmp_path / "venv"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(root), "demo", f"VENV={venv}", f"PYTHON={python}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines == [
+        f"corral: creating a Python virtual environment in {venv}…",
+        f"corral: installing corral and its dependencies into {venv} (about a minute the first time)…",
+        f"{venv}/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'",
+        "python -m pip install --quiet --disable-pip-version-check -e .[test]",
+        f"corral: ready: {venv}/bin/corral",
+        "corral: running the demo: one task planned, implemented in waves, reviewed and verified by "
+        "simulated agents",
+        f"{venv}/bin/corral demo --headless",
+        "corral demo --headless",
+    ]
