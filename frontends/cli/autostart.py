@@ -22,20 +22,28 @@ commands say the daemon is not running.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from frontends.daemon import DaemonClient
 
-__all__ = ["act_on_change", "daemon_client", "wake_or_start_detached"]
+__all__ = ["AUTOSTART_ENV", "act_on_change", "autostart_enabled", "daemon_client", "wake_or_start_detached"]
+
+AUTOSTART_ENV = "CORRAL_AUTOSTART"
+"""Set to 0 and no command starts the daemon by itself (`corral daemon start` still does)."""
+
+
+def autostart_enabled() -> bool:
+    """False when CORRAL_AUTOSTART is 0 (or false, no, off)."""
+    return os.environ.get(AUTOSTART_ENV, "").strip().lower() not in ("0", "false", "no", "off")
 
 
 def daemon_client() -> DaemonClient:
     """A client of a daemon that answers: started (under its heart) if none did, which stderr says once.
     DaemonStartError if it cannot start; DaemonNotRunning if it is not running and CORRAL_AUTOSTART=0."""
     from frontends.daemon import DaemonClient, DaemonNotRunning
-    from frontends.daemon.spawn import AUTOSTART_ENV, autostart_enabled
 
     client = DaemonClient()
     if not autostart_enabled():
@@ -56,7 +64,6 @@ def act_on_change() -> None:
     if poke():
         return
     from frontends.daemon.errors import DaemonError
-    from frontends.daemon.spawn import autostart_enabled
 
     if not autostart_enabled():
         return
@@ -74,14 +81,15 @@ def wake_or_start_detached() -> None:
     try:
         from actors.wake import NO_LISTENER, poke_status
 
-        if poke_status() not in NO_LISTENER:
+        if poke_status() not in NO_LISTENER or not autostart_enabled():
             return
         from frontends.daemon.lock import lock_holder
         from frontends.daemon.paths import RuntimePaths
-        from frontends.daemon.spawn import autostart_enabled, spawn_heart
 
         paths = RuntimePaths.resolve()
-        if autostart_enabled() and lock_holder(paths.pid_file) is None:
+        if lock_holder(paths.pid_file) is None:
+            from frontends.daemon.spawn import spawn_heart
+
             spawn_heart(paths)
     except Exception:
         pass

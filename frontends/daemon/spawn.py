@@ -42,9 +42,7 @@ if TYPE_CHECKING:
     from frontends.daemon.client import DaemonClient
 
 __all__ = [
-    "AUTOSTART_ENV",
     "Started",
-    "autostart_enabled",
     "daemon_command",
     "heart_command",
     "log_tail",
@@ -53,9 +51,6 @@ __all__ = [
     "spawn_heart",
     "start_daemon",
 ]
-
-AUTOSTART_ENV = "CORRAL_AUTOSTART"
-"""Set to 0 and no command starts the daemon by itself (`corral daemon start` still does)."""
 
 _PATH_VARIABLES = ("CORRAL_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME")
 _LOG_ROTATE_BYTES = 4 * 1024 * 1024
@@ -80,12 +75,6 @@ class Started:
         if self.stopped_at:
             line += f" (it had been stopped with `corral daemon stop` at {self.stopped_at})"
         return line
-
-
-def autostart_enabled(env: dict[str, str] | None = None) -> bool:
-    """False when CORRAL_AUTOSTART is 0 (or false, no, off)."""
-    value = (os.environ if env is None else env).get(AUTOSTART_ENV, "").strip().lower()
-    return value not in ("0", "false", "no", "off")
 
 
 def daemon_command() -> list[str]:
