@@ -146,39 +146,42 @@ def read_stopped_marker(paths: RuntimePaths) -> str:
 
 
 def start_daemon(client: DaemonClient, timeout: float = 20.0) -> Started:
-    """Start a heart (which starts the daemon) and wait until the daemon answers. See the module doc."""
+    """Start a heart (which starts the daemon) and wait until the daemon answers. See the module doc.
+
+    No heart is started while a daemon holds the pid lock: that daemon is starting, or too busy to answer a
+    ping at once, and has its own heart, or systemd, or replaces a lost heart itself. We only wait for it."""
+    paths = client.paths
     deadline = time.monotonic() + timeout
-    stopped_at = read_stopped_marker(client.paths)
-    heart = spawn_heart(client.paths)
-    ours = True
+    stopped_at = read_stopped_marker(paths)
+    heart: subprocess.Popen[bytes] | None = None
     delay = 0.002
     while True:
         pong = client.ping(timeout=max(0.05, min(1.0, deadline - time.monotonic())))
         if pong is not None:
-            _reap_in_background(heart)
-            holder = lock_holder(client.paths.heart_pid_file)
+            holder = lock_holder(paths.heart_pid_file)
+            ours = heart is not None and holder == heart.pid
+            if heart is not None:
+                _reap_in_background(heart)
             return Started(
                 pid=int(pong["pid"]),
                 version=str(pong.get("version", "")),
                 heart_pid=holder,
-                started=ours and holder == heart.pid,
-                stopped_at=stopped_at if ours and holder == heart.pid else "",
+                started=ours,
+                stopped_at=stopped_at if ours else "",
             )
-        code = heart.poll()
-        if code is not None and code != 0:
-            raise DaemonStartError(_start_failure(client.paths, f"its heart exited with status {code}"))
-        if code == 0 and lock_holder(client.paths.heart_pid_file) is None:
-            if _gave_up(client.paths):
-                raise DaemonStartError(_start_failure(client.paths, "its heart gave up"))
-            # The heart we lost to has gone meanwhile (it stopped, or its daemon could not start): try again.
-            heart = spawn_heart(client.paths)
-            ours = True
-        elif code == 0:
-            ours = False
+        code = heart.poll() if heart is not None else None
+        if heart is not None and code not in (None, 0):
+            raise DaemonStartError(_start_failure(paths, heart.pid, f"its heart exited with status {code}"))
+        nobody = lock_holder(paths.heart_pid_file) is None and lock_holder(paths.pid_file) is None
+        if nobody and heart is not None and code == 0 and _gave_up(paths):
+            raise DaemonStartError(_start_failure(paths, None, "its heart gave up"))
+        if nobody and (heart is None or code == 0):
+            # No daemon, no heart: start one (again, if the heart we lost to has gone meanwhile).
+            heart = spawn_heart(paths)
         if time.monotonic() > deadline:
             raise DaemonStartError(
                 f"the corral daemon did not answer on {client.socket} within {timeout:g} s; "
-                f"{_log_excerpt(client.paths.log_file)}"
+                f"{_log_excerpt(paths.log_file)}"
             )
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
@@ -191,15 +194,14 @@ def _gave_up(paths: RuntimePaths) -> bool:
     return state is not None and state.state == "gave_up"
 
 
-def _start_failure(paths: RuntimePaths, fallback: str) -> str:
+def _start_failure(paths: RuntimePaths, heart_pid: int | None, fallback: str) -> str:
     """Why the daemon could not start, from its heart's state (the reason it gave up), and the log."""
     from frontends.daemon.heartfile import read_state
 
     state = read_state(paths)
-    if state is not None and state.state == "gave_up" and state.last_exit is not None:
-        reason = state.last_exit.reason
-    else:
-        reason = fallback
+    ours = state is not None and (heart_pid is None or state.pid == heart_pid)
+    last = state.last_exit if ours and state is not None and state.state == "gave_up" else None
+    reason = last.reason if last is not None else fallback
     return f"the corral daemon could not start ({reason}); {_log_excerpt(paths.log_file)}"
 
 
