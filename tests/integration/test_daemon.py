@@ -349,7 +349,7 @@ def test_install_writes_the_user_unit_and_prints_how_to_enable_it(corral_home: P
     assert again.stdout.startswith(f"unchanged: {unit}\n")
 
 
-@pytest.mark.parametrize("command", ["start", "stop", "status", "reload", "install", "repos"])
+@pytest.mark.parametrize("command", ["start", "stop", "restart", "status", "reload", "install", "repos"])
 def test_every_daemon_command_has_help_with_examples(tmp_path: Path, command: str) -> None:
     result = corral(tmp_path, "daemon", command, "--help")
     assert result.returncode == 0, result.stderr

@@ -128,6 +128,20 @@ def test_sigterm_to_the_heart_stops_the_daemon_in_order_then_the_heart(
     assert status_json(expect_code=1)["heart"]["state"]["state"] == "stopped"
 
 
+def test_daemon_restart_puts_a_new_daemon_under_a_new_heart(client: DaemonClient, runtime_dir: Path) -> None:
+    old = start(client)
+    (old_heart,) = hearts_of(runtime_dir)
+    result = corral(Path("/"), "daemon", "restart")
+    assert result.returncode == 0, result.stderr
+    stopped, started = result.stdout.splitlines()
+    assert stopped == f"corral daemon stopped (pid {old}), and its heart (pid {old_heart})"
+    new = client.ping()["pid"]
+    (heart,) = hearts_of(runtime_dir)
+    assert started.startswith(f"corral daemon started (pid {new}, under its heart, pid {heart}) in ")
+    assert new != old and heart != old_heart and daemons_of(runtime_dir) == [new]
+    assert not (runtime_dir / "daemon.stopped").exists()  # a restart is not a stop: nothing to report later
+
+
 @pytest.mark.parametrize(("systemd", "shown"), [(False, "foreground"), (True, "systemd")])
 def test_a_foreground_daemon_runs_without_a_heart_and_status_says_what_restarts_it(
     runtime_dir: Path, monkeypatch: pytest.MonkeyPatch, systemd: bool, shown: str
