@@ -43,12 +43,14 @@ if TYPE_CHECKING:
     import logging
 
 __all__ = [
+    "NO_LISTENER",
     "RUNTIME_DIR_ENV",
     "WAKE_SOCKET",
     "WakeListener",
     "WakeStatistics",
     "ensure_runtime_dir",
     "poke",
+    "poke_status",
     "runtime_dir",
     "wake_socket_path",
 ]
@@ -144,6 +146,10 @@ def ensure_runtime_dir(path: Path | None = None) -> Path:
     return path
 
 
+NO_LISTENER = frozenset({errno.ENOENT, errno.ECONNREFUSED})
+"""What `poke_status` returns when nothing listens: no socket file, or one a killed daemon left behind."""
+
+
 def poke(path: Path | str | None = None) -> bool:
     """Tell the daemon listening at `path` (default `wake_socket_path()`) to look at the signals now.
 
@@ -151,18 +157,26 @@ def poke(path: Path | str | None = None) -> bool:
     nothing happens, and the claimer's fallback tick applies the signal within a second. True if the
     datagram was queued.
     """
+    return poke_status(path) == 0
+
+
+def poke_status(path: Path | str | None = None) -> int:
+    """`poke`, returning 0 if the datagram was queued, else the errno (-1 if there was none): one of
+    NO_LISTENER means no daemon listens. Never raises."""
     try:
         target = os.fspath(path) if path is not None else os.fspath(wake_socket_path())
         sock = _socket.socket(_socket.AF_UNIX, _SOCK_FLAGS | _socket.SOCK_NONBLOCK)
     except Exception:
-        return False
+        return -1
     try:
         sock.sendto(b"", target)
+    except OSError as exc:
+        return exc.errno if exc.errno is not None else -1
     except Exception:
-        return False
+        return -1
     finally:
         sock.close()
-    return True
+    return 0
 
 
 class WakeStatistics(msgspec.Struct, frozen=True):

@@ -63,6 +63,27 @@ def stop_actors() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _private_runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test has its own CORRAL_RUNTIME_DIR (short, under /tmp: socket paths must fit in 107 bytes), so
+    no command a test runs can reach, or start, the user's daemon; and commands do not start a daemon by
+    themselves (CORRAL_AUTOSTART=0) unless the test asks for it. Whatever daemon or heart is left running in
+    the directory at the end is stopped, or killed."""
+    import shutil
+    import tempfile
+
+    parent = Path(tempfile.mkdtemp(prefix="crl-t-", dir="/tmp"))
+    directory = parent / "run"
+    monkeypatch.setenv("CORRAL_RUNTIME_DIR", str(directory))
+    monkeypatch.setenv("CORRAL_AUTOSTART", "0")
+    yield directory
+    if directory.exists():
+        from tests.daemon_kit import stop_everything
+
+        stop_everything(directory)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
 def _quiet_pykka() -> Iterator[None]:
     """Crashes are what the supervision tests provoke: keep pykka's tracebacks out of the report.
 

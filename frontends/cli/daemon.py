@@ -20,13 +20,16 @@ __all__ = ["register"]
 _DESCRIPTION = """\
 The daemon hosts corral's actors and keeps agents alive. It serves its control API on a Unix socket,
 $XDG_RUNTIME_DIR/corral/daemon.sock (else /tmp/corral-<uid>/daemon.sock; CORRAL_RUNTIME_DIR overrides the
-directory), with its pid in daemon.pid and its log in daemon.log beside it. A client that needs the daemon
-and finds none starts it. SIGTERM stops it in order; SIGHUP reloads the configuration."""
+directory), with its pid in daemon.pid and its log in daemon.log beside it. A command that needs the daemon
+and finds none starts it (CORRAL_AUTOSTART=0: not). It runs under its heart, a small watchdog process that
+restarts it after an abnormal exit (kill -9, a crash, the out-of-memory killer); under the systemd unit,
+systemd is the heart. SIGTERM stops it in order; SIGHUP reloads the configuration."""
 
 _EPILOG = """\
 examples:
   corral daemon start
-  corral daemon status --json | jq .uptime_s
+  corral daemon status --json | jq .heart
+  corral daemon restart
   corral daemon reload
   corral daemon install      # then: systemctl --user daemon-reload && systemctl --user enable --now corral"""
 
@@ -42,10 +45,12 @@ def register(groups: Any, summary: str) -> None:
 
     p = sub.add_parser(
         "start",
-        help="start the daemon in the background (or --foreground)",
-        description="Start the daemon detached from this terminal, its output appended to daemon.log, and "
-        "wait until it answers. If one already runs, say so and exit 0. With --foreground it runs in this "
-        "process until SIGTERM or SIGINT (for systemd, CI and debugging); its log goes to stderr.",
+        help="start the daemon in the background, under its heart (or --foreground)",
+        description="Start the daemon's heart detached from this terminal, which starts the daemon and "
+        "restarts it after an abnormal exit; their output is appended to daemon.log. Wait until the daemon "
+        "answers. If one already runs, say so and exit 0. With --foreground the daemon runs in this process, "
+        "with no heart, until SIGTERM or SIGINT (for systemd, which is then its heart, CI and debugging); "
+        "its log goes to stderr.",
         epilog="examples:\n  corral daemon start\n  corral daemon start --foreground",
         formatter_class=raw,
     )
@@ -57,10 +62,11 @@ def register(groups: Any, summary: str) -> None:
 
     p = sub.add_parser(
         "stop",
-        help="stop the daemon in order",
-        description="Ask the daemon for an orderly shutdown and wait until it has exited: its socket "
-        "disappears, pty and sdk agents are stopped (to be resumed at the next start), tmux agents keep "
-        "running. Exit 0 also when it was not running.",
+        help="stop the daemon in order, and its heart",
+        description="Ask the daemon for an orderly shutdown and wait until it and its heart have exited: "
+        "its socket disappears, pty and sdk agents are stopped (to be resumed at the next start), tmux "
+        "agents keep running. The next command that starts it again says that it had been stopped. Exit 0 "
+        "also when it was not running.",
         epilog="examples:\n  corral daemon stop",
         formatter_class=raw,
     )
@@ -68,10 +74,24 @@ def register(groups: Any, summary: str) -> None:
     p.set_defaults(handler=_stop)
 
     p = sub.add_parser(
+        "restart",
+        help="stop the daemon in order, then start it again under a new heart",
+        description="`corral daemon stop`, then `corral daemon start`: a new daemon under a new heart (after "
+        "the heart gave up and the cause is fixed, or to put a daemon whose heart is gone under one again). "
+        "tmux agents keep running and are adopted by the new daemon.",
+        epilog="examples:\n  corral daemon restart",
+        formatter_class=raw,
+    )
+    p.add_argument("--timeout", type=float, default=60.0, metavar="S", help="how long to wait each way (60)")
+    p.set_defaults(handler=_restart)
+
+    p = sub.add_parser(
         "status",
-        help="is the daemon running: pid, uptime, socket, repos, supervision",
+        help="is the daemon running: pid, uptime, its heart, socket, repos, supervision",
         description="Show whether the daemon runs and, if it does, its pid, version, uptime, socket, "
-        "database, repositories and the root supervisor's children. Exit 0 when it runs, 1 when it does not.",
+        "database, repositories and the root supervisor's children; and its heart: whether it runs, how "
+        "often it restarted the daemon, the daemon's last abnormal exit and why, and — if the heart gave up "
+        "— why, and what to type. Exit 0 when the daemon runs, 1 when it does not.",
         epilog="examples:\n  corral daemon status\n  corral daemon status --json | jq .supervision.children",
         formatter_class=raw,
     )
@@ -135,18 +155,46 @@ def _start(args: argparse.Namespace) -> int:
         print(f"corral daemon already running (pid {pong['pid']}); socket {client.socket}")
         return 0
     began = time.monotonic()
-    pong = start_daemon(client, timeout=args.timeout)
+    started = start_daemon(client, timeout=args.timeout)
+    heart = f", under its heart, pid {started.heart_pid}" if started.heart_pid else ""
     print(
-        f"corral daemon started (pid {pong['pid']}) in {time.monotonic() - began:.2f} s; "
+        f"corral daemon started (pid {started.pid}{heart}) in {time.monotonic() - began:.2f} s; "
         f"socket {client.socket}, log {client.paths.log_file}"
     )
     return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
+    from protocols.heart import utc_now
+
     client = _client()
-    pid = client.shutdown(timeout=args.timeout)
-    print("corral daemon is not running" if pid is None else f"corral daemon stopped (pid {pid})")
+    stopped = client.stop(timeout=args.timeout)
+    if client.paths.dir.is_dir():  # the next autostart says the daemon had been stopped on purpose
+        from frontends.daemon.heartfile import write_atomically
+
+        write_atomically(client.paths.stopped_file, f"{utc_now()}\n".encode())
+    print(_stopped_line(stopped.daemon_pid, stopped.heart_pid))
+    return 0
+
+
+def _stopped_line(daemon: int | None, heart: int | None) -> str:
+    if daemon is None and heart is None:
+        return "corral daemon is not running"
+    if daemon is None:
+        return f"corral daemon was not running; its heart (pid {heart}) stopped"
+    return f"corral daemon stopped (pid {daemon})" + (f", and its heart (pid {heart})" if heart else "")
+
+
+def _restart(args: argparse.Namespace) -> int:
+    from frontends.daemon.spawn import start_daemon
+
+    client = _client()
+    stopped = client.stop(timeout=args.timeout)
+    print(_stopped_line(stopped.daemon_pid, stopped.heart_pid))
+    began = time.monotonic()
+    started = start_daemon(client, timeout=args.timeout)
+    heart = f", under its heart, pid {started.heart_pid}" if started.heart_pid else ""
+    print(f"corral daemon started (pid {started.pid}{heart}) in {time.monotonic() - began:.2f} s")
     return 0
 
 
@@ -157,12 +205,7 @@ def _status(args: argparse.Namespace) -> int:
     try:
         status = client.call("GET", "/v1/status")
     except DaemonNotRunning:
-        if args.json:
-            print_json({"running": False, "socket": str(client.socket), "runtime_dir": str(client.paths.dir)})
-        else:
-            print("corral daemon: not running")
-            print(format_fields([("socket", str(client.socket)), ("log", str(client.paths.log_file))]))
-        return 1
+        return _status_not_running(client, as_json=args.json)
     if args.json:
         print_json({"running": True, **status})
         return 0
@@ -172,6 +215,7 @@ def _status(args: argparse.Namespace) -> int:
         ("pid", str(status["pid"])),
         ("version", status["version"]),
         ("started", f"{short_stamp(status['started_at'])} UTC (up {_duration(status['uptime_s'])})"),
+        *_heart_fields(status.get("heart")),
         ("socket", status["socket"]),
         ("log", str(client.paths.log_file)),
         ("database", status["database"]),
@@ -208,6 +252,61 @@ def _writes_fields(writes: dict[str, Any]) -> list[tuple[str, str]]:
     ]
     if dropped:
         fields.append(("dropped", ", ".join(dropped) + " (since the daemon started)"))
+    return fields
+
+
+def _status_not_running(client: DaemonClient, *, as_json: bool) -> int:
+    """No daemon answers: say so, and what its heart left behind (restarting it, or why it gave up)."""
+    import msgspec
+
+    from frontends.daemon.heartfile import heart_report
+
+    report = heart_report(client.paths, None)
+    heart = msgspec.to_builtins(report)
+    if as_json:
+        print_json({"running": False, "socket": str(client.socket), "runtime_dir": str(client.paths.dir),
+                    "heart": heart})  # fmt: skip
+        return 1
+    state = heart["state"]
+    if report.running and state is not None and state["state"] in ("starting", "restarting"):
+        print(f"corral daemon: not running — its heart (pid {report.pid}) is starting it again")
+    else:
+        print("corral daemon: not running")
+    fields = [*_heart_fields(heart), ("socket", str(client.socket)), ("log", str(client.paths.log_file))]
+    print(format_fields(fields))
+    return 1
+
+
+def _heart_fields(heart: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The heart, for people: who restarts the daemon, how often it did, the last abnormal exit, a problem."""
+    if heart is None:
+        return []
+    state = heart["state"]
+    fields: list[tuple[str, str]] = []
+    by = heart["supervised_by"]
+    if heart["running"]:
+        restarts = state["restarts"] if state else 0
+        line = f"pid {heart['pid']}, running; {restarts} restart{'s' if restarts != 1 else ''} of the daemon"
+        if state:
+            line += f" (gives up past {state['max_restarts']} within {state['period_s']:g} s)"
+            if state["adopted"]:
+                line += "; adopted this daemon after its previous heart was lost"
+            if state["state"] == "restarting" and state["next_restart_in_s"] is not None:
+                line += f"; restarting it in {state['next_restart_in_s']:g} s"
+        fields.append(("heart", line))
+    elif by == "systemd":
+        fields.append(("heart", "systemd (the user unit restarts the daemon if it fails)"))
+    elif by == "foreground":
+        fields.append(("heart", "none: started with --foreground, nothing restarts the daemon if it dies"))
+    elif state is not None and state["state"] == "gave_up":
+        fields.append(("heart", f"gave up: {state['gave_up']}"))
+    elif by == "heart":
+        fields.append(("heart", f"not running: {heart['problem']}"))
+    else:
+        fields.append(("heart", "not running"))
+    if state is not None and state["last_exit"] is not None:
+        last = state["last_exit"]
+        fields.append(("last exit", f"{last['reason']} at {short_stamp(last['at'])} UTC (pid {last['pid']})"))
     return fields
 
 

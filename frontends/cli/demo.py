@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from frontends.cli.demo_report import (
     ENDED,
+    NEXT_STEPS,
     Progress,
     Snapshot,
     Summary,
@@ -312,7 +313,7 @@ def _demo(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
-        print(format_summary(summary))
+        print(format_summary(summary, _missing_from_path()))
     if not summary.ok:
         print_error(failure(summary))
     return 0 if summary.ok else 1
@@ -330,16 +331,19 @@ class _Demo:
         self.deadline = board.began + timeout
         self.client = DaemonClient(scratch.runtime)
         self.daemon_pid: int | None = None
+        self.heart_pid: int | None = None
 
     def run(self, sim: str) -> Summary:
         from actors.store import Store
 
         _make_repo(self.scratch.repo, sim)
         self.board.say("setup", f"scratch repository {self.scratch.repo}")
-        self.daemon_pid = int(self.client.ensure_running(start_timeout=DAEMON_START_S)["pid"])
+        started = self.client.autostart(start_timeout=DAEMON_START_S)
+        self.daemon_pid, self.heart_pid = started.pid, started.heart_pid
+        heart = f", under its heart, pid {self.heart_pid}" if self.heart_pid else ""
         self.board.say(
             "setup",
-            f"daemon started (pid {self.daemon_pid}); agents run on tmux server {self.scratch.socket}",
+            f"daemon started (pid {self.daemon_pid}{heart}); agents run on tmux server {self.scratch.socket}",
         )
         # Changes go through the daemon's API, as a UI's do: a transition there wakes the project's supervisor
         # at once. Progress is read from the store.
@@ -429,6 +433,8 @@ class _Demo:
             repo=str(self.scratch.repo),
             kept=False,
             daemon_pid=self.daemon_pid,
+            heart_pid=self.heart_pid,
+            next_steps=tuple(command for command, _ in NEXT_STEPS) if outcome.ok else (),
             tmux_socket=self.scratch.socket,
             agents=agent_rows(snap, commits),
             wave_tasks=wave_task_rows(snap),
@@ -460,20 +466,33 @@ class _Demo:
         return problems
 
     def _stop_daemon(self, problems: list[str]) -> None:
+        """Stop the daemon and its heart in order; kill what is left. Both are frozen (SIGSTOP) before either
+        is killed: a heart would restart a killed daemon, and a daemon would replace a killed heart."""
         from frontends.daemon import DaemonError
-        from frontends.daemon.lock import pid_alive, read_pid
+        from frontends.daemon.lock import lock_holder, pid_alive
 
-        pids = {pid for pid in (self.daemon_pid, read_pid(self.client.paths.pid_file)) if pid}
+        paths = self.client.paths
+        holders = (lock_holder(paths.pid_file), lock_holder(paths.heart_pid_file))
+        pids = {self.daemon_pid, self.heart_pid, *holders}
         try:
-            self.client.shutdown(timeout=30)
+            self.client.stop(timeout=30)
         except (DaemonError, OSError) as exc:
             problems.append(f"the demo's daemon did not stop in order, so it was killed: {exc}")
-        for pid in pids:
-            if pid_alive(pid):
+        left = [pid for pid in pids if pid is not None and pid_alive(pid)]
+        for signum in (signal.SIGSTOP, signal.SIGKILL):
+            for pid in left:
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signum)
                 except OSError:
                     pass
+
+
+def _missing_from_path() -> str:
+    """The directory of this corral when typing `corral` would not run it (after `make demo` it lives in the
+    checkout's .venv/bin), else ""."""
+    here = Path(sys.argv[0]).absolute().parent if sys.argv and sys.argv[0] else Path(sys.executable).parent
+    found = shutil.which("corral")
+    return "" if found is not None and Path(found).absolute().parent == here else str(here)
 
 
 def _snapshot(store: Store, project: Project, after_audit: int) -> Snapshot:

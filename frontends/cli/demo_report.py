@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENDED",
+    "NEXT_STEPS",
     "AgentRow",
     "CommitRow",
     "Progress",
@@ -37,6 +38,14 @@ __all__ = [
 
 ENDED = frozenset({"exited", "failed"})
 """Agent statuses that are over: such an agent is not waited for."""
+
+NEXT_STEPS: tuple[tuple[str, str], ...] = (
+    ("corral setup", "pick the agent program on your PATH (claude, codex…): writes .corral/config.toml"),
+    ('corral task create fix-typos --content "Fix the typos in README.md"', "a task, in your own words"),
+    ("corral task implement fix-typos", "an agent does it on branch corral/fix-typos (corral instance list)"),
+)
+"""What a person tries next on their own repository, each with what it does: real commands (a test runs
+them)."""
 
 _SHOWN_KINDS = frozenset(
     {
@@ -117,6 +126,8 @@ class Summary:
     commits: tuple[CommitRow, ...]
     audit_tail: tuple[str, ...]  # the last audit rows, oldest first, when the task is not done
     cleanup_problems: tuple[str, ...] = ()
+    heart_pid: int | None = None
+    next_steps: tuple[str, ...] = ()  # the commands to try next (NEXT_STEPS), when the task is done
 
 
 # --- progress: a pure decision over snapshots of the store -------------------------------------------------
@@ -308,7 +319,7 @@ def audit_tail(newest_first: Sequence[AuditEvent]) -> tuple[str, ...]:
     return tuple(f"{short_stamp(r.ts)}  {r.level:<5}  {r.kind:<{width}}  {r.message}" for r in rows)
 
 
-def format_summary(s: Summary) -> str:
+def format_summary(s: Summary, bin_dir: str = "") -> str:
     """The summary for a terminal: the verdict, the agents, the wave tasks, the commits, what was kept."""
     verdict = "done" if s.ok else f"not done (task {s.task} is {s.status})"
     lines = ["", f"corral demo: {verdict} in {s.seconds:.1f} s; task {s.task}, branch {s.branch}", ""]
@@ -334,7 +345,20 @@ def format_summary(s: Summary) -> str:
     else:
         lines.append(f"removed {s.scratch}")
     lines += [f"warning: {problem}" for problem in s.cleanup_problems]
+    if s.ok:
+        lines += ["", *next_steps(bin_dir)]
     return "\n".join(lines)
+
+
+def next_steps(bin_dir: str = "") -> list[str]:
+    """The demo's last lines: NEXT_STEPS as lines a person can paste into a shell (what each does as a comment
+    above it); first, when corral is not on their PATH, the line that puts `bin_dir` there."""
+    lines = ["next, on your own repository (run these in its directory):"]
+    if bin_dir:
+        lines += ["  # corral is not on your PATH yet", f'  export PATH="{bin_dir}:$PATH"']
+    for command, what in NEXT_STEPS:
+        lines += [f"  # {what}", f"  {command}"]
+    return lines
 
 
 def failure(s: Summary) -> str:

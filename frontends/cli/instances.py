@@ -249,10 +249,9 @@ class _Api:
     """The daemon, for one project: paths built, errors turned into exit codes."""
 
     def __init__(self, project: str) -> None:
-        from frontends.daemon import DaemonClient
+        from frontends.cli.autostart import daemon_client
 
-        self.client: DaemonClient = DaemonClient()
-        self.client.ensure_running()
+        self.client: DaemonClient = daemon_client()
         self.project = project or self._register()
         self.base = f"/v1/repos/{quote(self.project, safe='')}/instances"
 

@@ -105,7 +105,9 @@ def _group_named(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The parser, complete for the group `only`; the other groups are listed, their modules not imported."""
+    """The parser, complete for the group `only` and without the others (a command line that names a group
+    needs no other: `corral signal emit` is on agents' hot path); without `only`, every group is listed, its
+    module not imported."""
     parser = _Parser(
         prog="corral",
         description="corral supervises fleets of AI coding agents. Tasks move through a lifecycle\n"
@@ -119,8 +121,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, (module, summary) in _GROUPS.items():
         if name == only:
             import_module(module).register(groups, summary)
-        else:  # enough for `corral --help` and for argparse to name the choices
-            groups.add_parser(name, help=summary)
+        elif only is None:  # enough for `corral --help` and for argparse to name the choices
+            groups.add_parser(name, help=summary, formatter_class=HelpFormatter)
     return parser
 
 

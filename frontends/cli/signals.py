@@ -2,10 +2,11 @@
 without the daemon.
 
 A signal is a durable request to move a task, written to the store as `pending` and applied exactly once by
-the daemon's signal claimer, which `emit` wakes with a poke on its socket (docs/signals.md). `emit` is on the
-agents' hot path: it imports the store, the signal table and the poke, nothing else. `process` is the
-claimer's work done in the foreground, for scripts, CI and debugging: it imports the sentinels and the
-daemon client inside its handler.
+the daemon's signal claimer, which `emit` wakes with a poke on its socket (docs/signals.md); with no daemon,
+`emit` starts one (`autostart.py`: a person's emit waits for it, an agent's does not). `emit` is on the
+agents' hot path: it imports the store, the signal table and the poke, nothing else while a daemon runs.
+`process` is the claimer's work done in the foreground, for scripts, CI and debugging: it imports the
+sentinels and the daemon client inside its handler.
 """
 
 from __future__ import annotations
@@ -79,9 +80,11 @@ def register(groups: Any, summary: str) -> None:
         "emit",
         help="store a pending signal for a task",
         description="Store a pending signal of TYPE for TASK and print its id. The type and payload are "
-        f"checked now; the signal is applied later, exactly once. With {MANAGED_ENV}=1 in the environment "
-        '(set in the sessions corral starts) the source is "agent", which may not send user-only events; '
-        'otherwise it is "user". Types take hyphens or underscores.',
+        f"checked now; the signal is applied by the daemon, exactly once. With {MANAGED_ENV}=1 in the "
+        'environment (set in the sessions corral starts) the source is "agent", which may not send user-only '
+        'events; otherwise it is "user". Types take hyphens or underscores. If no daemon runs, emit starts '
+        'one ("started the corral daemon, pid N" on stderr); an agent\'s emit does not wait for it. '
+        "CORRAL_AUTOSTART=0: the signal waits for the daemon's next start.",
         epilog="examples:\n  corral signal emit planner_finished fix-login\n"
         "  corral signal emit review_approved fix-login --payload 'looks good'\n"
         "  corral signal emit implement_wave fix-login --payload '{\"wave_number\": 2}'\n"
@@ -171,20 +174,14 @@ def _emit(args: argparse.Namespace) -> int:
         signal = store.emit_signal(
             project.id, task.name, signal_type.name, args.payload or None, source=source
         )
-    _wake_daemon()
-    print(f"signal {signal.id} {signal.status}: {signal.signal_type} {signal.task}")
+    print(f"signal {signal.id} {signal.status}: {signal.signal_type} {signal.task}", flush=True)
+    from frontends.cli.autostart import act_on_change, wake_or_start_detached
+
+    if source is Source.AGENT:
+        wake_or_start_detached()  # never waits: agents call this all the time
+    else:
+        act_on_change()
     return 0
-
-
-def _wake_daemon() -> None:
-    """The signal is committed: poke the daemon so it applies it now. Without a daemon nothing happens (it
-    will find the signal pending when it starts), and nothing here can fail the emit."""
-    try:
-        from actors.wake import poke
-
-        poke()
-    except Exception:
-        pass
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -1,10 +1,10 @@
-"""`corral task …`: create, register, list, show, edit, delete and move tasks, straight on the store (the
-daemon comes later).
+"""`corral task …`: create, register, list, show, edit, delete and move tasks, straight on the store.
 
 A task moves by events (`corral task transition NAME EVENT`), checked against the lifecycle table in
 `protocols.fsm`; `set-status --force` is the escape hatch that skips it. `implement` and `start-over` are the
-everyday events with a name of their own (and a poke, so a running daemon acts on them at once); `push`
-pushes the task's branch.
+everyday events with a name of their own; `push` pushes the task's branch. A command that moves a task asks
+the daemon to carry the move out (start the next agent…): it pokes a running daemon, or starts one
+(`autostart.act_on_change`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from frontends.cli.autostart import act_on_change
 from frontends.cli.context import open_project
 from frontends.cli.inputs import read_file, read_stdin, read_text
 from frontends.cli.output import (
@@ -186,7 +187,8 @@ def register(groups: Any, summary: str) -> None:
         "naming the task's status and the events it allows. Events: plan_start, planner_finished, "
         "implement_start, implement_finished, review_approved, review_changes_requested (or review_changes), "
         "verify_approved, verify_failed, start_over, reimplement, request_review, cancel, reopen; "
-        "hyphens work as well as underscores.",
+        "hyphens work as well as underscores. The daemon then carries the move out (starts the planner, "
+        "the coders…); it is started if it is not running (CORRAL_AUTOSTART=0: not).",
         epilog="examples:\n  corral task transition fix-login plan_start\n"
         "  corral task transition fix-login review-changes --payload 'handle empty input'",
         formatter_class=raw,
@@ -206,7 +208,8 @@ def register(groups: Any, summary: str) -> None:
         help="force a task into a status, bypassing the lifecycle (needs --force)",
         description="Put a task in STATUS without checking the lifecycle and without side effects; the "
         "change is audited as a warning. STATUS: ready, planned (ready with a plan), planning, implementing, "
-        "reviewing, verifying, done, cancelled. Prefer `corral task transition`.",
+        "reviewing, verifying, done, cancelled. Prefer `corral task transition`. The daemon is started if it "
+        "is not running, so that it sees the new status.",
         epilog="examples:\n  corral task set-status fix-login done --force --reason 'merged by hand'",
         formatter_class=raw,
     )
@@ -220,7 +223,8 @@ def register(groups: Any, summary: str) -> None:
         "implement",
         help="start implementing a ready task (implement_start)",
         description="Move a ready task (planned or not) to implementing, as `corral task transition NAME "
-        "implement_start` does, and wake a running daemon so it starts the coders at once. Refused from any "
+        "implement_start` does, and wake the daemon so it starts the coders at once — starting the daemon if "
+        "it is not running. Refused from any "
         "other status, saying what to do instead, and while another task of the same topic is implementing. "
         "--wave N also asks the daemon's wave scheduler to start wave N (an implement_wave signal).",
         epilog="examples:\n  corral task implement fix-login\n  corral task implement fix-login --wave 2",
@@ -236,7 +240,7 @@ def register(groups: Any, summary: str) -> None:
         description="Apply the user-only event start_over to a done task: it goes back to planning, a "
         "planner writes a new plan, and the new plan replaces the task's content when the planner finishes. "
         "The branch and its commits are left as they are. Without --yes nothing changes: the error says "
-        "what would.",
+        "what would. The daemon is started if it is not running.",
         epilog="examples:\n  corral task start-over fix-login --yes",
         formatter_class=raw,
     )
@@ -425,7 +429,8 @@ def _transition(args: argparse.Namespace) -> int:
     payload = normalize_payload(SIGNAL_TYPES[event.value], args.payload) if args.payload.strip() else ""
     with open_project() as (store, project):
         result = store.transition_task(project.id, args.name, event, source=Source.USER, payload=payload)
-    print(f"{result.task.name}: {result.transition.from_status} → {result.task.display_status}")
+    print(f"{result.task.name}: {result.transition.from_status} → {result.task.display_status}", flush=True)
+    act_on_change()
     return 0
 
 
@@ -444,7 +449,8 @@ def _set_status(args: argparse.Namespace) -> int:
     with open_project() as (store, project):
         before = store.get_task(project.id, args.name)
         task = store.set_status(project.id, args.name, target, reason=args.reason)
-    print(f"{task.name}: {before.display_status} → {task.display_status} (forced)")
+    print(f"{task.name}: {before.display_status} → {task.display_status} (forced)", flush=True)
+    act_on_change()
     return 0
 
 
@@ -476,10 +482,11 @@ def _implement(args: argparse.Namespace) -> int:
         if args.wave is not None:  # after the transition: applied before it, the wave would find it ready
             payload = f'{{"wave_number": {args.wave}}}'
             signal = store.emit_signal(project.id, task.name, "implement_wave", payload, source=Source.USER)
-    _wake_daemon()
     print(f"{result.task.name}: {result.transition.from_status} → {result.task.display_status}")
     if signal is not None:
         print(f"{result.task.name}: wave {args.wave} requested (signal {signal.id})")
+    sys.stdout.flush()
+    act_on_change()
     return 0
 
 
@@ -497,8 +504,8 @@ def _start_over(args: argparse.Namespace) -> int:
                 f"corral task start-over {task.name} --yes"
             )
         result = store.transition_task(project.id, task.name, Event.START_OVER, source=Source.USER)
-    _wake_daemon()
-    print(f"{result.task.name}: {result.transition.from_status} → {result.task.display_status}")
+    print(f"{result.task.name}: {result.transition.from_status} → {result.task.display_status}", flush=True)
+    act_on_change()
     return 0
 
 
@@ -520,9 +527,10 @@ def _retry(args: argparse.Namespace) -> int:
             )
         store.retry_outbox(project.id, task.name, since)
         store.set_task_waiting(task, None, replacing=frozenset({"start_failed"}))
-    _wake_daemon()
     for item in failed:
         print(f"{task.name}: retrying {item.kind} (it failed: {item.last_error})")
+    sys.stdout.flush()
+    act_on_change()
     return 0
 
 
@@ -570,17 +578,6 @@ def _wave_number(text: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"invalid wave number {text!r}: give an integer ≥ 1")
     return number
-
-
-def _wake_daemon() -> None:
-    """The change is committed: poke the daemon so it acts on it now. Without a daemon nothing happens (it
-    finds the work pending when it starts), and nothing here can fail the command."""
-    try:
-        from actors.wake import poke
-
-        poke()
-    except Exception:
-        pass
 
 
 def _name_from_path(path: str) -> str:

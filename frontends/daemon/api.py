@@ -66,6 +66,7 @@ from protocols.errors import (
     UsageError,
 )
 from protocols.health import WriteFaults
+from protocols.heart import HeartReport
 from protocols.messages import encode
 from protocols.records import Project
 
@@ -112,6 +113,7 @@ class DaemonControl(Protocol):
     def uptime_s(self) -> float: ...
 
     def write_faults(self) -> WriteFaults: ...
+    def heart(self) -> HeartReport: ...
 
     def supervision(self) -> concurrent.futures.Future[SupervisorStats]: ...
 
@@ -273,6 +275,7 @@ async def _status(request: web.Request) -> web.Response:
         repos=tuple(repos),
         supervision=stats,
         writes=control.write_faults(),
+        heart=control.heart(),
     )
     return _json(status)
 

@@ -10,32 +10,51 @@ It uses `http.client` with a connection class that dials the socket: no aiohttp,
 the daemon starts as fast as one that does not. One connection per request (the daemon is local; keeping
 connections alive would buy microseconds and cost a reconnect path).
 
-**Autostart.** `ensure_running()` starts the daemon as `corral daemon start` does (`spawn.py`) when nothing
-answers. Several clients may do so at once: each spawns a daemon, the pid lock lets exactly one live, and
-the others' daemons exit at once with status 0 ("already running"); every client then simply waits for the
-socket to answer.
+**Autostart.** `ensure_running()` starts the daemon as `corral daemon start` does (`spawn.py`: a heart, which
+starts the daemon) when nothing answers; `autostart()` also says whether this call started it. Several clients
+may do so at once: each spawns a heart, the heart lock lets exactly one live, and the others exit at once with
+status 0 ("already running"); every client then simply waits for the socket to answer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import http.client
+import os
+import signal
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 
 from frontends.daemon.errors import DaemonError, DaemonNotRunning, RuntimeDirError
-from frontends.daemon.lock import pid_alive
+from frontends.daemon.lock import lock_holder, pid_alive
 from frontends.daemon.paths import RuntimePaths
 
-__all__ = ["DEFAULT_TIMEOUT_S", "DaemonClient", "EventStream"]
+if TYPE_CHECKING:
+    from frontends.daemon.spawn import Started
+
+__all__ = ["DEFAULT_TIMEOUT_S", "DaemonClient", "EventStream", "Stopped"]
 
 DEFAULT_TIMEOUT_S = 5.0
+
+
+class Stopped(NamedTuple):
+    """What `DaemonClient.stop` stopped: the daemon's pid and its heart's (None: it was not running)."""
+
+    daemon_pid: int | None
+    heart_pid: int | None
+
+
+def _terminate(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -133,33 +152,52 @@ class DaemonClient:
     def ensure_running(self, start_timeout: float = 20.0) -> dict[str, Any]:
         """Return the ping of the running daemon, starting one first if none answers (see the module doc).
         DaemonStartError, with the last lines of its log, if it does not answer within `start_timeout`."""
+        started = self.autostart(start_timeout)
+        return {"pid": started.pid, "version": started.version}
+
+    def autostart(self, start_timeout: float = 20.0) -> Started:
+        """`ensure_running`, saying whether this call started the daemon (and whether it had been stopped on
+        purpose before): what a command prints once on stderr."""
+        from frontends.daemon.spawn import Started, start_daemon
+
         pong = self.ping()
         if pong is not None:
-            return pong
-        from frontends.daemon.spawn import start_daemon
-
+            return Started(pid=int(pong["pid"]), version=str(pong.get("version", "")))
         return start_daemon(self, timeout=start_timeout)
 
     def shutdown(self, timeout: float = 60.0) -> int | None:
-        """Ask for an orderly shutdown and wait until the socket is gone and the process has exited.
-        Returns the daemon's pid, or None if it was not running. DaemonError if it is still there after
-        `timeout`."""
+        """Stop the daemon in order and its heart with it; returns the daemon's pid, or None if it was not
+        running. See `stop`."""
+        return self.stop(timeout).daemon_pid
+
+    def stop(self, timeout: float = 60.0) -> Stopped:
+        """Ask for an orderly shutdown — through the API, or through the heart (SIGTERM, which it passes on)
+        while the daemon does not answer (starting, or between two restarts) — and wait until the socket is
+        gone and the daemon and its heart have exited. DaemonError if one is still there after `timeout`."""
+        heart = lock_holder(self.paths.heart_pid_file) if self.paths.dir.exists() else None
+        daemon: int | None = None
         try:
-            body = self.call("POST", "/v1/shutdown")
+            daemon = int(self.call("POST", "/v1/shutdown")["pid"])
         except DaemonNotRunning:
-            return None
-        pid = int(body["pid"])
+            if heart is not None:
+                daemon = lock_holder(self.paths.pid_file)
+                _terminate(heart)
         deadline = time.monotonic() + timeout
         delay = 0.002
-        while self.paths.socket.exists() or pid_alive(pid):
+        while (daemon is not None and (self.paths.socket.exists() or pid_alive(daemon))) or (
+            heart is not None and pid_alive(heart)
+        ):
             if time.monotonic() > deadline:
+                alive = [f"{name} (pid {pid})" for name, pid in (("daemon", daemon), ("heart", heart))
+                         if pid is not None and pid_alive(pid)]  # fmt: skip
                 raise DaemonError(
-                    f"the corral daemon (pid {pid}) did not stop within {timeout:g} s; "
-                    f"see {self.paths.log_file}, or kill it: kill {pid}"
+                    f"the corral {' and its '.join(alive) or 'daemon'} did not stop within {timeout:g} s; "
+                    f"see {self.paths.log_file}, or kill them: kill "
+                    + " ".join(str(pid) for pid in (heart, daemon) if pid is not None)
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
-        return pid
+        return Stopped(daemon_pid=daemon, heart_pid=heart)
 
     @contextlib.contextmanager
     def events(self, timeout: float | None = None) -> Iterator[EventStream]:

@@ -22,10 +22,12 @@ class DaemonError(CorralError):
 class DaemonNotRunning(DaemonError):
     """Nothing answers on the control socket."""
 
-    def __init__(self, socket: str) -> None:
+    def __init__(self, socket: str, why: str = "") -> None:
         self.socket = socket
+        because = f"; {why}" if why else ""
         super().__init__(
-            f"the corral daemon is not running (no answer on {socket}); start it: corral daemon start"
+            f"the corral daemon is not running (no answer on {socket}{because}); "
+            "start it: corral daemon start"
         )
 
 

@@ -27,7 +27,7 @@ from types import TracebackType
 
 from frontends.daemon.errors import AlreadyRunning
 
-__all__ = ["PidLock", "pid_alive", "read_pid"]
+__all__ = ["PidLock", "lock_holder", "pid_alive", "read_pid"]
 
 
 class PidLock:
@@ -83,6 +83,30 @@ def read_pid(path: Path) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid of the process holding the lock on `path` now, or None if nobody holds it (or the file is
+    missing). Read from the kernel's table of locks (/proc/locks), not by trying the lock: a probe that took
+    the lock for an instant could make a daemon starting at that instant believe another one runs. Falls back
+    to the pid written in the file, if that process lives, where /proc/locks cannot be read."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    wanted = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}".encode()
+    try:
+        with open("/proc/locks", "rb") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        pid = read_pid(path)
+        return pid if pid is not None and pid_alive(pid) else None
+    for line in lines:
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2148837 0 EOF" (a blocked waiter's line has "->" after "1:")
+        if len(fields) >= 6 and fields[1] == b"FLOCK" and fields[3] == b"WRITE" and fields[5] == wanted:
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None
 
 
 def pid_alive(pid: int) -> bool:

@@ -2,7 +2,8 @@
 
     paths = RuntimePaths.resolve()   # $CORRAL_RUNTIME_DIR, $XDG_RUNTIME_DIR/corral or /tmp/corral-<uid>
     paths.prepare()                  # created 0700; refused if someone else could plant a socket in it
-    paths.socket, paths.pid_file, paths.log_file
+    paths.socket, paths.pid_file, paths.log_file     # the daemon's
+    paths.heart_pid_file, paths.heart_state_file      # its heart's (heart.py)
 
 Why the directory is checked, and by clients too: `/tmp/corral-<uid>` has a predictable name in a
 world-writable place. Another user who creates it first (or makes it writable for everyone) could put a
@@ -67,6 +68,28 @@ class RuntimePaths:
     @property
     def log_file(self) -> Path:
         return self.dir / "daemon.log"
+
+    @property
+    def heart_pid_file(self) -> Path:
+        """The heart's pid lock: one heart per runtime directory (see heart.py)."""
+        return self.dir / "heart.pid"
+
+    @property
+    def heart_state_file(self) -> Path:
+        """The heart's state (`protocols.heart.HeartState`), for `corral daemon status` and GET /v1/status."""
+        return self.dir / "heart.json"
+
+    @property
+    def exit_record_file(self) -> Path:
+        """The exit status the last daemon returned (`protocols.heart.ExitRecord`), for a heart that adopted
+        it."""
+        return self.dir / "daemon.exit"
+
+    @property
+    def stopped_file(self) -> Path:
+        """Written by `corral daemon stop`, removed when a daemon starts: an autostart then says it restarted
+        a daemon someone had stopped on purpose."""
+        return self.dir / "daemon.stopped"
 
     def prepare(self) -> RuntimePaths:
         """Create the directory (mode 0700) if it is missing, then `check()` it. Returns self."""

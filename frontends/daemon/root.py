@@ -50,6 +50,7 @@ from actors.supervision import (
 )
 from frontends.daemon.api import DaemonInfo, make_app
 from frontends.daemon.config import DaemonConfig, check_repo_configs
+from frontends.daemon.heartlink import HeartLink
 from frontends.daemon.instances import InstanceDesk
 from frontends.daemon.logsink import DaemonLogHandler
 from frontends.daemon.schema import ReloadReport
@@ -57,6 +58,7 @@ from frontends.daemon.server import ControlServer
 from frontends.daemon.tasks import TaskDesk
 from protocols.errors import NotFoundError, NotInRepoError, StoreError, SupervisionError, UsageError
 from protocols.health import WriteFaults
+from protocols.heart import HeartReport
 from protocols.messages import DaemonReloaded, DaemonStopping, ExitReason, RepoRegistered
 from protocols.records import Project
 
@@ -129,10 +131,17 @@ class Daemon:
     """One daemon: its supervision tree, its store thread and its control server. Implements the API's
     `DaemonControl`: every method of that protocol is thread-safe and returns at once."""
 
-    def __init__(self, config: DaemonConfig, *, extra_children: Sequence[ChildSpec] = ()) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        *,
+        extra_children: Sequence[ChildSpec] = (),
+        heart: HeartLink | None = None,
+    ) -> None:
         from frontends.daemon.instances import daemon_tmux_server
 
         self.config = config
+        self.heart_link = heart if heart is not None else HeartLink(config.paths, under_heart=False)
         self.tmux = daemon_tmux_server()
         self.health = WriteHealth()
         for handler in logging.getLogger().handlers:  # the daemon's log counts its dropped lines here
@@ -185,6 +194,7 @@ class Daemon:
         self.server = ControlServer(make_app(self), self.config.paths.socket, on_exit=self._server_exited)
         self.server.start()
         threading.Thread(target=self._upkeep, name="corral-upkeep", daemon=True).start()
+        self.heart_link.start()  # under a heart: watch it, and replace it if it is killed
         log.info(
             "corral daemon %s started: pid %d, socket %s, database %s",
             self._info.version,
@@ -223,6 +233,7 @@ class Daemon:
             return
         self._stopped = True
         self._upkeep_stop.set()
+        self.heart_link.close()  # a heart that ends after us must not be replaced
         if self.server is not None:
             self.server.stop()
         if self.tree is not None:
@@ -271,6 +282,9 @@ class Daemon:
 
     def write_faults(self) -> WriteFaults:
         return self.health.view()
+
+    def heart(self) -> HeartReport:
+        return self.heart_link.report()
 
     def publish(self, event: Any) -> None:
         """Publish an event on the bus, stamped now. Thread-safe."""

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from protocols.health import WriteFaults
+from protocols.heart import HeartReport
 from protocols.records import Project, Task, WaveTaskRecord
 
 __all__ = [
@@ -47,7 +48,8 @@ class Pong(msgspec.Struct, frozen=True):
 class DaemonStatus(msgspec.Struct, frozen=True):
     """`GET /v1/status`. `supervision` is the root supervisor's statistics (`SupervisorStats` as JSON), or
     None when the root did not answer in time; `started_at` is a UTC ISO stamp. `writes` says which of the
-    daemon's writers cannot write now (a full disk) and what they dropped since the start."""
+    daemon's writers cannot write now (a full disk) and what they dropped since the start; `heart` says what
+    restarts the daemon if it dies (protocols/heart.py)."""
 
     pid: int
     version: str
@@ -59,6 +61,7 @@ class DaemonStatus(msgspec.Struct, frozen=True):
     repos: tuple[Project, ...]
     supervision: dict[str, Any] | None
     writes: WriteFaults = WriteFaults()
+    heart: HeartReport | None = None
 
 
 class RegisterRepo(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -211,6 +211,22 @@ def test_signal_emit_imports_no_aiohttp_pykka_or_blessed(corral_home: Path, git_
     assert "actors.store" in modules  # the probe really ran the command
 
 
+def test_an_agents_emit_to_a_listening_daemon_loads_nothing_it_does_not_need(
+    corral_home: Path, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path stays lean: no shutil (argparse's terminal width: ~5 ms with bz2 and lzma), no process
+    spawning, no HTTP client — the poke reaches a listener, so nothing is started or asked."""
+    from actors.wake import WakeListener
+
+    assert corral(git_repo, "task", "create", "probe").returncode == 0
+    monkeypatch.setenv("CORRAL_MANAGED", "1")
+    with WakeListener(lambda: None):  # stands for the running daemon's claimer
+        code, modules = _modules_after(git_repo, "signal", "emit", "planner_finished", "probe")
+    assert code == 0 and "actors.store" in modules
+    unneeded = {"shutil", "subprocess", "http.client", "frontends.daemon.spawn", "frontends.daemon.client"}
+    assert unneeded & modules == set()
+
+
 def test_version_imports_neither_the_store_nor_any_command_group(tmp_path: Path) -> None:
     code, modules = _modules_after(tmp_path, "--version")
     assert code == 0

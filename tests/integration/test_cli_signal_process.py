@@ -7,7 +7,6 @@ the daemon test stops the one it starts. The watch test waits on output lines, b
 from __future__ import annotations
 
 import json
-import os
 import queue
 import shutil
 import signal
@@ -21,7 +20,7 @@ from typing import IO
 import pytest
 
 from frontends.daemon.client import DaemonClient
-from frontends.daemon.lock import pid_alive, read_pid
+from tests.daemon_kit import stop_everything
 from tests.integration.cli_kit import CORRAL, clean_env, fails, ok
 
 
@@ -32,15 +31,8 @@ def runtime_dir(corral_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     directory = parent / "run"
     monkeypatch.setenv("CORRAL_RUNTIME_DIR", str(directory))
     yield directory
-    client = DaemonClient(directory)
-    pid = read_pid(client.paths.pid_file) if directory.exists() else None
-    try:
-        if directory.exists() and client.ping() is not None:
-            client.shutdown(timeout=20)
-    finally:
-        if pid is not None and pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        shutil.rmtree(parent, ignore_errors=True)
+    stop_everything(directory)
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ Waits are on conditions (a ping answers, a file disappears, a process exits), ne
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import stat
@@ -22,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from frontends.daemon import DaemonClient, RuntimeDirError
+from frontends.daemon import DaemonClient
 from frontends.daemon.lock import pid_alive, read_pid
+from tests.daemon_kit import daemons_of, hearts_of, kill_everything, stop_everything
 from tests.integration.cli_kit import CORRAL, clean_env, corral
 from tests.unit.actor_kit import wait_until
 
@@ -32,25 +32,15 @@ DAEMON = [sys.executable, "-m", "frontends.daemon.main"]
 
 @pytest.fixture
 def runtime_dir(corral_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh runtime directory (not yet created: the daemon creates it), exported as CORRAL_RUNTIME_DIR;
-    any daemon still running in it at the end is stopped, or killed."""
+    """A fresh runtime directory (not yet created: the daemon creates it), exported as CORRAL_RUNTIME_DIR,
+    with autostart on; any daemon or heart still running in it at the end is stopped, or killed."""
     parent = Path(tempfile.mkdtemp(prefix="crl-", dir="/tmp"))
     directory = parent / "run"
     monkeypatch.setenv("CORRAL_RUNTIME_DIR", str(directory))
+    monkeypatch.setenv("CORRAL_AUTOSTART", "1")
     yield directory
-    client = DaemonClient(directory)
-    pid = read_pid(client.paths.pid_file)
-    try:
-        if client.ping() is not None:
-            client.shutdown(timeout=20)
-    except RuntimeDirError:
-        pass  # the test made the directory unsafe: nothing can have started in it
-    finally:
-        if pid is not None and pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        for other in _daemons_of(directory):
-            os.kill(other, signal.SIGKILL)
-        shutil.rmtree(parent, ignore_errors=True)
+    stop_everything(directory)
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture
@@ -58,25 +48,7 @@ def client(runtime_dir: Path) -> DaemonClient:
     return DaemonClient(runtime_dir)
 
 
-def _daemons_of(runtime_dir: Path) -> list[int]:
-    """Live daemon processes serving `runtime_dir` (found by their command line and environment)."""
-    wanted = f"CORRAL_RUNTIME_DIR={runtime_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if (
-            b"frontends.daemon.main" in cmdline
-            and wanted in environ.split(b"\0")
-            and pid_alive(int(entry.name))
-        ):
-            found.append(int(entry.name))
-    return found
+_daemons_of = daemons_of  # other test modules import it from here
 
 
 def start(client: DaemonClient) -> int:
@@ -113,6 +85,8 @@ def log_text(runtime_dir: Path, name: str = "daemon.log") -> str:
 def test_start_status_stop(client: DaemonClient, runtime_dir: Path) -> None:
     pid = start(client)
     assert read_pid(runtime_dir / "daemon.pid") == pid
+    (heart,) = hearts_of(runtime_dir)  # the daemon runs under its heart
+    assert read_pid(runtime_dir / "heart.pid") == heart and daemons_of(runtime_dir) == [pid]
 
     result = corral(Path("/"), "daemon", "status", "--json")
     assert result.returncode == 0, result.stderr
@@ -129,22 +103,29 @@ def test_start_status_stop(client: DaemonClient, runtime_dir: Path) -> None:
         ("audit", "running"),
         ("projects", "running"),
     ]
+    assert status["heart"]["supervised_by"] == "heart" and status["heart"]["running"] is True
+    assert status["heart"]["pid"] == heart and status["heart"]["problem"] == ""
+    assert status["heart"]["state"]["state"] == "running" and status["heart"]["state"]["daemon_pid"] == pid
 
     human = corral(Path("/"), "daemon", "status")
     assert human.returncode == 0
     assert human.stdout.startswith("corral daemon: running\n") and f"pid:         {pid}\n" in human.stdout
+    assert f"heart:       pid {heart}, running; 0 restarts of the daemon" in human.stdout
 
     stopped = corral(Path("/"), "daemon", "stop")
     assert stopped.returncode == 0, stopped.stderr
-    assert stopped.stdout == f"corral daemon stopped (pid {pid})\n"
+    assert stopped.stdout == f"corral daemon stopped (pid {pid}), and its heart (pid {heart})\n"
     assert not (runtime_dir / "daemon.sock").exists()
-    assert not pid_alive(pid)
+    assert not pid_alive(pid) and not pid_alive(heart)
+    assert daemons_of(runtime_dir) == [] and hearts_of(runtime_dir) == []  # neither is left, nor replaced
     assert read_pid(runtime_dir / "daemon.pid") is None  # emptied, not removed: see lock.py
+    assert read_pid(runtime_dir / "heart.pid") is None
     assert "corral daemon stopped" in log_text(runtime_dir)
 
     after = corral(Path("/"), "daemon", "status", "--json")
     assert after.returncode == 1
     assert json.loads(after.stdout)["running"] is False
+    assert json.loads(after.stdout)["heart"]["state"]["state"] == "stopped"
     assert corral(Path("/"), "daemon", "stop").stdout == "corral daemon is not running\n"
 
 
@@ -172,24 +153,27 @@ def test_clients_starting_the_daemon_at_once_end_with_exactly_one(runtime_dir: P
     assert all(c.returncode == 0 for c in clients)
     assert len(pids) == 1
     (pid,) = pids
-    wait_until(lambda: _daemons_of(runtime_dir) == [pid], 20, "the losing daemons to exit")
+    wait_until(lambda: daemons_of(runtime_dir) == [pid], 20, "the losing hearts to exit")
+    wait_until(lambda: len(hearts_of(runtime_dir)) == 1, 20, "the losing hearts to exit")
     assert read_pid(runtime_dir / "daemon.pid") == pid
+    assert read_pid(runtime_dir / "heart.pid") == hearts_of(runtime_dir)[0]
 
 
-def test_after_kill_9_the_stale_files_do_not_block_a_new_start(
+def test_after_kill_9_of_daemon_and_heart_the_stale_files_do_not_block_a_new_start(
     client: DaemonClient, runtime_dir: Path
 ) -> None:
     old = start(client)
-    os.kill(old, signal.SIGKILL)
-    wait_until(lambda: not pid_alive(old), 10, "the daemon to die")
+    (old_heart,) = hearts_of(runtime_dir)
+    kill_everything(runtime_dir)  # both at once: nothing is left to restart the other
     assert (runtime_dir / "daemon.sock").exists()  # stale: nobody listens
-    assert read_pid(runtime_dir / "daemon.pid") == old
+    assert read_pid(runtime_dir / "daemon.pid") == old and read_pid(runtime_dir / "heart.pid") == old_heart
     status = corral(Path("/"), "daemon", "status")
     assert status.returncode == 1 and status.stdout.startswith("corral daemon: not running")
 
     new = start(client)
     assert new != old
     assert read_pid(runtime_dir / "daemon.pid") == new
+    assert hearts_of(runtime_dir) != [old_heart] and len(hearts_of(runtime_dir)) == 1
 
 
 # --- signals --------------------------------------------------------------------------------------------
@@ -247,10 +231,9 @@ def test_a_daemon_that_cannot_start_is_reported_with_its_log(corral_home: Path, 
     (corral_home / "corral.db").write_text("not a database")
     result = corral(Path("/"), "daemon", "start")
     assert result.returncode == 1
-    assert result.stderr.startswith(
-        "corral: error: the corral daemon exited with status 1 before it was ready"
-    )
+    assert result.stderr.startswith("corral: error: the corral daemon could not start (exit status 1: ")
     assert "is not a SQLite database" in result.stderr
+    assert daemons_of(runtime_dir) == [] and hearts_of(runtime_dir) == []  # no heart retries in vain
 
 
 # --- the API --------------------------------------------------------------------------------------------
@@ -367,7 +350,7 @@ def test_install_writes_the_user_unit_and_prints_how_to_enable_it(corral_home: P
     assert again.stdout.startswith(f"unchanged: {unit}\n")
 
 
-@pytest.mark.parametrize("command", ["start", "stop", "status", "reload", "install", "repos"])
+@pytest.mark.parametrize("command", ["start", "stop", "restart", "status", "reload", "install", "repos"])
 def test_every_daemon_command_has_help_with_examples(tmp_path: Path, command: str) -> None:
     result = corral(tmp_path, "daemon", command, "--help")
     assert result.returncode == 0, result.stderr
@@ -407,7 +390,8 @@ def test_the_daemon_applies_an_emitted_signal_and_one_emitted_while_it_was_down(
     client: DaemonClient, git_repo: Path
 ) -> None:
     assert corral(git_repo, "task", "create", "fix-login").returncode == 0
-    assert corral(git_repo, "signal", "emit", "plan_start", "fix-login").returncode == 0  # no daemon yet
+    down = corral(git_repo, "signal", "emit", "plan_start", "fix-login", CORRAL_AUTOSTART="0")
+    assert down.returncode == 0 and down.stderr == ""  # no daemon, and none started
 
     def status_of(task: str) -> str:
         out = corral(git_repo, "task", "show", task, "--json")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -69,8 +70,9 @@ def demo(user: User, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def gone(summary: dict[str, Any]) -> None:
-    """The demo's daemon, tmux server and (unless kept) scratch directory are gone."""
+    """The demo's daemon and its heart, tmux server and (unless kept) scratch directory are gone."""
     assert summary["daemon_pid"] and not pid_alive(summary["daemon_pid"])
+    assert summary["heart_pid"] and not pid_alive(summary["heart_pid"])
     server = TmuxServer(summary["tmux_socket"])
     assert not server.is_running()
     assert not server.socket_path.exists() and not server.run_dir.exists()
@@ -106,6 +108,11 @@ def test_the_demo_plans_implements_two_waves_reviews_and_verifies_a_task_then_re
     for line in ("started demo-plan (planner)", "wave 2 of 2 started", "verifying → done"):
         assert line in progress
     assert not Path(summary["scratch"]).exists() and summary["kept"] is False
+    assert summary["next_steps"] == [
+        "corral setup",
+        'corral task create fix-typos --content "Fix the typos in README.md"',
+        "corral task implement fix-typos",
+    ]
     gone(summary)
     user.untouched()
 
@@ -124,12 +131,51 @@ def test_keep_keeps_the_repository_with_one_commit_per_wave_task_on_the_task_bra
         subjects = git(repo, "log", "--format=%s", "main..corral/demo").splitlines()
         assert sorted(s.split(":")[0] for s in subjects) == [f"Task {n}" for n in range(1, 7)]
         assert git(repo, "log", "--format=%s", "main").splitlines() == ["Initial commit"]
-        pid = int(re.search(r"daemon started \(pid (\d+)\)", result.stdout).group(1))
+        started = re.search(r"daemon started \(pid (\d+), under its heart, pid (\d+)\)", result.stdout)
         socket = re.search(r"tmux server (\S+)", result.stdout).group(1)
-        gone({"daemon_pid": pid, "tmux_socket": socket})
+        gone({"daemon_pid": int(started.group(1)), "heart_pid": int(started.group(2)), "tmux_socket": socket})
         user.untouched()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_the_demo_ends_with_three_commands_to_try_next_and_they_work_on_a_repository(
+    user: User, tmp_path: Path
+) -> None:
+    result = demo(user, "--timeout", "150")
+    assert result.returncode == 0, result.stdout + result.stderr
+    tail = result.stdout.split("\nnext, on your own repository (run these in its directory):\n", 1)
+    assert len(tail) == 2, result.stdout
+    lines = tail[1].splitlines()
+    commands = [line.strip() for line in lines if line.startswith("  corral ")]
+    assert commands == [
+        "corral setup",
+        'corral task create fix-typos --content "Fix the typos in README.md"',
+        "corral task implement fix-typos",
+    ]
+    assert all(line.startswith(("  # ", "  corral ", "  export PATH=")) for line in lines), lines
+    assert lines[-1] == "  corral task implement fix-typos"  # the demo's last words
+
+    # Run them as a person would, in a repository of their own (here with a database of its own and without
+    # starting a daemon: the commands are what is checked, not the agent).
+    repo = tmp_path / "mine"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "initial")
+    env = user.env() | {"CORRAL_HOME": str(tmp_path / "my-home"), "CORRAL_AUTOSTART": "0"}
+    for command in commands:
+        done = subprocess.run(
+            [CORRAL, *shlex.split(command)[1:]], cwd=repo, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
+    assert (repo / ".corral" / "config.toml").is_file()
+    shown = subprocess.run(
+        [CORRAL, "task", "show", "fix-typos", "--json"], cwd=repo, env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    task = json.loads(shown.stdout)
+    assert (task["status"], task["content"]) == ("implementing", "Fix the typos in README.md")
+    user.untouched()
 
 
 def test_a_timeout_says_what_the_demo_waited_for_shows_the_audit_and_cleans_up(user: User) -> None:
@@ -174,10 +220,10 @@ def test_ctrl_c_stops_the_demo_and_cleans_up_everything(user: User) -> None:
     assert proc.returncode == 130, err
     assert err.rstrip().endswith("corral: error: interrupted") and "Traceback" not in err
     scratch = Path(re.search(r"scratch repository (\S+)/repo", text).group(1))
-    pid = int(re.search(r"daemon started \(pid (\d+)\)", text).group(1))
+    started = re.search(r"daemon started \(pid (\d+), under its heart, pid (\d+)\)", text)
     socket = re.search(r"tmux server (\S+)", text).group(1)
     wait_until(lambda: not scratch.exists(), 10, "the scratch directory to be removed")
-    gone({"daemon_pid": pid, "tmux_socket": socket})
+    gone({"daemon_pid": int(started.group(1)), "heart_pid": int(started.group(2)), "tmux_socket": socket})
     user.untouched()
 
 
@@ -242,3 +288,40 @@ def test_progress_tells_each_thing_once_in_order_with_the_status_it_happened_in(
         ("implementing", "task 2 of wave 1 running again (demo-W1-T2, attempt 2)"),
     ]
     assert progress.stuck == "demo waits for you: wave 1 failed"
+
+
+# --- the first minute: what make says while it makes the environment ----------------------------------------
+
+_STUB_PYTHON = """#!/bin/sh
+# Stands in for python3 -m venv DIR: makes DIR/bin/python and DIR/bin/corral, which only echo.
+mkdir -p "$3/bin"
+printf '#!/bin/sh\\necho "python $*"\\n' > "$3/bin/python"
+printf '#!/bin/sh\\necho "corral $*"\\n' > "$3/bin/corral"
+chmod +x "$3/bin/python" "$3/bin/corral"
+"""
+
+
+def test_make_demo_says_what_it_does_before_the_quiet_install_and_before_the_demo(tmp_path: Path) -> None:
+    """The real Makefile, run by make, with a stand-in Python: the quiet minute of pip is announced."""
+    python = tmp_path / "python3"
+    python.write_text(_STUB_PYTHON)
+    python.chmod(0o755)
+    venv = tmp_path / "venv"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(root), "demo", f"VENV={venv}", f"PYTHON={python}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines == [
+        f"corral: creating a Python virtual environment in {venv}…",
+        f"corral: installing corral and its dependencies into {venv} (about a minute the first time)…",
+        f"{venv}/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'",
+        "python -m pip install --quiet --disable-pip-version-check -e .[test]",
+        f"corral: ready: {venv}/bin/corral",
+        "corral: running the demo: one task planned, implemented in waves, reviewed and verified by "
+        "simulated agents",
+        f"{venv}/bin/corral demo --headless",
+        "corral demo --headless",
+    ]

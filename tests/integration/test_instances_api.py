@@ -4,9 +4,7 @@ a real git repository, corral-sim as the agent. The daemon and the tmux server a
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import sys
 import tempfile
 import uuid
@@ -18,10 +16,9 @@ import pytest
 
 from actors.runtimes.tmux_server import TmuxServer
 from frontends.daemon import DaemonClient
-from frontends.daemon.lock import pid_alive, read_pid
 from tests.conftest import git
+from tests.daemon_kit import stop_everything
 from tests.integration.cli_kit import CORRAL, corral, fails, ok
-from tests.integration.test_daemon import _daemons_of
 from tests.unit.actor_kit import wait_until
 
 SIM = str(Path(sys.executable).with_name("corral-sim"))
@@ -40,17 +37,12 @@ def env(corral_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     socket = f"corral-test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("CORRAL_RUNTIME_DIR", str(runtime_dir))
     monkeypatch.setenv("CORRAL_TMUX_SOCKET", socket)
+    monkeypatch.setenv("CORRAL_AUTOSTART", "1")
     made = Env(runtime_dir, socket)
     yield made
-    pid = read_pid(made.client.paths.pid_file)
     try:
-        if made.client.ping() is not None:
-            made.client.shutdown(timeout=30)
+        stop_everything(runtime_dir)
     finally:
-        if pid is not None and pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        for other in _daemons_of(runtime_dir):
-            os.kill(other, signal.SIGKILL)
         made.tmux.kill()
         shutil.rmtree(parent, ignore_errors=True)
 

@@ -785,7 +785,8 @@ def test_a_background_git_says_how_it_exited_and_is_stopped_after_its_timeout(re
         assert found.succeeded() and not missing.succeeded()
     with (
         pytest.raises(GitError, match=r"\(timed out\).*git was stopped"),
-        start_git(repo, "log", timeout=1e-6),
+        # A git that surely outlives its timeout (a plain `git log` may finish before Popen returns).
+        start_git(repo, "-c", "alias.nap=!sleep 2", "nap", timeout=0.05),
     ):
         pass  # waited for on leaving the block
 

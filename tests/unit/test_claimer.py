@@ -416,12 +416,14 @@ def test_the_public_names_are_pinned() -> None:
         "Wake",
     }
     assert set(actors.wake.__all__) == {
+        "NO_LISTENER",
         "RUNTIME_DIR_ENV",
         "WAKE_SOCKET",
         "WakeListener",
         "WakeStatistics",
         "ensure_runtime_dir",
         "poke",
+        "poke_status",
         "runtime_dir",
         "wake_socket_path",
     }

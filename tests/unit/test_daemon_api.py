@@ -24,6 +24,7 @@ from frontends.daemon.schema import ReloadReport
 from frontends.daemon.server import ControlServer
 from protocols.errors import ConflictError
 from protocols.health import WriteFaults
+from protocols.heart import HeartReport
 from protocols.messages import TaskCreated
 from protocols.records import Project
 from tests.unit.actor_kit import wait_until
@@ -59,6 +60,8 @@ class FakeDaemon:
 
     def write_faults(self) -> WriteFaults:
         return WriteFaults()
+    def heart(self) -> HeartReport:
+        return HeartReport(supervised_by="foreground", running=False, pid=None, state=None)
 
     def supervision(self) -> concurrent.futures.Future[Any]:
         return self.stats
