@@ -37,7 +37,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -62,6 +61,7 @@ from actors.supervision.context import ChildContext
 from protocols.config import ResourceSettings, load_config, resolve_resources
 from protocols.errors import ConfigError, ConflictError, NotFoundError, SupervisionError, UsageError
 from protocols.records import InstanceRecord
+from protocols.titles import AmbiguousTitle, check_title, match_title
 
 __all__ = [
     "FINISHED",
@@ -96,8 +96,6 @@ FINISHED = frozenset({"exited", "failed"})
 WORKTREE_MODES = ("own", "branch", "shared", "none")
 OUTBOX_TICK_S = 1.0
 """How often a Project looks for outbox items nobody told it about (a transition made by the CLI)."""
-TITLE_MAX = 100
-_TITLE_BAD = re.compile(r"[/\x00-\x1f\x7f]")
 
 
 def project_id(name: str) -> str:
@@ -200,47 +198,7 @@ class InstanceView(msgspec.Struct, frozen=True, kw_only=True):
     notes: tuple[str, ...] = ()
 
 
-class AmbiguousTitle(UsageError):
-    """A partial title names several instances; `matches` are their titles."""
-
-    def __init__(self, project: str, query: str, matches: Sequence[str]) -> None:
-        self.matches = tuple(matches)
-        super().__init__(
-            f'"{query}" matches {len(self.matches)} instances of project {project}: '
-            f"{', '.join(self.matches)}; give more of the title"
-        )
-
-
 # -- decisions ----------------------------------------------------------------------------------------------
-
-
-def check_title(title: str) -> str:
-    """`title` if it can name an instance (it is the child id, the branch's and the session's source)."""
-    if not title.strip():
-        raise UsageError("an instance needs a title, e.g. fix-login")
-    if title != title.strip():
-        raise UsageError(f"instance title {title!r} starts or ends with whitespace")
-    if len(title) > TITLE_MAX:
-        raise UsageError(f"instance title is {len(title)} characters long; at most {TITLE_MAX}")
-    if _TITLE_BAD.search(title):
-        raise UsageError(f"instance title {title!r} may not contain '/' or control characters")
-    if title.startswith("-"):
-        raise UsageError(f"instance title {title!r} may not start with '-'")
-    return title
-
-
-def match_title(query: str, titles: Iterable[str]) -> list[str]:
-    """The titles `query` names: the exact one; else those it begins; else those containing it (case-blind
-    from the prefix step on). One result is a match, several an ambiguity, none a miss."""
-    known = list(titles)
-    if query in known:
-        return [query]
-    folded = query.casefold()
-    for test in (str.startswith, str.__contains__):
-        found = [t for t in known if test(t.casefold(), folded)]
-        if found:
-            return found
-    return []
 
 
 def instance_view(entry: InstanceEntry, info: InstanceInfo | None, now: float, why: str = "") -> InstanceView:
