@@ -21,6 +21,8 @@ from protocols.errors import UsageError
 from protocols.fsm import PHASE_PLANNED, Status, Transition
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "MAX_TASK_NAME",
     "AuditEvent",
     "AuditLevel",
@@ -38,6 +40,11 @@ __all__ = [
     "default_task_title",
     "task_name",
 ]
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+"""The integers the store keeps (SQLite's); a number beyond them is refused where it enters, not by an
+OverflowError at the write."""
 
 MAX_TASK_NAME = 100
 _TASK_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")

@@ -72,7 +72,8 @@ from actors.runtimes.procinfo import tree as tree_of
 from actors.runtimes.tmux import TmuxError, TmuxServer, default_server
 from actors.runtimes.tmux_server import SESSION_PREFIX
 from actors.supervision import SupervisionTree
-from frontends.daemon.api import CONTROL, _answer, _body, _json
+from frontends.daemon.api import CONTROL
+from frontends.daemon.http import answer, error_response, json_response, read_body, route
 from protocols.errors import ConflictError, NotFoundError, SupervisionError
 from protocols.records import InstanceRecord, Project
 
@@ -155,8 +156,11 @@ class KilledOrphan(msgspec.Struct, frozen=True):
 
 
 class Ambiguous(msgspec.Struct, frozen=True):
+    """The 400 of a title that names several instances: the API's error, and the titles it matches."""
+
     error: str
     matches: tuple[str, ...]
+    detail: str = ""
 
 
 # action → (request body, the Instance message it becomes)
@@ -420,23 +424,23 @@ def _ask(ref: pykka.ActorRef[Any], message: Any, timeout: float, who: str) -> An
 
 
 def add_instance_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/repos/{project}/instances", _list)
-    app.router.add_post("/v1/repos/{project}/instances", _start)
-    app.router.add_get("/v1/repos/{project}/instances/{title}", _get)
-    app.router.add_post("/v1/repos/{project}/instances/{title}/{action}", _act)
+    app.router.add_get(route("/v1/repos/{project}/instances"), _list)
+    app.router.add_post(route("/v1/repos/{project}/instances"), _start)
+    app.router.add_get(route("/v1/repos/{project}/instances/{title}"), _get)
+    app.router.add_post(route("/v1/repos/{project}/instances/{title}/{action}"), _act)
     app.router.add_get("/v1/orphans", _orphans)
-    app.router.add_post("/v1/repos/{project}/orphans/{session}/adopt", _adopt)
-    app.router.add_post("/v1/orphans/{session}/kill", _kill_orphan)
+    app.router.add_post(route("/v1/repos/{project}/orphans/{session}/adopt"), _adopt)
+    app.router.add_post(route("/v1/orphans/{session}/kill"), _kill_orphan)
 
 
 async def _settle(future: concurrent.futures.Future[_T], timeout: float) -> _T | web.Response:
     """The answer, or the response for the errors the shared middleware does not map this way."""
     try:
-        return await _answer(future, timeout)
+        return await answer(future, timeout)
     except AmbiguousTitle as exc:
-        return _json(Ambiguous(error=str(exc), matches=exc.matches), 400)
+        return json_response(Ambiguous(error=str(exc), matches=exc.matches), 400)
     except SupervisionError as exc:
-        return _json({"error": str(exc)}, 503)
+        return error_response(503, str(exc))
 
 
 async def _list(request: web.Request) -> web.Response:
@@ -445,50 +449,50 @@ async def _list(request: web.Request) -> web.Response:
     )
     desk = request.app[CONTROL].instances
     answer = await _settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
-    return answer if isinstance(answer, web.Response) else _json(answer)
+    return answer if isinstance(answer, web.Response) else json_response(answer)
 
 
 async def _start(request: web.Request) -> web.Response:
-    body = await _body(request, StartInstance)
+    body = await read_body(request, StartInstance)
     desk = request.app[CONTROL].instances
     answer = await _settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
-    return answer if isinstance(answer, web.Response) else _json(answer, 201)
+    return answer if isinstance(answer, web.Response) else json_response(answer, 201)
 
 
 async def _get(request: web.Request) -> web.Response:
     desk = request.app[CONTROL].instances
     future = desk.get(request.match_info["project"], request.match_info["title"])
     answer = await _settle(future, LIST_TIMEOUT_S * 3)
-    return answer if isinstance(answer, web.Response) else _json(answer)
+    return answer if isinstance(answer, web.Response) else json_response(answer)
 
 
 async def _act(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in ACTIONS:
         known = ", ".join(ACTIONS)
-        return _json({"error": f"no such instance action: {action} (actions: {known})"}, 404)
+        return error_response(404, f"no such instance action: {action} (actions: {known})")
     kind, to_message = ACTIONS[action]
-    body = kind() if kind is NoBody and not request.can_read_body else await _body(request, kind)
+    body = kind() if kind is NoBody and not request.can_read_body else await read_body(request, kind)
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
     answer = await _settle(future, ACTION_TIMEOUT_S + 10)
-    return answer if isinstance(answer, web.Response) else _json(answer)
+    return answer if isinstance(answer, web.Response) else json_response(answer)
 
 
 async def _orphans(request: web.Request) -> web.Response:
     answer = await _settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
-    return answer if isinstance(answer, web.Response) else _json(answer)
+    return answer if isinstance(answer, web.Response) else json_response(answer)
 
 
 async def _adopt(request: web.Request) -> web.Response:
-    body = AdoptRequest() if not request.can_read_body else await _body(request, AdoptRequest)
+    body = AdoptRequest() if not request.can_read_body else await read_body(request, AdoptRequest)
     desk = request.app[CONTROL].instances
     future = desk.adopt(request.match_info["project"], request.match_info["session"], body.title)
     answer = await _settle(future, ACTION_TIMEOUT_S + 10)
-    return answer if isinstance(answer, web.Response) else _json(answer, 201)
+    return answer if isinstance(answer, web.Response) else json_response(answer, 201)
 
 
 async def _kill_orphan(request: web.Request) -> web.Response:
     future = request.app[CONTROL].instances.kill_orphan(request.match_info["session"])
     answer = await _settle(future, ACTION_TIMEOUT_S)
-    return answer if isinstance(answer, web.Response) else _json(answer)
+    return answer if isinstance(answer, web.Response) else json_response(answer)

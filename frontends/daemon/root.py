@@ -351,12 +351,16 @@ class Daemon:
         from frontends.project import find_project_root
 
         directory = Path(path)
+        if "\x00" in path:
+            raise UsageError(f"the path contains a NUL byte: {path!r}")
         if not directory.is_absolute():
             raise UsageError(f"the path must be absolute, got {path!r}")
-        if not directory.is_dir():
-            raise UsageError(f"{path} is not a directory")
         try:
+            if not directory.is_dir():
+                raise UsageError(f"{path} is not a directory")
             root = find_project_root(directory)
+        except OSError as exc:  # a name too long, a loop of symlinks, a directory we may not read
+            raise UsageError(f"{path!r} cannot be a project: {exc.strerror or exc}") from None
         except NotInRepoError:
             raise UsageError(
                 f"{path} is not inside a git repository (a project is a git work tree)"
