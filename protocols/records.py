@@ -18,7 +18,7 @@ import re
 import msgspec
 
 from protocols.errors import UsageError
-from protocols.fsm import PHASE_PLANNED, Status, Transition
+from protocols.fsm import Transition, shown_status
 
 __all__ = [
     "INT64_MAX",
@@ -140,10 +140,8 @@ class Task(msgspec.Struct, frozen=True):
 
     @property
     def display_status(self) -> str:
-        """The status as people read it: "planned" for a ready task whose plan is written."""
-        if self.status == Status.READY and self.phase == PHASE_PLANNED:
-            return PHASE_PLANNED
-        return self.status
+        """The status as people read it: "planned" for a ready task whose plan is written (`shown_status`)."""
+        return shown_status(self.status, self.phase)
 
 
 class Signal(msgspec.Struct, frozen=True):

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from frontends.cli.inputs import read_text
-from frontends.cli.output import HelpFormatter, display_width, format_fields, format_table, print_json
+from frontends.cli.output import (
+    HelpFormatter,
+    display_width,
+    format_fields,
+    format_table,
+    positive_int,
+    print_json,
+)
 from protocols.errors import ConflictError, CorralError, NotFoundError, UsageError
 
 if TYPE_CHECKING:
@@ -155,7 +162,7 @@ def register(groups: Any, summary: str) -> None:
     )
     p.add_argument("title", metavar="TITLE")
     lines = p.add_mutually_exclusive_group()
-    lines.add_argument("--lines", type=int, default=50, metavar="N", help="the last N lines (50)")
+    lines.add_argument("--lines", type=_line_count, default=50, metavar="N", help="the last N lines (50)")
     lines.add_argument("--all", action="store_true", help="the whole history")
     p.add_argument("--ansi", action="store_true", help="keep colours and attributes (escape sequences)")
     p.add_argument("--json", action="store_true", help='print {"project", "title", "lines", "text"}')
@@ -432,9 +439,11 @@ def _send_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _line_count(text: str) -> int:
+    return positive_int(text, low=0)
+
+
 def _capture(args: argparse.Namespace) -> int:
-    if not args.all and args.lines < 0:
-        raise UsageError(f"capture: --lines must be 0 or more, got {args.lines}")
     lines = None if args.all else args.lines
     captured = _Api(args.project).instance(args.title, "capture", {"lines": lines, "ansi": args.ansi})
     if args.json:
