@@ -259,6 +259,7 @@ class ProjectSpec(msgspec.Struct, frozen=True, kw_only=True):
     backoff: BackoffSpec | None = None
     instance_shutdown_s: float = 15.0
     store_path: str = ""  # the database its instances are recorded in and recovered from ("": neither)
+    recorder: Any = None  # InstanceSpec.recorder for its instances (None: each opens a Store)
 
 
 def _start_project(spec: ProjectSpec, ctx: ChildContext) -> Any:
@@ -522,7 +523,9 @@ class Project(Supervisor):
             spec = _adopted(spec, adopt)
         record = self._record(request, spec, wt, recorded, adopt)
         if self.spec.store_path:
-            spec = msgspec.structs.replace(spec, record=record, store_path=self.spec.store_path)
+            spec = msgspec.structs.replace(
+                spec, record=record, store_path=self.spec.store_path, recorder=self.spec.recorder
+            )
         child = ChildSpec.worker(
             title,
             Instance,

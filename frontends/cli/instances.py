@@ -185,15 +185,17 @@ def register(groups: Any, summary: str) -> None:
         (
             "restart",
             "kill the agent and start it again",
-            "Kill the agent and everything it started, then start it afresh with its restart count reset "
-            "(also brings back a failed instance). A paused instance is resumed instead.",
+            "Kill the agent and everything it started, then start it again with its restart count reset, "
+            "continuing its conversation where the harness can (also brings back a failed or killed "
+            "instance). A paused instance is resumed: its worktree put back and its agent started.",
             "restarted",
         ),
         (
             "kill",
             "kill the agent; the instance stays, exited",
-            "Kill the agent and everything it started. The instance stays listed as exited, with its branch "
-            "and worktree; restart starts it again.",
+            "Kill the agent and everything it started (a restart pending after a crash is cancelled). The "
+            "instance stays listed as exited (killed by request), with its branch and worktree, and holds "
+            "nothing in the daemon; restart starts it again. Printed: the status after the kill.",
             "killed",
         ),
     ):

@@ -33,10 +33,13 @@ here): tests and a second corral on the same machine use their own.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -46,6 +49,7 @@ from aiohttp import web
 from actors.instance import (
     GetInstanceInfo,
     InstanceCapture,
+    InstanceInfo,
     InstanceKill,
     InstancePause,
     InstanceRestart,
@@ -71,7 +75,7 @@ from actors.runtimes.procinfo import kill_tree
 from actors.runtimes.procinfo import tree as tree_of
 from actors.runtimes.tmux import TmuxError, TmuxServer, default_server
 from actors.runtimes.tmux_server import SESSION_PREFIX
-from actors.supervision import SupervisionTree
+from actors.supervision import RestartChild, SupervisionTree
 from frontends.daemon.api import CONTROL
 from frontends.daemon.http import answer, error_response, json_response, read_body, route
 from protocols.errors import ConflictError, NotFoundError, SupervisionError
@@ -190,12 +194,16 @@ class InstanceDesk:
         *,
         store_path: str = "",
         list_records: Callable[[], concurrent.futures.Future[list[InstanceRecord]]] | None = None,
+        get_record: Callable[[str, str], concurrent.futures.Future[InstanceRecord]] | None = None,
+        record: Callable[[InstanceRecord], concurrent.futures.Future[Any]] | None = None,
     ) -> None:
         self._tree = tree
         self._find_project = find_project
         self._tmux = tmux_server
         self._store_path = store_path
         self._list_records = list_records
+        self._get_record = get_record
+        self._record = record
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="corral-instances")
         self._lock = threading.Lock()
 
@@ -257,6 +265,7 @@ class InstanceDesk:
                     root=record.root,
                     tmux_server=self._tmux_locked(),
                     store_path=self._store_path,
+                    recorder=self._record,
                 )
                 try:
                     tree.start_child(project_child(spec), timeout=ACTION_TIMEOUT_S)
@@ -297,6 +306,8 @@ class InstanceDesk:
                     why = f"the instance did not answer within {LIST_TIMEOUT_S:g} s"
                 except pykka.ActorDeadError:
                     pass
+            if info is None and why.startswith("the instance is restarting"):
+                info = self._ended(entry, tree)
             view = instance_view(entry, info, tree.env.clock.monotonic(), why)
             if not statuses or view.status in statuses:
                 views.append(view)
@@ -314,17 +325,67 @@ class InstanceDesk:
     def _act(self, project: str, title: str, message: Any) -> Any:
         tree, ref = self._project(project)
         entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
-        target = self._instance(tree, entry)
+        target = tree.env.directory.get(entry.path)
+        if target is None:
+            return self._act_on_ended(tree, ref, entry, message)
         if isinstance(message, InstanceRestart):
             info = _ask(target, GetInstanceInfo(), LIST_TIMEOUT_S, entry.title)
             if info.status == "paused":
-                raise ConflictError(
-                    f'instance "{entry.title}" is paused: resume it (corral instance resume {entry.title})'
-                )
+                message = InstanceResume()  # what a person means by restarting a paused agent
         result = _ask(target, message, ACTION_TIMEOUT_S, entry.title)
         if isinstance(message, InstanceCapture):
             return Captured(project=entry.project, title=entry.title, lines=message.lines, text=result)
         return self._view(tree, entry)
+
+    def _act_on_ended(
+        self, tree: SupervisionTree, project: pykka.ActorRef[Any], entry: InstanceEntry, message: Any
+    ) -> Any:
+        """An action on an instance whose Instance actor has ended (killed): restart starts it again (a new
+        generation of the Project's child), kill changes nothing; the rest needs a running agent."""
+        info = self._ended(entry, tree)
+        if info is None:
+            raise _restarting(entry)
+        if isinstance(message, InstanceRestart):
+            try:
+                _ask(project, RestartChild(entry.title), ACTION_TIMEOUT_S, entry.project)
+            except NotFoundError:
+                raise ConflictError(f'instance "{entry.title}" was removed meanwhile') from None
+            return self._view(tree, entry)
+        if isinstance(message, InstanceKill):
+            return self._view(tree, entry)
+        raise ConflictError(
+            f'instance "{entry.title}" is {info.status} ({info.reason}): '
+            f"restart it first (corral instance restart {entry.title})"
+        )
+
+    def _ended(self, entry: InstanceEntry, tree: SupervisionTree) -> InstanceInfo | None:
+        """The recorded state of an instance whose Instance actor has ended for good (exited or failed, as
+        a kill leaves it), as its info; None when the record says it should be running (its actor is
+        being restarted), or there is no record."""
+        if self._get_record is None:
+            return None
+        try:
+            record = self._get_record(entry.project, entry.title).result(timeout=LIST_TIMEOUT_S)
+        except Exception as exc:  # no record (no store), or no answer: not known to have ended
+            log.debug("no record of %s/%s: %s", entry.project, entry.title, exc)
+            return None
+        if record.status not in FINISHED:
+            return None
+        age = 0.0
+        with contextlib.suppress(ValueError):
+            age = max(0.0, time.time() - datetime.fromisoformat(record.updated_at).timestamp())
+        return InstanceInfo(
+            project=record.project,
+            title=record.title,
+            status=record.status,
+            reason=record.reason,
+            since=tree.env.clock.monotonic() - age,
+            mode=record.mode,
+            restarts=record.restarts,
+            resource_profile=record.resource_profile,
+            task=record.task,
+            agent_type=record.agent_type,
+        )
 
     def _records(self) -> list[InstanceRecord]:
         if self._list_records is None:
@@ -389,17 +450,25 @@ class InstanceDesk:
         log.info("killed orphan tmux session %s (pid %d)", session, orphan.pid)
         return KilledOrphan(session=session, pid=orphan.pid, survivors=tuple(survivors))
 
-    def _instance(self, tree: SupervisionTree, entry: InstanceEntry) -> pykka.ActorRef[Any]:
-        target = tree.env.directory.get(entry.path)
-        if target is None:
-            raise ConflictError(
-                f'instance "{entry.title}" is restarting (its actor failed); try again in a moment'
-            )
-        return target
-
     def _view(self, tree: SupervisionTree, entry: InstanceEntry) -> InstanceView:
-        info = _ask(self._instance(tree, entry), GetInstanceInfo(), LIST_TIMEOUT_S, entry.title)
+        """The instance as it is now; from its record once its Instance has ended (a kill ends it: the view
+        right after a kill is the recorded "exited: killed by request")."""
+        target = tree.env.directory.get(entry.path)
+        info = None
+        if target is not None:
+            try:
+                info = _ask(target, GetInstanceInfo(), LIST_TIMEOUT_S, entry.title)
+            except ConflictError:  # it ended just now
+                info = None
+        if info is None:
+            info = self._ended(entry, tree)
+        if info is None:
+            raise _restarting(entry)
         return instance_view(entry, info, tree.env.clock.monotonic())
+
+
+def _restarting(entry: InstanceEntry) -> ConflictError:
+    return ConflictError(f'instance "{entry.title}" is restarting (its actor failed); try again in a moment')
 
 
 def _title_of(session: str, project: str) -> str:

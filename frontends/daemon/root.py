@@ -133,6 +133,8 @@ class Daemon:
             lambda name: self._store_call(lambda s: s.get_project(name)),
             store_path=config.database,
             list_records=lambda: self._store_call(lambda s: s.list_instances()),
+            get_record=lambda project, title: self._store_call(lambda s: s.get_instance(project, title)),
+            record=lambda row: self._store_call(lambda s: s.upsert_instance(row)),
         )
         self.tasks = TaskDesk(
             self._store_call,

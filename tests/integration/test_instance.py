@@ -20,7 +20,7 @@ from actors.instance import (
 )
 from actors.runtimes.base import RuntimeSpec
 from actors.runtimes.sdk import SdkRuntime, SessionMemo
-from actors.supervision import BackoffSpec, ChildSpec, SupervisionTree, SupervisorFlags
+from actors.supervision import BackoffSpec, ChildSpec, Restart, SupervisionTree, SupervisorFlags
 from protocols.harness import get_harness
 from protocols.messages import InstanceStatusChanged
 from protocols.sdk import claude_argv_flags
@@ -37,6 +37,7 @@ def start_instance(
     first_prompt: str = "",
     max_restarts: int = 3,
     transport: str = "claude",
+    restart: Restart = Restart.PERMANENT,
 ) -> SupervisionTree:
     argv = (SIM, "app-server", *extra) if transport == "codex" else (SIM, *claude_argv_flags(), *extra)
     rt_spec = RuntimeSpec(
@@ -62,7 +63,8 @@ def start_instance(
         task="fix-login",
         agent_type="coder",
     )
-    tree = SupervisionTree.start(SupervisorFlags(max_restarts=5), [ChildSpec.worker("coder", Instance, spec)])
+    child = ChildSpec.worker("coder", Instance, spec, restart=restart)
+    tree = SupervisionTree.start(SupervisorFlags(max_restarts=5), [child])
     trees.append(tree)
     return tree
 
@@ -118,11 +120,20 @@ def test_past_the_intensity_the_instance_is_failed_with_the_reason_and_a_restart
 def test_kill_ends_the_agent_and_leaves_the_instance_exited(
     trees: list[SupervisionTree], git_repo: Path, corral_home: Path
 ) -> None:
-    tree = start_instance(trees, git_repo, first_prompt="/echo up")
+    tree = start_instance(trees, git_repo, first_prompt="/echo up", restart=Restart.TRANSIENT)  # as a Project
     sub = tree.env.hub.subscribe()
     expect_event(sub, status_event("ready"), timeout=20)
     assert ask(tree, InstanceKill()) == []
     exited = expect_event(sub, status_event("exited"), timeout=20)
-    assert exited.reason
-    with pytest.raises(Exception, match="not running"):
+    assert exited.reason == "killed by request"
+
+    # Nothing is left to watch: the Instance ends (its thread and store with it), normally, so its
+    # transient child spec stays with its supervisor, not restarted, for a restart to start again.
+    def stopped() -> bool:
+        (child,) = [c for c in tree.statistics().children if c.id == "coder"]
+        return child.state == "stopped"
+
+    wait_until(stopped, what="the Instance to end, not restarted")
+    assert tree.env.directory.get("root/coder") is None
+    with pytest.raises(Exception, match="nothing is running at root/coder"):
         ask(tree, InstanceSend("hello"))

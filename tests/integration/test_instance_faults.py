@@ -4,12 +4,16 @@ and corral-sim as the agent: a missing program behind the nice wrapper, restart 
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
+from frontends.daemon.lock import read_pid
 from tests.conftest import git
 from tests.integration import test_instances_api as api
-from tests.integration.cli_kit import corral, ok
+from tests.integration.cli_kit import corral, fails, ok
 from tests.integration.test_instances_api import Env
+from tests.unit.actor_kit import wait_until
 
 env = api.env  # the fixture: a daemon on a private runtime dir and tmux socket, always stopped
 
@@ -32,3 +36,79 @@ def test_a_missing_program_is_refused_up_front_also_behind_the_nice_wrapper(env:
     assert ok(git_repo, "instance", "list") == "no instances in project proj\n"
     assert "corral/ghost" not in git(git_repo, "branch", "--list")  # refused before a worktree was made
     assert not (git_repo / ".worktrees").exists() or not any((git_repo / ".worktrees").iterdir())
+
+
+# -- kill, restart, pause ------------------------------------------------------------------------------------
+
+
+def _wait_status(env: Env, repo: Path, title: str, *statuses: str) -> dict[str, object]:
+    return api.wait_status(env, repo, title, *statuses)
+
+
+def test_kill_prints_the_status_after_the_kill_and_restart_starts_it_again(env: Env, git_repo: Path) -> None:
+    ok(git_repo, "instance", "start", "k", "--program", api.SIM)
+    _wait_status(env, git_repo, "k", "ready")
+    assert ok(git_repo, "instance", "kill", "k") == "killed k: exited (killed by request)\n"
+    shown = json.loads(ok(git_repo, "instance", "show", "k", "--json"))
+    assert (shown["status"], shown["reason"]) == ("exited", "killed by request")
+    assert (
+        ok(git_repo, "instance", "kill", "k") == "killed k: exited (killed by request)\n"
+    )  # again: no change
+    message = fails(git_repo, 1, "instance", "send", "k", "hello")
+    assert (
+        message == 'instance "k" is exited (killed by request): restart it first (corral instance restart k)'
+    )
+    assert ok(git_repo, "instance", "restart", "k").startswith("restarted k: loading")
+    assert _wait_status(env, git_repo, "k", "ready")["restarts"] == 0
+
+
+def test_restart_of_a_paused_instance_resumes_it(env: Env, git_repo: Path) -> None:
+    ok(git_repo, "instance", "start", "p", "--program", api.SIM)
+    _wait_status(env, git_repo, "p", "ready")
+    assert ok(git_repo, "instance", "pause", "p").startswith("paused p: paused")
+    assert not Path(api.view(env, git_repo, "p")["worktree"]).exists()
+    assert ok(git_repo, "instance", "restart", "p").startswith("restarted p: loading")
+    ready = _wait_status(env, git_repo, "p", "ready")
+    assert Path(str(ready["worktree"])).is_dir()  # its worktree is back
+
+
+_POOL_GROWTH = 2
+
+
+def _usage(pid: int) -> tuple[int, int]:
+    """(open file descriptors, threads) of process `pid`."""
+    return len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_killed_instances_give_back_their_fds_and_threads(env: Env, git_repo: Path) -> None:
+    base = f"/v1/repos/{git_repo.name}/instances"
+    call = env.client.call
+    env.client.ensure_running()
+    call("POST", "/v1/repos", json={"path": str(git_repo)})
+    call("POST", base, json={"title": "warm-up", "program": api.SIM}, timeout=60)  # the project, tmux, pools
+    call("POST", f"{base}/warm-up/kill", timeout=60)
+    pid = read_pid(env.client.paths.pid_file)
+    assert pid is not None
+    baseline = _usage(pid)
+
+    titles = [f"k{n}" for n in range(20)]
+    for title in titles:
+        call("POST", base, json={"title": title, "program": api.SIM}, timeout=60)
+    running = _usage(pid)
+    assert running[0] > baseline[0] + 20 and running[1] >= baseline[1] + 20  # each agent holds some of both
+    reasons = {call("POST", f"{base}/{title}/kill", timeout=60)["reason"] for title in titles}
+
+    def given_back() -> bool:
+        fds, threads = _usage(pid)
+        # The daemon's thread pools grow on demand up to a fixed size (its ask pool has 2 threads): one
+        # more pool thread may have started meanwhile; a thread kept per kill would be 20.
+        return fds <= baseline[0] and threads <= baseline[1] + _POOL_GROWTH
+
+    try:
+        wait_until(given_back, 30, "the killed instances' fds and threads to be given back")
+    except AssertionError:
+        raise AssertionError(
+            f"baseline {baseline}, running {running}, after the kills {_usage(pid)}"
+        ) from None
+    assert reasons == {"killed by request"}
+    assert [v["status"] for v in call("GET", base)] == ["exited"] * 21  # still listed
