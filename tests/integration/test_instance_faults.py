@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 from frontends.daemon.lock import read_pid
@@ -112,3 +113,52 @@ def test_killed_instances_give_back_their_fds_and_threads(env: Env, git_repo: Pa
         ) from None
     assert reasons == {"killed by request"}
     assert [v["status"] for v in call("GET", base)] == ["exited"] * 21  # still listed
+
+
+# -- an agent killed by SIGKILL ------------------------------------------------------------------------------
+
+
+def _agent_pid(env: Env, repo: Path, title: str) -> int | None:
+    """The pid of the live agent in the instance's tmux pane (None between two runs)."""
+    session = api.view(env, repo, title)["session"]
+    panes = [p for p in env.tmux.all_panes() if p.session == session and not p.dead]
+    return panes[0].pid if panes else None
+
+
+def _exits(env: Env, repo: Path, title: str) -> list[str]:
+    rows = env.client.call("GET", f"/v1/repos/{repo.name}/audit?instance={title}&limit=200")
+    return [r["message"] for r in rows if r["kind"] in ("child_exited", "instance_note", "instance_status")]
+
+
+def test_an_agent_killed_by_sigkill_is_recorded_so_and_restarted(env: Env, git_repo: Path) -> None:
+    ok(git_repo, "instance", "start", "k9", "--program", api.SIM)
+    _wait_status(env, git_repo, "k9", "ready")
+    for round_ in (1, 2):
+        if round_ == 2:  # and once more, adopted by a restarted daemon
+            env.client.shutdown(timeout=30)
+            env.client.ensure_running()
+            _wait_status(env, git_repo, "k9", "ready")
+        killed = _agent_pid(env, git_repo, "k9")
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+        wait_until(
+            lambda old=killed: _agent_pid(env, git_repo, "k9") not in (None, old),
+            30,
+            "the agent to be restarted",
+        )
+        shown = _wait_status(env, git_repo, "k9", "ready")
+        assert shown["restarts"] >= 1
+        messages = _exits(env, git_repo, "k9")
+        assert "runtime of k9 exited: killed by SIGKILL; restarting" in messages, messages
+        assert not any("exit status 0" in m or m.endswith("agent ended: normal") for m in messages), messages
+
+
+def test_an_agent_stopped_by_corral_is_recorded_as_killed_by_request_not_as_a_clean_exit(
+    env: Env, git_repo: Path
+) -> None:
+    ok(git_repo, "instance", "start", "kr", "--program", api.SIM)
+    _wait_status(env, git_repo, "kr", "ready")
+    ok(git_repo, "instance", "kill", "kr")
+    messages = _exits(env, git_repo, "kr")
+    assert "kr: killed by request" in messages
+    assert not any("exit status 0" in m or "agent ended: normal" in m for m in messages), messages
