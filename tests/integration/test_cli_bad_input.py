@@ -185,3 +185,10 @@ def test_a_planned_task_is_planned_in_the_list_the_transition_line_signals_and_t
     assert "fix-login: planning → planned (planner_finished, by agent)" not in messages  # sent by the user
     assert "fix-login: planning → planned (planner_finished, by user)" in messages
     assert not any("→ ready (planner_finished" in m or "ready → implementing" in m for m in messages)
+
+
+def test_a_path_component_over_255_bytes_is_a_clear_error(repo: Path, tmp_path: Path) -> None:
+    long = str(tmp_path / ("a" * 300)) + ".md"
+    assert "File name too long" in fails(repo, 2, "task", "register", long)
+    assert "File name too long" in fails(repo, 2, "task", "create", "t", "--file", long)
+    assert fails(repo, 1, "task", "list", "--project", long).startswith("no project named")
