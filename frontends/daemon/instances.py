@@ -14,6 +14,12 @@
 `{title}` is an exact title, or enough of one to name a single instance (a prefix, else a substring): an
 ambiguous one is a 400 whose body lists the `matches`. 404: no such project or instance; 409: a title that
 is taken, or an action the instance's state does not allow (resume of a running one, send to a paused one).
+Restart of a paused instance resumes it.
+
+**Killed instances.** A kill ends the Instance actor (actors/instance.py): nothing of it stays in the daemon
+but the Project's child spec. Its view then comes from its row in the store (`exited: killed by request`),
+kill again changes nothing, restart is the Project's `RestartChild` (a new generation, continuing the
+conversation), and the other actions are a 409 that says to restart it.
 
 The work happens on `InstanceDesk`'s own threads, handed to the loop as `concurrent.futures.Future`s (the
 loop never waits on a pykka future). The desk finds the repository in the store, starts its Project
@@ -517,22 +523,22 @@ async def _list(request: web.Request) -> web.Response:
         s.strip() for value in request.query.getall("status", []) for s in value.split(",") if s.strip()
     )
     desk = request.app[CONTROL].instances
-    answer = await _settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
-    return answer if isinstance(answer, web.Response) else json_response(answer)
+    result = await _settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
+    return result if isinstance(result, web.Response) else json_response(result)
 
 
 async def _start(request: web.Request) -> web.Response:
     body = await read_body(request, StartInstance)
     desk = request.app[CONTROL].instances
-    answer = await _settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
-    return answer if isinstance(answer, web.Response) else json_response(answer, 201)
+    result = await _settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
+    return result if isinstance(result, web.Response) else json_response(result, 201)
 
 
 async def _get(request: web.Request) -> web.Response:
     desk = request.app[CONTROL].instances
     future = desk.get(request.match_info["project"], request.match_info["title"])
-    answer = await _settle(future, LIST_TIMEOUT_S * 3)
-    return answer if isinstance(answer, web.Response) else json_response(answer)
+    result = await _settle(future, LIST_TIMEOUT_S * 3)
+    return result if isinstance(result, web.Response) else json_response(result)
 
 
 async def _act(request: web.Request) -> web.Response:
@@ -544,24 +550,24 @@ async def _act(request: web.Request) -> web.Response:
     body = kind() if kind is NoBody and not request.can_read_body else await read_body(request, kind)
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
-    answer = await _settle(future, ACTION_TIMEOUT_S + 10)
-    return answer if isinstance(answer, web.Response) else json_response(answer)
+    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    return result if isinstance(result, web.Response) else json_response(result)
 
 
 async def _orphans(request: web.Request) -> web.Response:
-    answer = await _settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
-    return answer if isinstance(answer, web.Response) else json_response(answer)
+    result = await _settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
+    return result if isinstance(result, web.Response) else json_response(result)
 
 
 async def _adopt(request: web.Request) -> web.Response:
     body = AdoptRequest() if not request.can_read_body else await read_body(request, AdoptRequest)
     desk = request.app[CONTROL].instances
     future = desk.adopt(request.match_info["project"], request.match_info["session"], body.title)
-    answer = await _settle(future, ACTION_TIMEOUT_S + 10)
-    return answer if isinstance(answer, web.Response) else json_response(answer, 201)
+    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    return result if isinstance(result, web.Response) else json_response(result, 201)
 
 
 async def _kill_orphan(request: web.Request) -> web.Response:
     future = request.app[CONTROL].instances.kill_orphan(request.match_info["session"])
-    answer = await _settle(future, ACTION_TIMEOUT_S)
-    return answer if isinstance(answer, web.Response) else json_response(answer)
+    result = await _settle(future, ACTION_TIMEOUT_S)
+    return result if isinstance(result, web.Response) else json_response(result)

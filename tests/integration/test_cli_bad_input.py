@@ -15,7 +15,11 @@ HUGE = "99999999999999999999"  # beyond SQLite's 64-bit integers
 
 
 @pytest.fixture
-def repo(corral_home: Path, git_repo: Path) -> Path:
+def repo(corral_home: Path, git_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # A private runtime dir: no poke reaches, and no signal process defers to, a daemon someone else runs.
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("CORRAL_RUNTIME_DIR", str(runtime))
     return git_repo
 
 
