@@ -27,7 +27,14 @@ from actors.launcher import AgentRequest, prepare_instance
 from actors.resources import ResourceControls
 from actors.runtimes.procinfo import read_stat
 from actors.runtimes.tmux_server import TmuxServer
-from actors.supervision import BackoffSpec, ChildSpec, SupervisionEnv, SupervisionTree, SupervisorFlags
+from actors.supervision import (
+    BackoffSpec,
+    ChildSpec,
+    Restart,
+    SupervisionEnv,
+    SupervisionTree,
+    SupervisorFlags,
+)
 from protocols.config import Config, ResourceSettings
 from protocols.errors import ConflictError
 from protocols.messages import InstanceNote, InstanceStatusChanged
@@ -77,7 +84,8 @@ def run_agent(
         backoff=BackoffSpec(min_s=0.05, max_s=0.2, jitter=0, reset_after_s=30),
     )
     tree = SupervisionTree.start(
-        SupervisorFlags(max_restarts=5), [ChildSpec.worker("agent", Instance, prepared.spec)]
+        SupervisorFlags(max_restarts=5),
+        [ChildSpec.worker("agent", Instance, prepared.spec, restart=Restart.TRANSIENT)],  # as in a Project
     )
     trees.append(tree)
     return tree, prepared
@@ -223,7 +231,9 @@ def test_a_request_for_sdk_with_a_program_that_has_none_falls_back_to_tmux_with_
     env = SupervisionEnv.create()
     sub = env.hub.subscribe()  # before the start: the note is published as the instance starts
     tree = SupervisionTree.start(
-        SupervisorFlags(), [ChildSpec.worker("agent", Instance, prepared.spec)], env=env
+        SupervisorFlags(),
+        [ChildSpec.worker("agent", Instance, prepared.spec, restart=Restart.TRANSIENT)],
+        env=env,
     )
     trees.append(tree)
     note = expect_event(sub, lambda e: isinstance(e, InstanceNote) and "tmux" in e.message)
