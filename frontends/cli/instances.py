@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from frontends.cli.context import add_project_option
 from frontends.cli.inputs import read_text
 from frontends.cli.output import (
     HelpFormatter,
@@ -68,9 +69,7 @@ def register(groups: Any, summary: str) -> None:
         p = sub.add_parser(
             name, help=help, description=description, epilog=f"examples:\n{examples}", formatter_class=raw
         )
-        p.add_argument(
-            "--project", metavar="NAME", default="", help="a registered project, instead of the one at cwd"
-        )
+        add_project_option(p)
         p.set_defaults(handler=handler)
         return p
 
@@ -255,14 +254,18 @@ class _Api:
 
         self.client: DaemonClient = DaemonClient()
         self.client.ensure_running()
-        self.project = project or self._register()
+        self.project = self._register(project) if not project or "/" in project else project
         self.base = f"/v1/repos/{quote(self.project, safe='')}/instances"
 
-    def _register(self) -> str:
+    def _register(self, path: str) -> str:
+        """The project of the repository at `path` (a path given to --project), else at cwd, registered
+        with the daemon (it finds the main repository's root itself)."""
+        from pathlib import Path
+
         from frontends.project import find_project_root
 
-        root = find_project_root()
-        return str(self.call("POST", "/v1/repos", json={"path": str(root)}, path_is_full=True)["name"])
+        directory = Path(path).expanduser().resolve() if path else find_project_root()
+        return str(self.call("POST", "/v1/repos", json={"path": str(directory)}, path_is_full=True)["name"])
 
     def call(
         self,

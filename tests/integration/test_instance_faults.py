@@ -52,6 +52,9 @@ def test_kill_prints_the_status_after_the_kill_and_restart_starts_it_again(env: 
     assert ok(git_repo, "instance", "kill", "k") == "killed k: exited (killed by request)\n"
     shown = json.loads(ok(git_repo, "instance", "show", "k", "--json"))
     assert (shown["status"], shown["reason"]) == ("exited", "killed by request")
+    for project in (git_repo.name, str(git_repo)):  # from anywhere, by name or by path
+        there = json.loads(ok(git_repo.parent, "instance", "show", "k", "--json", "--project", project))
+        assert (there["title"], there["reason"]) == ("k", "killed by request")
     assert (
         ok(git_repo, "instance", "kill", "k") == "killed k: exited (killed by request)\n"
     )  # again: no change
