@@ -20,9 +20,12 @@ sent (dismissing a start screen, auto-yes) are sent and noted.
 
 Persistence. With `spec.record` and `spec.store_path` the Instance keeps its row of the store's `instances`
 table: written when it starts and at every status change (with the agent's pid and, for sdk, the
-conversation id), through a Store it opens on its own thread — a connection is never shared between
-threads. A restarted daemon reads these rows to bring the agents back (`spec.start_paused`: as they were,
-paused, without starting the runtime).
+conversation id), and waited for. In the daemon the write is handed to `spec.recorder` (the daemon's store
+thread, which owns a connection); without one the Instance opens a Store on its own thread — a connection is
+never shared between threads. Not one connection per Instance in the daemon: SQLite defers closing a
+connection's file while other connections of the process hold locks on it, so every closed one would keep a
+descriptor until the daemon exits. A restarted daemon reads these rows to bring the agents back
+(`spec.start_paused`: as they were, paused, without starting the runtime).
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ class InstanceSpec(msgspec.Struct, frozen=True, kw_only=True):
     notes: tuple[str, ...] = ()  # what the launch could not do as asked (sdk fallback, missing nice)
     record: InstanceRecord | None = None  # its row in the store: the spec essentials, written with its state
     store_path: str = ""  # the database the row is written to ("" with record None: not persisted)
+    recorder: Any = None  # writes the row on a thread that owns a connection: `recorder(row)` → a Future
     start_paused: bool = False  # recovered paused: the runtime is not started until a resume
 
 
@@ -650,20 +654,40 @@ class Instance(Supervisor):
         self._start_again("resumed by request")
         return self.info()
 
-    def _kill(self) -> InstanceInfo:
-        """Kill the agent and everything it started; the runtime ends `normal`, and with it the Instance
-        (its significant child), recorded `exited: killed by request`."""
-        if self._runtime() is None:
-            return self.info()
+    def _kill(self) -> list[int]:
+        """Kill the agent, record "exited: killed by request", and end this Instance: with no agent to
+        watch it would only hold a thread and a database connection until the daemon restarts. The Project
+        keeps its child spec (transient, ended normally), so it is still listed, and restart starts it
+        again (RestartChild: a new generation, continuing the conversation). Between two runs of a crashing
+        agent (its restart pending, no runtime) the kill cancels the restart. A paused instance runs nothing:
+        it stays paused."""
+        if self._paused:
+            return []
         self._killed = True
-        survivors = self._runtime_ask(Destroy())
-        self._note("killed by request" + (f"; survivors {survivors}" if survivors else ""))
-        return self.info()
+        survivors: list[int] = self._runtime_ask(Destroy()) if self._runtime() is not None else []
+        child = self._children.get(RUNTIME)
+        if child is not None:
+            self._terminate(child)  # synchronously: its late exit report is stale, not "exit status 0"
+        self._alive, self._pid = False, None
+        if self._wake is not None:
+            self._wake.cancel()
+            self._wake = None
+        self._capture_token += 1  # an evaluation already queued finds its token stale
+        reason = "killed by request" + (f"; survivors {survivors}" if survivors else "")
+        previous = self.state.status
+        self.state = msgspec.structs.replace(
+            self.state, status=AgentStatus.EXITED, reason=reason, since=self.ctx.env.clock.monotonic()
+        )
+        self._publish_status(str(previous))
+        self._note(reason)
+        self._tell_ended()
+        self.exit(ExitReason.normal())
+        return survivors
 
     # -- persistence --------------------------------------------------------------------------------------
 
     def _open_store(self) -> None:
-        if self.spec.record is None or not self.spec.store_path:
+        if self.spec.record is None or not self.spec.store_path or self.spec.recorder is not None:
             return
         from actors.store import Store
 
@@ -675,7 +699,7 @@ class Instance(Supervisor):
     def _persist(self) -> None:
         """Write the row: the spec essentials with the status, restarts, pid and conversation id of now."""
         record = self.spec.record
-        if self._store is None or record is None:
+        if record is None or (self._store is None and self.spec.recorder is None):
             return
         row = msgspec.structs.replace(
             record,
@@ -687,7 +711,10 @@ class Instance(Supervisor):
             worked=self._worked,
         )
         try:
-            self._store.upsert_instance(row)
+            if self._store is not None:
+                self._store.upsert_instance(row)
+            else:
+                self.spec.recorder(row).result(timeout=ASK_TIMEOUT_S)
         except Exception as exc:
             log.warning("%s: could not record the instance: %s", self.spec.title, exc)
 

@@ -13,6 +13,7 @@ Every note (a fallback from sdk to tmux, a missing wrapper) is returned for the 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,8 +77,6 @@ def prepare_instance(
     """Decide everything about one agent and make its worktree; the returned spec starts it."""
     program = request.program or config.default_program
     harness = config.harness_for(program)
-    worktree = _worktree(request, config)
-    cwd = worktree.path if worktree is not None else request.repo_root
     name = session_name(request.project, request.title)
     plan = plan_launch(
         harness,
@@ -101,6 +100,9 @@ def prepare_instance(
         **dict(request.env),
     }
     launch = controls.launch(plan.argv, base, extra)
+    _check_program(plan.argv[0], dict(launch.env).get("PATH", os.defpath))  # before a worktree is made
+    worktree = _worktree(request, config)
+    cwd = worktree.path if worktree is not None else request.repo_root
     changed = tuple((k, v) for k, v in launch.env if base.get(k) != v)  # the server/daemon env holds the rest
     runtime_spec = RuntimeSpec(
         name=name,
@@ -149,6 +151,18 @@ def prepare_instance(
         worktree=worktree,
     )
     return Prepared(spec, worktree, notes)
+
+
+def _check_program(program: str, path: str) -> None:
+    """Refuse a start whose agent program cannot run, before a worktree is made or anything launched. The
+    runtimes check `argv[0]` too, but behind a resource profile's wrapper (`ionice … nice -n 10 PROGRAM`)
+    that is `ionice`: the start said "loading" and the agent exited 127 a moment later. A relative path
+    (`./bin/agent`) is left to the runtime, which knows the worktree it is relative to."""
+    if os.path.isabs(program):
+        if not (os.path.isfile(program) and os.access(program, os.X_OK)):
+            raise ValueError(f"{program} is not an executable file")
+    elif "/" not in program and shutil.which(program, path=path) is None:
+        raise ValueError(f"command {program!r} not found on PATH")
 
 
 def _worktree(request: AgentRequest, config: Config) -> Worktree | None:

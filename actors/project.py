@@ -37,7 +37,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -75,68 +74,16 @@ from protocols.config import ResourceSettings, load_config, resolve_resources
 from protocols.errors import ConfigError, ConflictError, NotFoundError, SupervisionError, UsageError
 from protocols.instances import FINISHED, MODES, StartInstance
 from protocols.records import InstanceRecord
+from protocols.titles import AmbiguousTitle, check_title, match_title
 
-__all__ = [
-    "PROJECT_FLAGS",
-    "AmbiguousTitle",
-    "Project",
-    "ProjectSpec",
-    "check_title",
-    "match_title",
-    "project_child",
-]
+__all__ = ["PROJECT_FLAGS", "Project", "ProjectSpec", "project_child"]
 
 log = logging.getLogger(__name__)
 
 PROJECT_FLAGS = SupervisorFlags(max_restarts=5, period_s=60.0)
 """An Instance actor that crashes (not its agent: the Instance restarts that itself) is restarted; past 5 in
-60 s the Project gives up and its own supervisor, the root, restarts it."""
+60 s the Project gives up and its own supervisor, the Projects, restarts it."""
 
-TITLE_MAX = 100
-_TITLE_BAD = re.compile(r"[/\x00-\x1f\x7f]")
-
-
-class AmbiguousTitle(UsageError):
-    """A partial title names several instances; `matches` are their titles."""
-
-    def __init__(self, project: str, query: str, matches: Sequence[str]) -> None:
-        self.matches = tuple(matches)
-        super().__init__(
-            f'"{query}" matches {len(self.matches)} instances of project {project}: '
-            f"{', '.join(self.matches)}; give more of the title"
-        )
-
-
-# -- decisions ----------------------------------------------------------------------------------------------
-
-
-def check_title(title: str) -> str:
-    """`title` if it can name an instance (it is the child id, the branch's and the session's source)."""
-    if not title.strip():
-        raise UsageError("an instance needs a title, e.g. fix-login")
-    if title != title.strip():
-        raise UsageError(f"instance title {title!r} starts or ends with whitespace")
-    if len(title) > TITLE_MAX:
-        raise UsageError(f"instance title is {len(title)} characters long; at most {TITLE_MAX}")
-    if _TITLE_BAD.search(title):
-        raise UsageError(f"instance title {title!r} may not contain '/' or control characters")
-    if title.startswith("-"):
-        raise UsageError(f"instance title {title!r} may not start with '-'")
-    return title
-
-
-def match_title(query: str, titles: Iterable[str]) -> list[str]:
-    """The titles `query` names: the exact one; else those it begins; else those containing it (case-blind
-    from the prefix step on). One result is a match, several an ambiguity, none a miss."""
-    known = list(titles)
-    if query in known:
-        return [query]
-    folded = query.casefold()
-    for test in (str.startswith, str.__contains__):
-        found = [t for t in known if test(t.casefold(), folded)]
-        if found:
-            return found
-    return []
 
 
 # -- the actor ----------------------------------------------------------------------------------------------
@@ -154,6 +101,7 @@ class ProjectSpec(msgspec.Struct, frozen=True, kw_only=True):
     backoff: BackoffSpec | None = None
     instance_shutdown_s: float = 15.0
     store_path: str = ""  # the database its instances are recorded in and recovered from ("": neither)
+    recorder: Any = None  # InstanceSpec.recorder for its instances (None: each opens a Store)
 
 
 def _start_project(spec: ProjectSpec, ctx: ChildContext) -> Any:
@@ -326,7 +274,9 @@ class Project(TaskHost, Supervisor):
             spec = adopted(spec, adopt.session, adopt.cwd)
         record = self._record(request, spec, wt, recorded, adopt)
         if self.spec.store_path:
-            spec = msgspec.structs.replace(spec, record=record, store_path=self.spec.store_path)
+            spec = msgspec.structs.replace(
+                spec, record=record, store_path=self.spec.store_path, recorder=self.spec.recorder
+            )
         try:
             self._on_start_child(StartChild(self._instance_child(title, spec)))
         except SupervisionError as exc:

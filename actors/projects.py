@@ -64,6 +64,7 @@ class ProjectsConfig(msgspec.Struct, frozen=True, kw_only=True):
     store_path: str
     tmux_server: Any = None
     sweep_s: float = 2.0
+    recorder: Any = None  # InstanceSpec.recorder for every Instance (None: each opens its own Store)
 
 
 class EnsureProject(msgspec.Struct, frozen=True):
@@ -202,6 +203,7 @@ class Projects(Supervisor):
             root=record.root,
             tmux_server=self.config.tmux_server,
             store_path=self.config.store_path,
+            recorder=self.config.recorder,
         )
         self._on_start_child(StartChild(project_child(spec)))
         log.info("started the supervisor of project %s", record.name)

@@ -36,6 +36,7 @@ __all__ = [
     "allowed_events",
     "parse_event",
     "parse_status",
+    "shown_status",
     "transition",
 ]
 
@@ -127,6 +128,19 @@ class Transition(msgspec.Struct, frozen=True):
     event: Event
     to_status: Status
     phase: str = ""
+
+    def describe(self, from_phase: str = "") -> str:
+        """The move as a person reads it, `planned → implementing`: each side by `shown_status`."""
+        return f"{shown_status(self.from_status, from_phase)} → {shown_status(self.to_status, self.phase)}"
+
+
+def shown_status(status: Status | str, phase: str = "") -> str:
+    """The one word for a task's status wherever a person reads it (tables, `show`, transition lines, signal
+    results, audit messages): "planned" for a ready task whose plan is written, else the status. JSON keeps
+    the two fields apart (`"status": "ready", "phase": "planned"`)."""
+    if status == Status.READY and phase == PHASE_PLANNED:
+        return PHASE_PLANNED
+    return str(status)
 
 
 def _token(text: str) -> str:

@@ -18,9 +18,11 @@ import re
 import msgspec
 
 from protocols.errors import TooLargeError, UsageError
-from protocols.fsm import PHASE_PLANNED, Status, Transition
+from protocols.fsm import Transition, shown_status
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
     "MAX_CONTENT_BYTES",
     "MAX_TASK_NAME",
     "AuditEvent",
@@ -41,6 +43,11 @@ __all__ = [
     "default_task_title",
     "task_name",
 ]
+
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+"""The integers the store keeps (SQLite's); a number beyond them is refused where it enters, not by an
+OverflowError at the write."""
 
 MAX_TASK_NAME = 100
 MAX_CONTENT_BYTES = 1024 * 1024
@@ -164,8 +171,8 @@ class Task(msgspec.Struct, frozen=True):
 
     @property
     def display_status(self) -> str:
-        """The status as people read it: "planned" for a ready task whose plan is written."""
-        return _display_status(self.status, self.phase)
+        """The status as people read it: "planned" for a ready task whose plan is written (`shown_status`)."""
+        return shown_status(self.status, self.phase)
 
 
 class TaskSummary(msgspec.Struct, frozen=True):
@@ -196,14 +203,8 @@ class TaskSummary(msgspec.Struct, frozen=True):
 
     @property
     def display_status(self) -> str:
-        """The status as people read it: "planned" for a ready task whose plan is written."""
-        return _display_status(self.status, self.phase)
-
-
-def _display_status(status: str, phase: str) -> str:
-    if status == Status.READY and phase == PHASE_PLANNED:
-        return PHASE_PLANNED
-    return status
+        """The status as people read it: "planned" for a ready task whose plan is written (`shown_status`)."""
+        return shown_status(self.status, self.phase)
 
 
 class Signal(msgspec.Struct, frozen=True):

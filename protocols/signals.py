@@ -20,7 +20,7 @@ import msgspec
 
 from protocols.errors import PayloadError, UsageError
 from protocols.fsm import Event
-from protocols.records import check_content_size
+from protocols.records import INT64_MAX, check_content_size
 
 __all__ = [
     "SIGNAL_TYPES",
@@ -34,7 +34,7 @@ __all__ = [
     "parse_signal_type",
 ]
 
-PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1, le=INT64_MAX)]
 
 
 class Body(msgspec.Struct, frozen=True):

@@ -250,7 +250,7 @@ class ApplyMixin(LifecycleMixin):
                 self._enter(
                     task, change, source=source, body=body, detail=row.payload, signal_id=row.id, now=now
                 )
-                result = f"{change.from_status} → {change.to_status}"
+                result = change.describe(task.phase)
             case _WaveTaskFinished(wave_task_id, payload, person):
                 result = self._finish_wave_task(row, wave_task_id, payload, now, person)
             case _WaveAction(kind, wave_number, payload):

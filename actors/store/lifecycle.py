@@ -115,7 +115,7 @@ class LifecycleMixin(StoreBase):
         feedback = change.event in FEEDBACK_EVENTS
         to = change.to_status
         self._conn.execute(_ENTER[to], (to, change.phase, now, now, feedback, feedback, body, task.id))
-        message = f"{task.name}: {change.from_status} → {to} ({change.event}, by {source})"
+        message = f"{task.name}: {change.describe(task.phase)} ({change.event}, by {source})"
         audit_id = self._insert_audit(
             now,
             task.project_id,

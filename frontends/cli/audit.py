@@ -14,6 +14,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from frontends.cli.context import PROJECT_HELP
 from frontends.cli.output import (
     HelpFormatter,
     display_width,
@@ -46,7 +47,7 @@ def register(groups: Any, summary: str) -> None:
         "running daemon. Long messages are cut to the terminal width; --json prints them whole.",
         epilog="examples:\n  corral audit\n  corral audit --task fix-login --limit 20\n"
         "  corral audit --level warn\n  corral audit --instance fix-login-coder --json | jq '.[].message'\n"
-        "  corral audit --all-projects --level error",
+        "  corral audit --all-projects --level error\n  corral audit --project app --task fix-login",
         formatter_class=HelpFormatter,
     )
     parser.add_argument("--task", metavar="TASK", default="", help="only rows about TASK")
@@ -61,11 +62,13 @@ def register(groups: Any, summary: str) -> None:
         "--limit", metavar="N", type=positive_int, default=100, help="at most N rows (default 100)"
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list of audit event records")
-    parser.add_argument(
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
         "--all-projects",
         action="store_true",
         help="every project's rows and the machine-wide ones; no repository needed",
     )
+    scope.add_argument("--project", metavar="NAME|PATH", default="", help=PROJECT_HELP)
     parser.set_defaults(handler=_audit)
 
 
@@ -87,7 +90,7 @@ def _audit(args: argparse.Namespace) -> int:
     else:
         from frontends.cli.context import open_project
 
-        with open_project() as (store, project):
+        with open_project(args.project) as (store, project):
             rows = _select(store.path, project.id, task, args.instance, levels, args.limit)
         scope = f"project {project.name}"
     if args.json:

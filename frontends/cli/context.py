@@ -8,13 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from actors.store import Store
     from protocols.records import Project
 
-__all__ = ["open_project", "open_store"]
+__all__ = ["PROJECT_HELP", "add_project_option", "open_project", "open_store"]
+
+PROJECT_HELP = (
+    "the project's name, or a path inside its repository, instead of the repository at the current directory"
+)
+
+
+def add_project_option(parser: Any) -> None:
+    """`--project NAME|PATH` on a command that acts on one project (`open_project(args.project)`)."""
+    parser.add_argument("--project", metavar="NAME|PATH", default="", help=PROJECT_HELP)
 
 
 @contextmanager
@@ -40,16 +50,39 @@ def open_store() -> Iterator[Store]:
 
 @contextmanager
 def open_project(name: str = "") -> Iterator[tuple[Store, Project]]:
-    """The store and the current project: the named one if `name` is given, else the repository at cwd.
+    """The store and a project: `name` given, the registered project of that name, else the one whose
+    repository holds that path (registered now if it is new); else the repository at cwd.
 
-    Raises NotInRepoError (exit 2) outside a git repository, NotFoundError for an unknown `name`.
+    Raises NotInRepoError (exit 2) outside a git repository, NotFoundError for an unknown `name` (exit 1).
     """
     if name:
         with open_store() as store:
-            yield store, store.get_project(name)
+            yield store, _named_project(store, name)
         return
     from frontends.project import find_project_root
 
     root = find_project_root()
     with open_store() as store:
         yield store, store.ensure_project(root)
+
+
+def _named_project(store: Store, name: str) -> Project:
+    from protocols.errors import NotFoundError, NotInRepoError
+
+    try:
+        return store.get_project(name)
+    except NotFoundError as missing:
+        path = Path(name).expanduser()
+        try:
+            is_dir = path.is_dir()
+        except (OSError, ValueError):  # a name too long for a path, say: it names no directory
+            is_dir = False
+        if not is_dir:
+            raise
+        from frontends.project import find_project_root
+
+        try:
+            root = find_project_root(path)
+        except NotInRepoError:
+            raise NotInRepoError(f"{missing}; {name} is a directory, but not in a git repository") from None
+        return store.ensure_project(root)

@@ -186,13 +186,10 @@ class Progress:
 
 
 def _status_after(message: str) -> str:
-    """The display status a transition row leads to (the store writes `ready → planning (plan_start, by
-    user)`); "" if the message does not read so."""
+    """The display status a transition row leads to (the store writes `planning → planned (planner_finished,
+    by agent)`, each side as `task list` shows it); "" if the message does not read so."""
     found = _TRANSITION.search(message)
-    if found is None:
-        return ""
-    status, event = found.groups()
-    return "planned" if event == "planner_finished" else status
+    return found.group(1) if found is not None else ""
 
 
 def _audit_line(row: AuditEvent, roles: Mapping[str, str], task: str) -> str:

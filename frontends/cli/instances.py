@@ -15,12 +15,14 @@ import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from frontends.cli.context import add_project_option
 from frontends.cli.inputs import read_text
 from frontends.cli.output import (
     HelpFormatter,
     display_width,
     format_fields,
     format_table,
+    positive_int,
     print_json,
     terminal_safe,
 )
@@ -68,9 +70,7 @@ def register(groups: Any, summary: str) -> None:
         p = sub.add_parser(
             name, help=help, description=description, epilog=f"examples:\n{examples}", formatter_class=raw
         )
-        p.add_argument(
-            "--project", metavar="NAME", default="", help="a registered project, instead of the one at cwd"
-        )
+        add_project_option(p)
         p.set_defaults(handler=handler)
         return p
 
@@ -162,7 +162,7 @@ def register(groups: Any, summary: str) -> None:
     )
     p.add_argument("title", metavar="TITLE")
     lines = p.add_mutually_exclusive_group()
-    lines.add_argument("--lines", type=int, default=50, metavar="N", help="the last N lines (50)")
+    lines.add_argument("--lines", type=_line_count, default=50, metavar="N", help="the last N lines (50)")
     lines.add_argument("--all", action="store_true", help="the whole history")
     p.add_argument("--ansi", action="store_true", help="keep colours and attributes (escape sequences)")
     p.add_argument("--json", action="store_true", help='print {"project", "title", "lines", "text"}')
@@ -185,15 +185,17 @@ def register(groups: Any, summary: str) -> None:
         (
             "restart",
             "kill the agent and start it again",
-            "Kill the agent and everything it started, then start it afresh with its restart count reset "
-            "(also brings back a failed instance). A paused instance is resumed instead.",
+            "Kill the agent and everything it started, then start it again with its restart count reset, "
+            "continuing its conversation where the harness can (also brings back a failed or killed "
+            "instance). A paused instance is resumed: its worktree put back and its agent started.",
             "restarted",
         ),
         (
             "kill",
             "kill the agent; the instance stays, exited",
-            "Kill the agent and everything it started. The instance stays listed as exited, with its branch "
-            "and worktree; restart starts it again.",
+            "Kill the agent and everything it started (a restart pending after a crash is cancelled). The "
+            "instance stays listed as exited (killed by request), with its branch and worktree, and holds "
+            "nothing in the daemon; restart starts it again. Printed: the status after the kill.",
             "killed",
         ),
     ):
@@ -252,14 +254,18 @@ class _Api:
         from frontends.cli.autostart import daemon_client
 
         self.client: DaemonClient = daemon_client()
-        self.project = project or self._register()
+        self.project = self._register(project) if not project or "/" in project else project
         self.base = f"/v1/repos/{quote(self.project, safe='')}/instances"
 
-    def _register(self) -> str:
+    def _register(self, path: str) -> str:
+        """The project of the repository at `path` (a path given to --project), else at cwd, registered
+        with the daemon (it finds the main repository's root itself)."""
+        from pathlib import Path
+
         from frontends.project import find_project_root
 
-        root = find_project_root()
-        return str(self.call("POST", "/v1/repos", json={"path": str(root)}, path_is_full=True)["name"])
+        directory = Path(path).expanduser().resolve() if path else find_project_root()
+        return str(self.call("POST", "/v1/repos", json={"path": str(directory)}, path_is_full=True)["name"])
 
     def call(
         self,
@@ -442,9 +448,11 @@ def _send_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _line_count(text: str) -> int:
+    return positive_int(text, low=0)
+
+
 def _capture(args: argparse.Namespace) -> int:
-    if not args.all and args.lines < 0:
-        raise UsageError(f"capture: --lines must be 0 or more, got {args.lines}")
     lines = None if args.all else args.lines
     captured = _Api(args.project).instance(args.title, "capture", {"lines": lines, "ansi": args.ansi})
     if args.json:

@@ -28,6 +28,7 @@ from protocols.errors import CorralError, UsageError
 __all__ = ["build_parser", "main", "version"]
 
 _FALLBACK_VERSION = "0.1.0"
+_PROG = "corral"
 
 _EPILOG = """\
 examples:
@@ -52,11 +53,23 @@ class ArgumentError(UsageError):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser that raises instead of exiting, so `main()` reports every error the same way."""
+    """An ArgumentParser that raises instead of exiting, so `main()` reports every error the same way.
+
+    A sub-command refuses an argument it does not know itself, with its own usage: argparse would hand it up
+    to the top-level parser, which knows nothing of the sub-command and prints `corral [-h] COMMAND`.
+    """
 
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("corral").strip()
         raise ArgumentError(f"{command}: {message}" if command else message, self.format_usage())
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and self.prog != _PROG:  # a sub-command's: everything after its name was its to parse
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
 
 class _VersionAction(argparse.Action):
@@ -109,7 +122,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     needs no other: `corral signal emit` is on agents' hot path); without `only`, every group is listed, its
     module not imported."""
     parser = _Parser(
-        prog="corral",
+        prog=_PROG,
         description="corral supervises fleets of AI coding agents. Tasks move through a lifecycle\n"
         "(ready → planning → implementing → reviewing → verifying → done), driven by signals.",
         epilog=_EPILOG,

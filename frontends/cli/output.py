@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 ERROR_PREFIX = "corral: error: "
+_INT64_MAX = 2**63 - 1  # protocols.records.INT64_MAX, not imported: output.py is on every command's path
 BUG_HINT = "this is a bug in corral; rerun with CORRAL_DEBUG=1 to see the traceback, and report it"
 
 
@@ -84,14 +85,17 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return "\n".join(lines)
 
 
-def positive_int(text: str) -> int:
-    """An argparse `type` for counts such as `--limit N`: a whole number of at least 1."""
+def positive_int(text: str, low: int = 1) -> int:
+    """An argparse `type` for counts such as `--limit N`: a whole number from `low` (1) to 2**63 - 1, the
+    largest the store keeps (a larger one would be an OverflowError at the query, not a usage error)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+    if value > _INT64_MAX:
+        raise argparse.ArgumentTypeError(f"must be at most {_INT64_MAX}, got {text}")
     return value
 
 

@@ -15,7 +15,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
-from frontends.cli.context import open_project
+from frontends.cli.context import add_project_option, open_project
 from frontends.cli.output import (
     HelpFormatter,
     format_table,
@@ -99,12 +99,7 @@ def register(groups: Any, summary: str) -> None:
         default="",
         help='a JSON object, or for lifecycle signals free text (stored as {"body": TEXT})',
     )
-    p.add_argument(
-        "--project",
-        metavar="NAME",
-        default="",
-        help="the project's name (or root path) instead of the repository at the current directory",
-    )
+    add_project_option(p)
     p.set_defaults(handler=_emit)
 
     p = sub.add_parser(
@@ -127,6 +122,7 @@ def register(groups: Any, summary: str) -> None:
         "--limit", metavar="N", type=positive_int, default=100, help="at most N signals (default 100)"
     )
     p.add_argument("--json", action="store_true", help="print a JSON list of signal records")
+    add_project_option(p)
     p.set_defaults(handler=_list)
 
     p = sub.add_parser(
@@ -153,6 +149,7 @@ def register(groups: Any, summary: str) -> None:
         action="store_true",
         help="print the outcomes as JSON: with --once a list; otherwise one object per line as they come",
     )
+    add_project_option(p)
     p.set_defaults(handler=_process)
 
 
@@ -191,7 +188,7 @@ def _list(args: argparse.Namespace) -> int:
     unknown = [s for s in statuses if s not in SIGNAL_STATUSES]
     if unknown:
         raise UsageError(f'unknown signal status "{unknown[0]}"; statuses are: {", ".join(SIGNAL_STATUSES)}')
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         signals = store.list_signals(project.id, statuses=statuses, task=args.task, limit=args.limit)
     if args.json:
         print_json(signals)
@@ -224,7 +221,7 @@ def _process(args: argparse.Namespace) -> int:
         raise ConflictError(_daemon_running(pong.get("pid", "?")))
     report = _Report(as_json=args.json, stream=not args.once)
     woken = threading.Event()
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         root = Path(project.root)
         claimer = f"cli:{os.getpid()}"
         # The wake socket's lock is what makes this the only applier and sentinel bridger here (a daemon

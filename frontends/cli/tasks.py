@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from frontends.cli.autostart import act_on_change
-from frontends.cli.context import open_project
+from frontends.cli.context import add_project_option, open_project
 from frontends.cli.inputs import read_file, read_stdin, read_text
 from frontends.cli.output import (
     HelpFormatter,
     format_fields,
     format_table,
+    positive_int,
     print_json,
     short_stamp,
     terminal_safe,
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
     from actors.git import GitError
     from protocols.plan import Plan
-    from protocols.records import Project, Task, TaskSummary, WaveTaskRecord
+    from protocols.records import Project, Task, TaskSummary, TransitionResult, WaveTaskRecord
 
 __all__ = ["register"]
 
@@ -67,7 +68,8 @@ examples:
   corral task set-status fix-login done --force --reason "merged by hand"
   corral task implement fix-login --wave 2
   corral task start-over fix-login --yes
-  corral task push fix-login --remote origin"""
+  corral task push fix-login --remote origin
+  corral task list --project app            # from anywhere: a project's name, or a path in its repository"""
 
 
 def register(groups: Any, summary: str) -> None:
@@ -159,13 +161,19 @@ def register(groups: Any, summary: str) -> None:
         help="replace a task's content (its plan) from a file or stdin",
         description="Replace the content of a task with PATH, or with stdin when --file is not given (not "
         "from a terminal: pipe it in). The status and the title are left as they are. A plan that does not "
-        "parse is stored anyway, with a warning on stderr naming the line and the problem.",
+        "parse is stored anyway, with a warning on stderr naming the line and the problem. Empty content "
+        "(nothing but whitespace: an empty file, a generator that failed) is refused and the content kept, "
+        "unless --allow-empty says to clear it.",
         epilog="examples:\n  corral task update-content fix-login --file plans/fix-login.md\n"
-        "  generate-plan | corral task update-content fix-login",
+        "  generate-plan | corral task update-content fix-login\n"
+        "  corral task update-content fix-login --allow-empty < /dev/null   # clear it",
         formatter_class=raw,
     )
     p.add_argument("name", metavar="NAME", help="the task's name")
     p.add_argument("--file", metavar="PATH", help="read the content from PATH (default: stdin)")
+    p.add_argument(
+        "--allow-empty", action="store_true", help="store empty content (clear it) instead of refusing"
+    )
     p.set_defaults(handler=_update_content)
 
     p = sub.add_parser(
@@ -231,7 +239,7 @@ def register(groups: Any, summary: str) -> None:
         formatter_class=raw,
     )
     p.add_argument("name", metavar="NAME", help="the task's name")
-    p.add_argument("--wave", metavar="N", type=_wave_number, help="also request wave N (N ≥ 1)")
+    p.add_argument("--wave", metavar="N", type=positive_int, help="also request wave N (N ≥ 1)")
     p.set_defaults(handler=_implement)
 
     p = sub.add_parser(
@@ -276,6 +284,9 @@ def register(groups: Any, summary: str) -> None:
     p.add_argument("name", metavar="NAME", help="the task's name")
     p.set_defaults(handler=_retry)
 
+    for command in sub.choices.values():
+        add_project_option(command)
+
 
 def _list(args: argparse.Namespace) -> int:
     from protocols.fsm import PHASE_PLANNED, Status, parse_status
@@ -284,7 +295,7 @@ def _list(args: argparse.Namespace) -> int:
     plain = {status.value for status, phase in wanted if not phase}
     want_planned = any(phase for _, phase in wanted)
     include_cancelled = args.all or Status.CANCELLED.value in plain
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         tasks = store.list_task_summaries(
             project.id,
             statuses=sorted({status.value for status, _ in wanted}),
@@ -343,7 +354,7 @@ def _create(args: argparse.Namespace) -> int:
     if args.file:
         content = read_text(args.file, limit=MAX_CONTENT_BYTES)
     title = args.title or default_task_title(content)
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         task = store.create_task(
             project.id, args.name, title=title, topic=args.topic, content=content, branch=args.branch
         )
@@ -358,7 +369,7 @@ def _register(args: argparse.Namespace) -> int:
     name = args.name or _name_from_path(args.plan_file)
     plan, problem = _check_plan(content, args.plan_file)
     title = plan.title if plan is not None else default_task_title(content)
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         task = store.create_task(
             project.id, name, title=title, topic=args.topic, content=content, branch=args.branch
         )
@@ -383,8 +394,13 @@ def _update_content(args: argparse.Namespace) -> int:
                 f"(generate-plan | corral task update-content {args.name}) or give --file PATH"
             )
         content, source = read_stdin(limit=MAX_CONTENT_BYTES), "<stdin>"
+    if not content.strip() and not args.allow_empty:
+        raise UsageError(
+            f"the new content of task {args.name} from {source} is empty; nothing was changed. To clear the "
+            f"content, add --allow-empty: corral task update-content {args.name} --allow-empty"
+        )
     _, problem = _check_plan(content, source)
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         task = store.update_content(project.id, args.name, content)
     if problem:
         _warn(f"{problem}; stored anyway: fix the plan before implementing")
@@ -393,7 +409,7 @@ def _update_content(args: argparse.Namespace) -> int:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         task = store.get_task(project.id, args.name)
         if not args.yes:
             count = len(store.list_wave_tasks(task.id))
@@ -409,7 +425,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         task = store.get_task(project.id, args.name)
         waves = store.list_wave_tasks(task.id)
     if args.json:
@@ -427,9 +443,10 @@ def _transition(args: argparse.Namespace) -> int:
 
     event = parse_event(args.event)
     payload = normalize_payload(SIGNAL_TYPES[event.value], args.payload) if args.payload.strip() else ""
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
+        before = store.get_task(project.id, args.name)
         result = store.transition_task(project.id, args.name, event, source=Source.USER, payload=payload)
-    print(f"{result.task.name}: {result.transition.from_status} → {result.task.display_status}", flush=True)
+    print(_moved(before, result), flush=True)
     act_on_change()
     return 0
 
@@ -446,7 +463,7 @@ def _set_status(args: argparse.Namespace) -> int:
             f"corral task set-status {args.name} {target} --force; to move the task by an event, use "
             f"corral task transition {args.name} EVENT"
         )
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         before = store.get_task(project.id, args.name)
         task = store.set_status(project.id, args.name, target, reason=args.reason)
     print(f"{task.name}: {before.display_status} → {task.display_status} (forced)", flush=True)
@@ -468,7 +485,7 @@ _IMPLEMENT_INSTEAD = {
 def _implement(args: argparse.Namespace) -> int:
     from protocols.fsm import Event, Source, Status
 
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         task = store.get_task(project.id, args.name)
         if task.status != Status.READY:
             instead = _IMPLEMENT_INSTEAD.get(task.status, "").format(name=task.name)
@@ -482,7 +499,7 @@ def _implement(args: argparse.Namespace) -> int:
         if args.wave is not None:  # after the transition: applied before it, the wave would find it ready
             payload = f'{{"wave_number": {args.wave}}}'
             signal = store.emit_signal(project.id, task.name, "implement_wave", payload, source=Source.USER)
-    print(f"{result.task.name}: {result.transition.from_status} → {result.task.display_status}")
+    print(_moved(task, result))
     if signal is not None:
         print(f"{result.task.name}: wave {args.wave} requested (signal {signal.id})")
     sys.stdout.flush()
@@ -493,7 +510,7 @@ def _implement(args: argparse.Namespace) -> int:
 def _start_over(args: argparse.Namespace) -> int:
     from protocols.fsm import Event, Source, transition
 
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         task = store.get_task(project.id, args.name)
         transition(task.status, Event.START_OVER, Source.USER)  # a wrong status: --yes would not help
         if not args.yes:
@@ -504,7 +521,7 @@ def _start_over(args: argparse.Namespace) -> int:
                 f"corral task start-over {task.name} --yes"
             )
         result = store.transition_task(project.id, task.name, Event.START_OVER, source=Source.USER)
-    print(f"{result.task.name}: {result.transition.from_status} → {result.task.display_status}", flush=True)
+    print(_moved(task, result), flush=True)
     act_on_change()
     return 0
 
@@ -512,7 +529,7 @@ def _start_over(args: argparse.Namespace) -> int:
 def _retry(args: argparse.Namespace) -> int:
     from protocols.errors import ConflictError
 
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         task = store.get_task(project.id, args.name)
         since = getattr(task, f"{task.status}_at")
         failed = store.failed_outbox(project.id, task.name, since)
@@ -538,7 +555,7 @@ def _push(args: argparse.Namespace) -> int:
     from actors.git import GitError, NoRemoteError, Worktree, push_branch, worktree_path
     from actors.git.runner import git_succeeds
 
-    with open_project() as (store, project):
+    with open_project(args.project) as (store, project):
         task = store.get_task(project.id, args.name)
     if not task.branch:
         raise NotFoundError(f'task "{task.name}" has no branch: nothing to push')
@@ -570,14 +587,10 @@ def _git_reason(exc: GitError) -> str:
     return "; ".join(line for line in lines if line and not line.startswith("hint:"))
 
 
-def _wave_number(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"invalid wave number {text!r}: give an integer ≥ 1")
-    return number
+def _moved(before: Task, result: TransitionResult) -> str:
+    """`fix-login: planned → implementing`: both sides as `task list` shows them (`shown_status`)."""
+    from_phase = before.phase if before.status == result.transition.from_status else ""
+    return f"{result.task.name}: {result.transition.describe(from_phase)}"
 
 
 def _name_from_path(path: str) -> str:

@@ -27,11 +27,14 @@ touches the store or an actor comes from the daemon (`DaemonControl`) as a `conc
 awaited through `asyncio.wrap_future` with a timeout. A pykka future is never awaited here: its `__await__`
 calls `get()`, which would freeze every connection until the actor answers.
 
-**Errors** are `{"error": "..."}` with 4xx for a client's mistake (bad JSON, a path that is not a repository,
-an unknown route), 503 when the daemon does not answer in time, and 500 — logged with its traceback — only
-for a bug. Bad input never produces a 500. A `CorralError` raised by the work maps by its kind: UsageError
-and PayloadError 400, NotFoundError 404, ConflictError and TransitionError (a move the lifecycle refuses)
-409, TooLargeError 413, DiskFullError 507, any other StoreError 503.
+**Errors** are `{"error": "...", "detail": "..."}` (see `http.py`) with 4xx for a client's mistake (bad
+JSON, an integer beyond 64 bits, a NUL byte in a path, a bad Content-Encoding, a path that is not a
+repository, an unknown route), 503 when the daemon does not answer in time, and 500 — logged with its
+traceback — only for a bug. Bad input never produces a 500. A `CorralError` raised by the work maps by its
+kind: UsageError and PayloadError 400, NotFoundError 404, ConflictError and TransitionError (a move the
+lifecycle refuses) 409, TooLargeError 413, DiskFullError 507, any other StoreError 503. A request aiohttp
+cannot parse gets the same JSON (`connection.py`). A client that goes away before its answer is no error: it
+is logged at debug level.
 
 **The event stream** subscribes to the EventHub with `on_ready` bridged by `call_soon_threadsafe`, so a
 publisher (any actor thread) wakes the stream without the loop polling. The subscription's queue is bounded:
@@ -46,14 +49,22 @@ import asyncio
 import concurrent.futures
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from aiohttp import web
 
 from actors.eventbus import EventHub, Subscription
 from actors.supervision import SupervisorStats
-from frontends.daemon.schema import ApiError, DaemonStatus, Pong, RegisterRepo, ReloadReport, Stopping
+from frontends.daemon.http import (
+    ANSWER_TIMEOUT_S,
+    ClientMistake,
+    answer,
+    error_response,
+    json_response,
+    read_body,
+)
+from frontends.daemon.schema import DaemonStatus, Pong, RegisterRepo, ReloadReport, Stopping
 from protocols.errors import (
     ConflictError,
     CorralError,
@@ -74,19 +85,15 @@ if TYPE_CHECKING:
     from frontends.daemon.instances import InstanceDesk
     from frontends.daemon.tasks import TaskDesk
 
-__all__ = ["ANSWER_TIMEOUT_S", "KEEPALIVE_S", "DaemonControl", "DaemonInfo", "make_app"]
+__all__ = ["ANSWER_TIMEOUT_S", "CONTROL", "KEEPALIVE_S", "DaemonControl", "DaemonInfo", "make_app"]
 
 log = logging.getLogger(__name__)
-
-ANSWER_TIMEOUT_S = 5.0
-"""How long a handler waits for the store or an actor before answering 503."""
 
 KEEPALIVE_S = 15.0
 """An idle event stream sends a comment this often, so a vanished client is noticed and its queue freed."""
 
 _STREAM_QUEUE = 1024
 _STREAM_BATCH = 256
-_T = TypeVar("_T")
 
 
 class DaemonInfo(msgspec.Struct, frozen=True):
@@ -144,15 +151,9 @@ CONTROL = web.AppKey("control", DaemonControl)
 STREAMS = web.AppKey("streams", _Streams)
 
 
-class _ClientMistake(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def make_app(control: DaemonControl) -> web.Application:
     """The aiohttp application serving `control`."""
-    app = web.Application(middlewares=[_errors])
+    app = web.Application(middlewares=[_errors, _no_nul_in_path])
     app[CONTROL] = control
     app[STREAMS] = _Streams()
     app.router.add_get("/v1/ping", _ping)
@@ -171,15 +172,7 @@ def make_app(control: DaemonControl) -> web.Application:
     return app
 
 
-# -- responses and errors ----------------------------------------------------------------------------------
-
-
-def _json(value: Any, status: int = 200) -> web.Response:
-    return web.Response(body=msgspec.json.encode(value), status=status, content_type="application/json")
-
-
-def _error(status: int, message: str) -> web.Response:
-    return _json(ApiError(message), status)
+# -- routes, responses and errors --------------------------------------------------------------------------
 
 
 _STATUS_OF: tuple[tuple[type[CorralError], int], ...] = (
@@ -200,51 +193,60 @@ async def _errors(
 ) -> Any:
     try:
         return await handler(request)
-    except _ClientMistake as exc:
-        return _error(exc.status, str(exc))
+    except ClientMistake as exc:
+        log.debug("%s %s: %d %s", request.method, request.path, exc.status, exc)
+        return error_response(exc.status, str(exc), exc.detail)
     except web.HTTPException as exc:  # the router's 404 and 405, the body-size limit's 413
         if exc.status < 400:
             raise
-        message = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else exc.reason
-        if isinstance(exc, web.HTTPNotFound):
-            message = f"no such route: {request.method} {request.path}"
-        elif isinstance(exc, web.HTTPMethodNotAllowed):
-            allowed = ", ".join(sorted(exc.allowed_methods))
-            message = f"{request.path} does not take {request.method} (it takes {allowed})"
-        return _error(exc.status, message)
+        return _http_error(request, exc)
+    except web.RequestPayloadError as exc:  # a body aiohttp could not read: a bad Content-Encoding, say
+        detail = " ".join(str(exc).split())
+        return error_response(400, "the request body cannot be read (a bad Content-Encoding?)", detail)
     except CorralError as exc:
         status = next((code for kind, code in _STATUS_OF if isinstance(exc, kind)), 500)
         if status == 500:
             log.error("%s %s failed: %s", request.method, request.path, exc)
-        return _error(status, str(exc))
+        return error_response(status, str(exc), type(exc).__name__ if status == 500 else "")
     except TimeoutError as exc:
-        return _error(503, str(exc) or "the daemon did not answer in time; see its log")
+        return error_response(503, str(exc) or "the daemon did not answer in time; see its log")
+    except ConnectionError as exc:  # the client went away mid-request: nobody is left to answer
+        log.debug("%s %s: the client went away (%s)", request.method, request.path, exc)
+        return error_response(499, "the client closed the connection")
     except Exception as exc:
         log.exception("%s %s: unexpected error", request.method, request.path)
-        return _error(
-            500, f"internal error: {type(exc).__name__}: {exc} (a bug in corral; see the daemon's log)"
+        return error_response(
+            500,
+            f"internal error: {type(exc).__name__}: {exc} (a bug in corral; see the daemon's log)",
+            f"{request.method} {request.path} raised {type(exc).__name__}; the traceback is in the log",
         )
 
 
-async def _answer(future: concurrent.futures.Future[_T], timeout: float | None = None) -> _T:
-    """The result of work done on a daemon thread, without blocking the loop; TimeoutError past `timeout`
-    (default ANSWER_TIMEOUT_S). Giving up does not cancel the work (shield): the daemon may already be
-    doing it, and would find its reply future cancelled under it."""
-    limit = ANSWER_TIMEOUT_S if timeout is None else timeout
-    try:
-        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), limit)
-    except TimeoutError:
-        raise TimeoutError(f"the daemon did not answer within {limit:g} s; see its log") from None
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own refusals (unknown route, wrong method, body too large) in the API's shape."""
+    if isinstance(exc, web.HTTPNotFound):
+        return error_response(404, f"no such route: {request.method} {request.path}", "see docs/api.md")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(exc.allowed_methods))
+        return error_response(
+            405, f"{request.path} does not take {request.method} (it takes {allowed})", f"allowed: {allowed}"
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return error_response(413, f"the request body is too large: {exc.text}", "bodies are at most 1 MiB")
+    text = exc.text if exc.text and exc.text != f"{exc.status}: {exc.reason}" else ""
+    return error_response(exc.status, exc.reason or f"HTTP {exc.status}", text or "")
 
 
-async def _body(request: web.Request, kind: type[_T]) -> _T:
-    data = await request.read()
-    try:
-        return msgspec.json.decode(data, type=kind)
-    except msgspec.ValidationError as exc:  # a subclass of DecodeError: first
-        raise _ClientMistake(400, f"the request body does not fit: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise _ClientMistake(400, f"the request body is not valid JSON: {exc}") from None
+@web.middleware
+async def _no_nul_in_path(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> Any:
+    """A NUL byte in a path segment (`/v1/repos/%00/tasks`) names nothing: refuse it here, once, before any
+    route hands it to the store or the file system (which raise ValueError on it)."""
+    for key, value in request.match_info.items():
+        if "\x00" in value:
+            raise ClientMistake(400, f"the {key} in the path contains a NUL byte: {value!r}")
+    return await handler(request)
 
 
 # -- handlers ----------------------------------------------------------------------------------------------
@@ -252,15 +254,15 @@ async def _body(request: web.Request, kind: type[_T]) -> _T:
 
 async def _ping(request: web.Request) -> web.Response:
     info = request.app[CONTROL].info
-    return _json(Pong(pid=info.pid, version=info.version))
+    return json_response(Pong(pid=info.pid, version=info.version))
 
 
 async def _status(request: web.Request) -> web.Response:
     control = request.app[CONTROL]
     info = control.info
-    repos = await _answer(control.list_projects())
+    repos = await answer(control.list_projects())
     try:
-        stats: dict[str, Any] | None = msgspec.to_builtins(await _answer(control.supervision()))
+        stats: dict[str, Any] | None = msgspec.to_builtins(await answer(control.supervision()))
     except (TimeoutError, CorralError) as exc:
         log.warning("status: the root supervisor did not answer: %s", exc or "timeout")
         stats = None
@@ -277,27 +279,27 @@ async def _status(request: web.Request) -> web.Response:
         writes=control.write_faults(),
         heart=control.heart(),
     )
-    return _json(status)
+    return json_response(status)
 
 
 async def _list_repos(request: web.Request) -> web.Response:
-    return _json(await _answer(request.app[CONTROL].list_projects()))
+    return json_response(await answer(request.app[CONTROL].list_projects()))
 
 
 async def _register_repo(request: web.Request) -> web.Response:
-    body = await _body(request, RegisterRepo)
-    project, created = await _answer(request.app[CONTROL].register_project(body.path))
-    return _json(project, 201 if created else 200)
+    body = await read_body(request, RegisterRepo)
+    project, created = await answer(request.app[CONTROL].register_project(body.path))
+    return json_response(project, 201 if created else 200)
 
 
 async def _reload(request: web.Request) -> web.Response:
-    return _json(await _answer(request.app[CONTROL].request_reload("api"), timeout=30.0))
+    return json_response(await answer(request.app[CONTROL].request_reload("api"), timeout=30.0))
 
 
 async def _shutdown(request: web.Request) -> web.Response:
     control = request.app[CONTROL]
     control.request_stop("api")
-    return _json(Stopping(pid=control.info.pid), 202)
+    return json_response(Stopping(pid=control.info.pid), 202)
 
 
 async def _events(request: web.Request) -> web.StreamResponse:

@@ -14,6 +14,12 @@
 `{title}` is an exact title, or enough of one to name a single instance (a prefix, else a substring): an
 ambiguous one is a 400 whose body lists the `matches`. 404: no such project or instance; 409: a title that
 is taken, or an action the instance's state does not allow (resume of a running one, send to a paused one).
+Restart of a paused instance resumes it.
+
+**Killed instances.** A kill ends the Instance actor (actors/instance.py): nothing of it stays in the daemon
+but the Project's child spec. Its view then comes from its row in the store (`exited: killed by request`),
+kill again changes nothing, restart is the Project's `RestartChild` (a new generation, continuing the
+conversation), and the other actions are a 409 that says to restart it.
 
 The work happens on `InstanceDesk`'s own threads, handed to the loop as `concurrent.futures.Future`s (the
 loop never waits on a pykka future). The desk finds the repository in the store, starts its Project
@@ -52,7 +58,6 @@ from actors.instance import (
     InstanceSend,
     InstanceSendKeys,
 )
-from actors.project import AmbiguousTitle
 from actors.project_inbox import (
     AdoptSession,
     InstanceEntry,
@@ -67,10 +72,12 @@ from actors.runtimes.procinfo import tree as tree_of
 from actors.runtimes.tmux import TmuxError, TmuxServer, default_server
 from actors.runtimes.tmux_server import SESSION_PREFIX
 from actors.supervision import SupervisionTree
-from frontends.daemon.api import CONTROL, _answer, _body, _json
+from frontends.daemon.api import CONTROL
+from frontends.daemon.http import answer, error_response, json_response, read_body, route
 from protocols.errors import ConflictError, NotFoundError, SupervisionError
 from protocols.instances import InstanceView, StartInstance
 from protocols.records import InstanceRecord
+from protocols.titles import AmbiguousTitle
 
 __all__ = [
     "ACTIONS",
@@ -151,8 +158,11 @@ class KilledOrphan(msgspec.Struct, frozen=True):
 
 
 class Ambiguous(msgspec.Struct, frozen=True):
+    """The 400 of a title that names several instances: the API's error, and the titles it matches."""
+
     error: str
     matches: tuple[str, ...]
+    detail: str = ""
 
 
 # action → (request body, the Instance message it becomes)
@@ -251,6 +261,8 @@ class InstanceDesk:
                     why = f"the instance did not answer within {LIST_TIMEOUT_S:g} s"
                 except pykka.ActorDeadError:
                     pass
+            if info is None and why.startswith("the instance is restarting"):
+                info = self._ended(entry, tree)
             view = instance_view(entry, info, tree.env.clock.monotonic(), why)
             if not statuses or view.status in statuses:
                 views.append(view)
@@ -274,9 +286,7 @@ class InstanceDesk:
         if isinstance(message, InstanceRestart):
             info = _ask(target, GetInstanceInfo(), LIST_TIMEOUT_S, entry.title)
             if info.status == "paused":
-                raise ConflictError(
-                    f'instance "{entry.title}" is paused: resume it (corral instance resume {entry.title})'
-                )
+                message = InstanceResume()  # what a person means by restarting a paused agent
         result = _ask(target, message, ACTION_TIMEOUT_S, entry.title)
         if isinstance(message, InstanceCapture):
             return Captured(project=entry.project, title=entry.title, lines=message.lines, text=result)
@@ -404,23 +414,23 @@ def _ask(ref: pykka.ActorRef[Any], message: Any, timeout: float, who: str) -> An
 
 
 def add_instance_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/repos/{project}/instances", _list)
-    app.router.add_post("/v1/repos/{project}/instances", _start)
-    app.router.add_get("/v1/repos/{project}/instances/{title}", _get)
-    app.router.add_post("/v1/repos/{project}/instances/{title}/{action}", _act)
+    app.router.add_get(route("/v1/repos/{project}/instances"), _list)
+    app.router.add_post(route("/v1/repos/{project}/instances"), _start)
+    app.router.add_get(route("/v1/repos/{project}/instances/{title}"), _get)
+    app.router.add_post(route("/v1/repos/{project}/instances/{title}/{action}"), _act)
     app.router.add_get("/v1/orphans", _orphans)
-    app.router.add_post("/v1/repos/{project}/orphans/{session}/adopt", _adopt)
-    app.router.add_post("/v1/orphans/{session}/kill", _kill_orphan)
+    app.router.add_post(route("/v1/repos/{project}/orphans/{session}/adopt"), _adopt)
+    app.router.add_post(route("/v1/orphans/{session}/kill"), _kill_orphan)
 
 
 async def _settle(future: concurrent.futures.Future[_T], timeout: float) -> _T | web.Response:
     """The answer, or the response for the errors the shared middleware does not map this way."""
     try:
-        return await _answer(future, timeout)
+        return await answer(future, timeout)
     except AmbiguousTitle as exc:
-        return _json(Ambiguous(error=str(exc), matches=exc.matches), 400)
+        return json_response(Ambiguous(error=str(exc), matches=exc.matches), 400)
     except SupervisionError as exc:
-        return _json({"error": str(exc)}, 503)
+        return error_response(503, str(exc))
 
 
 async def _list(request: web.Request) -> web.Response:
@@ -428,51 +438,51 @@ async def _list(request: web.Request) -> web.Response:
         s.strip() for value in request.query.getall("status", []) for s in value.split(",") if s.strip()
     )
     desk = request.app[CONTROL].instances
-    answer = await _settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
-    return answer if isinstance(answer, web.Response) else _json(answer)
+    result = await _settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
+    return result if isinstance(result, web.Response) else json_response(result)
 
 
 async def _start(request: web.Request) -> web.Response:
-    body = await _body(request, StartInstance)
+    body = await read_body(request, StartInstance)
     desk = request.app[CONTROL].instances
-    answer = await _settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
-    return answer if isinstance(answer, web.Response) else _json(answer, 201)
+    result = await _settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
+    return result if isinstance(result, web.Response) else json_response(result, 201)
 
 
 async def _get(request: web.Request) -> web.Response:
     desk = request.app[CONTROL].instances
     future = desk.get(request.match_info["project"], request.match_info["title"])
-    answer = await _settle(future, LIST_TIMEOUT_S * 3)
-    return answer if isinstance(answer, web.Response) else _json(answer)
+    result = await _settle(future, LIST_TIMEOUT_S * 3)
+    return result if isinstance(result, web.Response) else json_response(result)
 
 
 async def _act(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in ACTIONS:
         known = ", ".join(ACTIONS)
-        return _json({"error": f"no such instance action: {action} (actions: {known})"}, 404)
+        return error_response(404, f"no such instance action: {action} (actions: {known})")
     kind, to_message = ACTIONS[action]
-    body = kind() if kind is NoBody and not request.can_read_body else await _body(request, kind)
+    body = kind() if kind is NoBody and not request.can_read_body else await read_body(request, kind)
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
-    answer = await _settle(future, ACTION_TIMEOUT_S + 10)
-    return answer if isinstance(answer, web.Response) else _json(answer)
+    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    return result if isinstance(result, web.Response) else json_response(result)
 
 
 async def _orphans(request: web.Request) -> web.Response:
-    answer = await _settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
-    return answer if isinstance(answer, web.Response) else _json(answer)
+    result = await _settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
+    return result if isinstance(result, web.Response) else json_response(result)
 
 
 async def _adopt(request: web.Request) -> web.Response:
-    body = AdoptRequest() if not request.can_read_body else await _body(request, AdoptRequest)
+    body = AdoptRequest() if not request.can_read_body else await read_body(request, AdoptRequest)
     desk = request.app[CONTROL].instances
     future = desk.adopt(request.match_info["project"], request.match_info["session"], body.title)
-    answer = await _settle(future, ACTION_TIMEOUT_S + 10)
-    return answer if isinstance(answer, web.Response) else _json(answer, 201)
+    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    return result if isinstance(result, web.Response) else json_response(result, 201)
 
 
 async def _kill_orphan(request: web.Request) -> web.Response:
     future = request.app[CONTROL].instances.kill_orphan(request.match_info["session"])
-    answer = await _settle(future, ACTION_TIMEOUT_S)
-    return answer if isinstance(answer, web.Response) else _json(answer)
+    result = await _settle(future, ACTION_TIMEOUT_S)
+    return result if isinstance(result, web.Response) else json_response(result)

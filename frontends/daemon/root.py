@@ -76,14 +76,19 @@ _T = TypeVar("_T")
 
 
 def root_children(
-    config: DaemonConfig, *, tmux_server: Any = None, health: WriteHealth | None = None
+    config: DaemonConfig,
+    *,
+    tmux_server: Any = None,
+    health: WriteHealth | None = None,
+    recorder: Any = None,
 ) -> list[ChildSpec]:
     """The root supervisor's children, in start order (they stop in reverse): the actors every daemon runs.
 
     The claimer tells the Projects supervisor (`root/projects`) about applied signals; the Projects start
     the repositories' supervisors that carry out their outbox. `tmux_server` is corral's tmux server, the
     one every tmux agent runs in (None: the runtime's default). `health` is where the claimer and the audit
-    recorder report a store they cannot write (they degrade and retry; they do not crash)."""
+    recorder report a store they cannot write (they degrade and retry; they do not crash). `recorder` writes
+    an Instance's row on a thread that owns a connection (`InstanceSpec.recorder`)."""
     from actors.audit import AuditConfig, AuditFeed, AuditRecorder
     from actors.claimer import ClaimerConfig, SignalClaimer
     from actors.projects import PROJECTS, ProjectsConfig, projects_child
@@ -110,7 +115,9 @@ def root_children(
             health,
             backoff=BackoffSpec(min_s=0.5, max_s=10.0),
         ),
-        projects_child(ProjectsConfig(store_path=config.database, tmux_server=tmux_server)),
+        projects_child(
+            ProjectsConfig(store_path=config.database, tmux_server=tmux_server, recorder=recorder)
+        ),
     ]
 
 
@@ -148,7 +155,7 @@ class Daemon:
             if isinstance(handler, DaemonLogHandler):
                 handler.health = self.health
         self.children = [
-            *root_children(config, tmux_server=self.tmux, health=self.health),
+            *root_children(config, tmux_server=self.tmux, health=self.health, recorder=self._record_instance),
             *extra_children,
         ]
         self.tree: SupervisionTree | None = None
@@ -310,6 +317,12 @@ class Daemon:
         if self.tree is not None:
             self.tree.env.directory.tell(f"{ROOT_ID}/{PROJECTS}", WakeProjects((project_id,)))
 
+    def _record_instance(self, row: Any) -> concurrent.futures.Future[Any]:
+        """An Instance's row, written on the store thread: one connection for every Instance (SQLite keeps a
+        closed connection's file open while others of the process hold locks, so one per Instance would
+        leave a descriptor behind each)."""
+        return self._store_call(lambda store: store.upsert_instance(row))
+
     def _poke_claimer(self) -> None:
         """A signal was committed through the API: wake the claimer, as `corral signal emit` does (~20 µs,
         never blocks, never raises)."""
@@ -341,12 +354,16 @@ class Daemon:
         from frontends.project import find_project_root
 
         directory = Path(path)
+        if "\x00" in path:
+            raise UsageError(f"the path contains a NUL byte: {path!r}")
         if not directory.is_absolute():
             raise UsageError(f"the path must be absolute, got {path!r}")
-        if not directory.is_dir():
-            raise UsageError(f"{path} is not a directory")
         try:
+            if not directory.is_dir():
+                raise UsageError(f"{path} is not a directory")
             root = find_project_root(directory)
+        except OSError as exc:  # a name too long, a loop of symlinks, a directory we may not read
+            raise UsageError(f"{path!r} cannot be a project: {exc.strerror or exc}") from None
         except NotInRepoError:
             raise UsageError(
                 f"{path} is not inside a git repository (a project is a git work tree)"

@@ -3,7 +3,7 @@ daemon that encodes them and the clients that read them. Imports msgspec only, s
 
 Records the store already defines (`protocols.records`: Project, Task, Signal, AuditEvent, TransitionResult)
 and the supervision snapshot (`SupervisorStats`) appear as they are, so the API, the CLI's `--json` and the
-web admin share one schema; errors are always `ApiError`: `{"error": "what went wrong"}`.
+web admin share one schema; errors are always `ApiError`: `{"error": "what went wrong", "detail": "…"}`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,12 @@ API_VERSION = "v1"
 
 
 class ApiError(msgspec.Struct, frozen=True):
+    """Every error of the API: `error` says what was wrong (and what to do), one line; `detail` adds what is
+    known beyond it (the bytes a malformed request was refused for, the exception of an internal error), or
+    is empty."""
+
     error: str
+    detail: str = ""
 
 
 class Pong(msgspec.Struct, frozen=True):

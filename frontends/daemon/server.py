@@ -13,6 +13,12 @@ renamed to `daemon.sock` — atomically replacing a stale socket that a killed d
 that sees the path can connect at once (the backlog holds it until the loop accepts), and nobody else can
 connect between the bind and the chmod. Only the holder of the pid lock gets here, so the rename never
 takes the place of a live daemon's socket.
+
+Each connection is served by `ApiConnection` (connection.py): a request's head must arrive within
+HEAD_TIMEOUT_S of the connection's start, an idle kept-alive connection is closed after KEEPALIVE_IDLE_S, and
+what aiohttp answers by itself (a request that does not parse) is the API's JSON error too. The socket is
+served through `loop.create_server` with that protocol rather than through an aiohttp site, whose protocol is
+fixed; the runner still owns the application's start-up, shutdown and the open connections.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from frontends.daemon.connection import HEAD_TIMEOUT_S, ApiConnection
 from frontends.daemon.errors import DaemonError
 
 __all__ = ["ControlServer"]
@@ -35,6 +42,8 @@ __all__ = ["ControlServer"]
 log = logging.getLogger(__name__)
 
 _BACKLOG = 128
+KEEPALIVE_IDLE_S = 15.0
+"""A kept-alive connection with no request for this long is closed (corral's own clients close at once)."""
 
 
 class ControlServer:
@@ -47,11 +56,13 @@ class ControlServer:
         socket_path: Path,
         *,
         shutdown_timeout_s: float = 5.0,
+        head_timeout_s: float = HEAD_TIMEOUT_S,
         on_exit: Callable[[str], None] | None = None,
     ) -> None:
         self.app = app
         self.socket_path = socket_path
         self.shutdown_timeout_s = shutdown_timeout_s
+        self.head_timeout_s = head_timeout_s
         self._on_exit = on_exit
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -134,14 +145,12 @@ class ControlServer:
     def _run(self) -> None:
         loop = self._loop
         asyncio.set_event_loop(loop)
-        runner = web.AppRunner(
-            self.app, handle_signals=False, access_log=None, shutdown_timeout=self.shutdown_timeout_s
-        )
+        runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=self.shutdown_timeout_s)
+        listener: asyncio.Server | None = None
         try:
             try:
                 loop.run_until_complete(runner.setup())
-                site = web.SockSite(runner, self._sock, backlog=_BACKLOG)
-                loop.run_until_complete(site.start())
+                listener = loop.run_until_complete(self._listen(runner))
             except BaseException as exc:
                 self._failure = exc
                 loop.run_until_complete(runner.cleanup())
@@ -149,6 +158,7 @@ class ControlServer:
             finally:
                 self._ready.set()
             loop.run_forever()  # until stop() stops it
+            listener.close()  # no new connections; the runner ends the open ones
             loop.run_until_complete(runner.cleanup())
         except BaseException:
             log.exception("the control server failed")
@@ -158,3 +168,19 @@ class ControlServer:
             loop.close()
             if not self._stopping and self._on_exit is not None:
                 self._on_exit("the control server stopped unexpectedly")
+
+    async def _listen(self, runner: web.AppRunner) -> asyncio.Server:
+        manager = runner.server
+        assert manager is not None and self._sock is not None
+        loop = asyncio.get_running_loop()
+
+        def connection() -> ApiConnection:
+            return ApiConnection(
+                manager,
+                loop=loop,
+                head_timeout_s=self.head_timeout_s,
+                keepalive_timeout=KEEPALIVE_IDLE_S,
+                access_log=None,
+            )
+
+        return await loop.create_server(connection, sock=self._sock, backlog=_BACKLOG)

@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from frontends.daemon.api import CONTROL, _answer, _body, _json
+from frontends.daemon.api import CONTROL
+from frontends.daemon.http import answer, json_response, read_body, route
 from frontends.daemon.schema import EmitSignal, NewTask, Payload, TaskDetail, TransitionRequest
 from protocols.errors import NotFoundError, UsageError
 from protocols.fsm import Event, Source, parse_event, parse_status
@@ -360,13 +361,13 @@ def _payload_text(payload: Payload) -> str:
 
 
 def add_task_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/repos/{project}/tasks", _list_tasks)
-    app.router.add_post("/v1/repos/{project}/tasks", _create_task)
-    app.router.add_get("/v1/repos/{project}/tasks/{name}", _show_task)
-    app.router.add_post("/v1/repos/{project}/tasks/{name}/transition", _transition)
-    app.router.add_post("/v1/repos/{project}/signals", _emit_signal)
-    app.router.add_get("/v1/repos/{project}/signals", _list_signals)
-    app.router.add_get("/v1/repos/{project}/audit", _list_audit)
+    app.router.add_get(route("/v1/repos/{project}/tasks"), _list_tasks)
+    app.router.add_post(route("/v1/repos/{project}/tasks"), _create_task)
+    app.router.add_get(route("/v1/repos/{project}/tasks/{name}"), _show_task)
+    app.router.add_post(route("/v1/repos/{project}/tasks/{name}/transition"), _transition)
+    app.router.add_post(route("/v1/repos/{project}/signals"), _emit_signal)
+    app.router.add_get(route("/v1/repos/{project}/signals"), _list_signals)
+    app.router.add_get(route("/v1/repos/{project}/audit"), _list_audit)
 
 
 async def _list_tasks(request: web.Request) -> web.Response:
@@ -375,42 +376,44 @@ async def _list_tasks(request: web.Request) -> web.Response:
     topic, include_cancelled = _one(query, "topic"), _flag(query, "all")
     desk = request.app[CONTROL].tasks
     future = desk.list_tasks(request.match_info["project"], statuses, topic, include_cancelled)
-    return _json(await _answer(future))
+    return json_response(await answer(future))
 
 
 async def _create_task(request: web.Request) -> web.Response:
     _query(request)
-    body = await _body(request, NewTask)
-    task = await _answer(request.app[CONTROL].tasks.create_task(request.match_info["project"], body))
-    return _json(task, 201)
+    body = await read_body(request, NewTask)
+    task = await answer(request.app[CONTROL].tasks.create_task(request.match_info["project"], body))
+    return json_response(task, 201)
 
 
 async def _show_task(request: web.Request) -> web.Response:
     _query(request)
     name = task_name(request.match_info["name"])
-    return _json(await _answer(request.app[CONTROL].tasks.show_task(request.match_info["project"], name)))
+    return json_response(
+        await answer(request.app[CONTROL].tasks.show_task(request.match_info["project"], name))
+    )
 
 
 async def _transition(request: web.Request) -> web.Response:
     _query(request)
     name = task_name(request.match_info["name"])
-    body = await _body(request, TransitionRequest)
+    body = await read_body(request, TransitionRequest)
     event = parse_event(body.event)
     text = _payload_text(body.payload)
     payload = normalize_payload(SIGNAL_TYPES[event.value], text) if text.strip() else ""
     desk = request.app[CONTROL].tasks
-    return _json(await _answer(desk.transition(request.match_info["project"], name, event, payload)))
+    return json_response(await answer(desk.transition(request.match_info["project"], name, event, payload)))
 
 
 async def _emit_signal(request: web.Request) -> web.Response:
     _query(request)
-    body = await _body(request, EmitSignal)
+    body = await read_body(request, EmitSignal)
     task = task_name(body.task)
     signal_type = parse_signal_type(body.signal_type)
     payload = normalize_payload(signal_type, _payload_text(body.payload))
     desk = request.app[CONTROL].tasks
     future = desk.emit_signal(request.match_info["project"], task, signal_type.name, payload)
-    return _json(await _answer(future), 202)
+    return json_response(await answer(future), 202)
 
 
 async def _list_signals(request: web.Request) -> web.Response:
@@ -420,7 +423,7 @@ async def _list_signals(request: web.Request) -> web.Response:
     task = task_name(task) if task else ""
     desk = request.app[CONTROL].tasks
     future = desk.list_signals(request.match_info["project"], statuses, task, _limit(query))
-    return _json(await _answer(future))
+    return json_response(await answer(future))
 
 
 async def _list_audit(request: web.Request) -> web.Response:
@@ -435,4 +438,4 @@ async def _list_audit(request: web.Request) -> web.Response:
         levels=_levels(_one(query, "level")),
         limit=_limit(query),
     )
-    return _json(await _answer(future))
+    return json_response(await answer(future))

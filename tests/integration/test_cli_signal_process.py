@@ -55,7 +55,7 @@ def test_process_once_applies_the_pending_signals_in_order(repo: Path) -> None:
     ok(repo, "signal", "emit", "plan_start", "fix-login")
     ok(repo, "signal", "emit", "planner_finished", "fix-login")
     out = ok(repo, "signal", "process", "--once")
-    assert out.splitlines()[:2] == ["signal 1 done: ready → planning", "signal 2 done: planning → ready"]
+    assert out.splitlines()[:2] == ["signal 1 done: ready → planning", "signal 2 done: planning → planned"]
     assert out.splitlines()[2].startswith("2 signals in project proj: 2 done, 0 failed")
     assert "wait for the daemon" in out
     assert task_status(repo) == "ready"
@@ -88,7 +88,7 @@ def test_sentinels_of_the_repository_and_of_a_worktree_are_bridged_then_applied(
     (worktree / "planner-finished-other.md").write_text("")
     out = ok(repo, "signal", "process", "--once")
     lines = sorted(out.splitlines()[:2])
-    assert lines == ["signal 3 done: planning → ready", "signal 4 done: planning → ready"]
+    assert lines == ["signal 3 done: planning → planned", "signal 4 done: planning → planned"]
     assert "2 sentinel files bridged" in out.splitlines()[2]
     assert {str(s["task"]): s["source"] for s in signals_json(repo)[:2]} == {
         "fix-login": "agent",
@@ -133,9 +133,9 @@ def test_without_once_it_applies_a_signal_emitted_later_and_stops_on_sigint(repo
         assert out.get(timeout=30) == "signal 1 done: ready → planning"
         assert err.get(timeout=30).startswith("waiting for signals of project proj")
         ok(repo, "signal", "emit", "planner_finished", "fix-login")
-        assert out.get(timeout=30) == "signal 2 done: planning → ready"
+        assert out.get(timeout=30) == "signal 2 done: planning → planned"
         ok(repo, "signal", "emit", "plan_start", "fix-login", CORRAL_RUNTIME_DIR="/nonexistent-no-poke")
-        assert out.get(timeout=30) == "signal 3 done: ready → planning"  # found by the poll, not a poke
+        assert out.get(timeout=30) == "signal 3 done: planned → planning"  # found by the poll, not a poke
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         assert out.get(timeout=30).startswith("3 signals in project proj: 3 done, 0 failed")

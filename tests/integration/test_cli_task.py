@@ -197,9 +197,8 @@ def test_transition_prints_the_move_and_accepts_hyphens(repo: Path) -> None:
     assert (
         ok(repo, "task", "transition", "fix-login", "planner_finished") == "fix-login: planning → planned\n"
     )
-    assert (
-        ok(repo, "task", "transition", "fix-login", "implement_start") == "fix-login: ready → implementing\n"
-    )
+    moved = ok(repo, "task", "transition", "fix-login", "implement_start")
+    assert moved == "fix-login: planned → implementing\n"
 
 
 def test_transition_payload_text_becomes_the_latest_feedback(repo: Path) -> None:

@@ -247,7 +247,10 @@ def test_registering_repositories_through_the_api(
     plain.mkdir()
     status, body = client.request("POST", "/v1/repos", json={"path": str(plain)})
     assert status == 400
-    assert body == {"error": f"{plain} is not inside a git repository (a project is a git work tree)"}
+    assert body == {
+        "error": f"{plain} is not inside a git repository (a project is a git work tree)",
+        "detail": "",
+    }
     assert client.request("POST", "/v1/repos", json={"path": "relative/dir"})[0] == 400
 
     status, body = client.request("POST", "/v1/repos", json={"path": str(git_repo / ".git" / "..")})
@@ -268,11 +271,14 @@ def test_bad_requests_get_json_errors(client: DaemonClient) -> None:
     status, body = client.request("POST", "/v1/repos", json={"path": 7})
     assert (status, body) == (
         400,
-        {"error": "the request body does not fit: Expected `str`, got `int` - at `$.path`"},
+        {"error": "the request body does not fit: Expected `str`, got `int` - at `$.path`", "detail": ""},
     )
     status, body = client.request("POST", "/v1/repos", json={"path": "/", "extra": 1})
     assert status == 400 and "extra" in body["error"]
-    assert client.request("GET", "/v1/nope") == (404, {"error": "no such route: GET /v1/nope"})
+    assert client.request("GET", "/v1/nope") == (
+        404,
+        {"error": "no such route: GET /v1/nope", "detail": "see docs/api.md"},
+    )
     status, body = client.request("DELETE", "/v1/repos")
     assert status == 405 and body["error"] == "/v1/repos does not take DELETE (it takes GET, HEAD, POST)"
 

@@ -261,8 +261,8 @@ def test_progress_tells_each_thing_once_in_order_with_the_status_it_happened_in(
         (
             _audit(1, "10", "transition", "demo: ready → planning (plan_start, by user)"),
             _audit(2, "11", "task_agent_started", "demo: started demo-plan (planner, /bin/corral-sim)"),
-            _audit(3, "12", "transition", "demo: planning → ready (planner_finished, by agent)"),
-            _audit(4, "13", "transition", "demo: ready → implementing (implement_start, by user)"),
+            _audit(3, "12", "transition", "demo: planning → planned (planner_finished, by agent)"),
+            _audit(4, "13", "transition", "demo: planned → implementing (implement_start, by user)"),
             _audit(5, "14", "wave_started", "demo: wave 1 of 1 started (2 tasks)", wave=1),
             _audit(6, "15", "instance_status", "demo-W1-T1: loading → running"),
         ),
@@ -272,8 +272,8 @@ def test_progress_tells_each_thing_once_in_order_with_the_status_it_happened_in(
     assert progress.lines(first) == [
         ("planning", "ready → planning (plan_start, by user)"),
         ("planning", "started demo-plan (planner)"),
-        ("planned", "planning → ready (planner_finished, by agent)"),
-        ("implementing", "ready → implementing (implement_start, by user)"),
+        ("planned", "planning → planned (planner_finished, by agent)"),
+        ("implementing", "planned → implementing (implement_start, by user)"),
         ("implementing", "wave 1 of 1 started (2 tasks)"),
         ("implementing", "task 1 of wave 1 complete"),
     ]

@@ -125,16 +125,16 @@ def test_mistakes_are_4xx_naming_what_exists_and_what_is_allowed(env: Env, git_r
     request = env.client.request
     assert request("GET", "/v1/repos/nope/tasks") == (
         404,
-        {"error": f'no project named "nope" (projects: {git_repo.name})'},
+        {"error": f'no project named "nope" (projects: {git_repo.name})', "detail": ""},
     )
     assert request("POST", f"{base}/tasks", json={"name": "fix-login"})[0] == 201
     assert request("POST", f"{base}/tasks", json={"name": "fix-login"}) == (
         409,
-        {"error": f'a task named "fix-login" already exists in project {git_repo.name}'},
+        {"error": f'a task named "fix-login" already exists in project {git_repo.name}', "detail": ""},
     )
     assert request("GET", f"{base}/tasks/fix-logn") == (
         404,
-        {"error": f'no task named "fix-logn" in project {git_repo.name} (tasks: fix-login)'},
+        {"error": f'no task named "fix-logn" in project {git_repo.name} (tasks: fix-login)', "detail": ""},
     )
     status, body = request("POST", f"{base}/tasks/fix-login/transition", json={"event": "implement_finished"})
     assert (status, body["error"]) == (

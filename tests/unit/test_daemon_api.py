@@ -18,7 +18,7 @@ import pytest
 
 from actors.eventbus import EventHub
 from frontends.daemon import DaemonClient, DaemonError
-from frontends.daemon import api as api_module
+from frontends.daemon import http as http_module
 from frontends.daemon.api import DaemonInfo, make_app
 from frontends.daemon.schema import ReloadReport
 from frontends.daemon.server import ControlServer
@@ -131,7 +131,8 @@ def test_a_bug_is_a_500_with_its_message_and_a_log_line(
     _, _, client = served
     status, body = client.request("POST", "/v1/repos", json={"path": "/explode"})
     assert status == 500
-    assert body == {"error": "internal error: RuntimeError: kaboom (a bug in corral; see the daemon's log)"}
+    assert body["error"] == "internal error: RuntimeError: kaboom (a bug in corral; see the daemon's log)"
+    assert body["detail"] == "POST /v1/repos raised RuntimeError; the traceback is in the log"
     assert "POST /v1/repos: unexpected error" in caplog.text
 
 
@@ -139,7 +140,7 @@ def test_corral_errors_map_to_their_status(served: Any) -> None:
     _, _, client = served
     assert client.request("POST", "/v1/repos", json={"path": "/taken"}) == (
         409,
-        {"error": "that name is taken"},
+        {"error": "that name is taken", "detail": ""},
     )
     assert client.request("POST", "/v1/repos", json={"path": "/ok"})[0] == 201
 
@@ -147,7 +148,7 @@ def test_corral_errors_map_to_their_status(served: Any) -> None:
 def test_a_daemon_that_does_not_answer_in_time_is_a_503(served: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     daemon, _, client = served
     daemon.projects = concurrent.futures.Future()  # never completes
-    monkeypatch.setattr(api_module, "ANSWER_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(http_module, "ANSWER_TIMEOUT_S", 0.05)
     status, body = client.request("GET", "/v1/repos")
     assert status == 503 and body["error"].startswith("the daemon did not answer within 0.05 s")
     assert client.ping() is not None  # the loop was never blocked

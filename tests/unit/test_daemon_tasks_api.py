@@ -17,7 +17,7 @@ import pytest
 
 from actors.store import Store
 from frontends.daemon import DaemonClient
-from frontends.daemon import api as api_module
+from frontends.daemon import http as http_module
 from frontends.daemon.api import make_app
 from frontends.daemon.server import ControlServer
 from frontends.daemon.tasks import TaskDesk
@@ -131,7 +131,7 @@ def test_creating_refuses_a_taken_name_a_bad_name_and_a_body_that_does_not_fit(s
     served.call("POST", "/tasks", json={"name": "fix-login", "title": "Fix it"})
     assert served.request("POST", "/tasks", json={"name": "fix-login"}) == (
         409,
-        {"error": 'a task named "fix-login" already exists in project app'},
+        {"error": 'a task named "fix-login" already exists in project app', "detail": ""},
     )
     status, body = served.request("POST", "/tasks", json={"name": "Fix Login"})
     assert status == 400 and body["error"].startswith('invalid task name "Fix Login": use lowercase letters')
@@ -180,22 +180,22 @@ def test_the_list_filters_by_status_and_topic_and_hides_cancelled_tasks_unless_a
 def test_unknown_projects_and_tasks_are_404s_naming_what_there_is(served: Served) -> None:
     assert served.client.request("GET", "/v1/repos/nope/tasks") == (
         404,
-        {"error": 'no project named "nope" (projects: app)'},
+        {"error": 'no project named "nope" (projects: app)', "detail": ""},
     )
     assert served.request("GET", "/tasks/ghost") == (
         404,
-        {"error": 'no task named "ghost" in project app (it has no tasks yet)'},
+        {"error": 'no task named "ghost" in project app (it has no tasks yet)', "detail": ""},
     )
     served.call("POST", "/tasks", json={"name": "fix-login"})
     served.call("POST", "/tasks", json={"name": "fix-logout"})
     expected = 'no task named "fix-log" in project app (tasks: fix-login, fix-logout)'
-    assert served.request("GET", "/tasks/fix-log") == (404, {"error": expected})
+    assert served.request("GET", "/tasks/fix-log") == (404, {"error": expected, "detail": ""})
     assert served.request("POST", "/tasks/fix-log/transition", json={"event": "cancel"}) == (
         404,
-        {"error": expected},
+        {"error": expected, "detail": ""},
     )
     body = {"task": "fix-log", "signal_type": "cancel"}
-    assert served.request("POST", "/signals", json=body) == (404, {"error": expected})
+    assert served.request("POST", "/signals", json=body) == (404, {"error": expected, "detail": ""})
     for path in ("/tasks", "/signals", "/audit"):
         status, answer = served.client.request("GET", f"/v1/repos/nope{path}")
         assert status == 404 and answer["error"].startswith('no project named "nope"')
@@ -242,7 +242,8 @@ def test_a_transition_the_lifecycle_refuses_is_a_409_with_its_reason_and_changes
         409,
         {
             "error": 'invalid transition: event "review_approved" does not apply to a task in status "ready" '
-            "(allowed: plan_start, implement_start, cancel)"
+            "(allowed: plan_start, implement_start, cancel)",
+            "detail": "",
         },
     )
     status, body = served.request("POST", "/tasks/fix-login/transition", json={"event": "launch"})
@@ -393,7 +394,7 @@ def test_a_store_that_does_not_answer_is_a_503_and_the_loop_stays_free(
 ) -> None:
     stuck: concurrent.futures.Future[Any] = concurrent.futures.Future()
     served.daemon.tasks = TaskDesk(lambda work: stuck)  # type: ignore[attr-defined]
-    monkeypatch.setattr(api_module, "ANSWER_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(http_module, "ANSWER_TIMEOUT_S", 0.05)
     status, body = served.request("GET", "/tasks")
     assert status == 503 and body["error"].startswith("the daemon did not answer within 0.05 s")
     assert served.request("POST", "/tasks", json={"name": "x"})[0] == 503

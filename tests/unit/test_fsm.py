@@ -120,3 +120,14 @@ def test_plain_strings_are_read_as_the_enums_so_user_only_cannot_be_bypassed() -
     with pytest.raises(TransitionError, match="user-only"):
         transition("done", "cancel", "agent")
     assert transition("ready", "plan_start", "agent").to_status is Status.PLANNING
+
+
+def test_a_ready_task_with_its_plan_written_reads_planned_and_every_other_status_as_it_is() -> None:
+    from protocols.fsm import shown_status
+
+    assert shown_status(Status.READY, PHASE_PLANNED) == "planned"
+    assert shown_status("ready", "") == "ready"
+    assert all(shown_status(status, "") == status.value for status in Status)
+    move = transition(Status.READY, Event.IMPLEMENT_START)
+    assert move.describe(PHASE_PLANNED) == "planned → implementing"
+    assert transition(Status.PLANNING, Event.PLANNER_FINISHED).describe() == "planning → planned"

@@ -104,7 +104,7 @@ def test_apply_next_applies_in_order_and_finishes(store: Store, project: Project
         now,
     )
     assert outcome.signal.attempts == 1
-    assert apply_one(store).signal.result == "planning → ready"
+    assert apply_one(store).signal.result == "planning → planned"
     assert store.apply_next("worker-1") is None
     task = store.get_task(project.id, "t")
     assert task.display_status == "planned"
@@ -398,7 +398,12 @@ def test_apply_pending_applies_a_batch_in_order(store: Store, project: Project) 
     for event in [*cycle, Event.IMPLEMENT_FINISHED]:
         store.emit_signal(project.id, "t", event.value)
     outcomes = store.apply_pending("w", limit=4)
-    assert [o.signal.result for o in outcomes] == ["ready → planning", "planning → ready"] * 2
+    assert [o.signal.result for o in outcomes] == [
+        "ready → planning",
+        "planning → planned",
+        "planned → planning",  # a planned task's status reads "planned", also where it is left
+        "planning → planned",
+    ]
     rest = store.apply_pending("w")
     assert [o.applied for o in rest] == [True, True, False]
     assert store.apply_pending("w") == []

@@ -10,7 +10,7 @@ import pytest
 from actors.clock import FakeClock, utc_stamp
 from actors.store import Store
 from protocols.errors import ConflictError, NotFoundError, TooLargeError, TransitionError, UsageError
-from protocols.fsm import PHASE_PLANNED, TRANSITIONS, USER_ONLY, Event, Source, Status
+from protocols.fsm import PHASE_PLANNED, TRANSITIONS, USER_ONLY, Event, Source, Status, shown_status
 from protocols.records import Project, task_name
 
 EVERY_TRANSITION = [(status, event) for status, row in TRANSITIONS.items() for event in row]
@@ -151,7 +151,7 @@ def test_every_transition_writes_task_audit_and_outbox(
     assert task.latest_feedback == ("the feedback" if feedback else "")
     audit = store.list_audit(project.id, task="t")[0]
     assert (audit.kind, audit.level, audit.ts, audit.signal_id) == ("transition", "info", now, None)
-    assert audit.message == f"t: {status} → {target} ({event}, by user)"
+    assert audit.message == f"t: {status} → {shown_status(target, task.phase)} ({event}, by user)"
     assert msgspec.json.decode(audit.detail) == {"body": "the feedback"}
     [item] = store.pending_outbox()
     assert (item.kind, item.task, item.key) == (f"enter_{target}", "t", f"audit:{audit.id}:enter_{target}")
