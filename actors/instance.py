@@ -195,6 +195,9 @@ class AgentEnded(msgspec.Struct, frozen=True, kw_only=True):
     attempt_key: str = ""
     info: InstanceInfo | None = None
     last_screen: str = ""
+    urn: str = ""
+    """The Instance actor that ended: a Project that has started another Instance with the title since (a
+    task's next round) must not take this late message for the new one's end."""
 
 
 class StatusNotice(msgspec.Struct, frozen=True):
@@ -205,6 +208,7 @@ class StatusNotice(msgspec.Struct, frozen=True):
     status: str
     reason: str
     since: float  # monotonic, on the tree's clock
+    urn: str = ""  # the Instance actor that tells it: a late notice from an earlier one of the title is stale
 
 
 _ENDED = frozenset({AgentStatus.EXITED, AgentStatus.FAILED})
@@ -254,6 +258,7 @@ class Instance(Supervisor):
     # -- lifecycle ----------------------------------------------------------------------------------------
 
     def started(self) -> None:
+        self.ctx.handle.add_kill_hook(self._kill_agent_now)
         if self.spec.prompt_file and self.spec.prompt_file_text:
             path = Path(self.spec.cwd or ".") / self.spec.prompt_file
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -276,6 +281,10 @@ class Instance(Supervisor):
     def stopping(self) -> None:
         if self._wake is not None:
             self._wake.cancel()
+        if self.ctx.handle.killed:
+            # Abandoned by its Project (it did not stop in time): a new Instance may hold its title by now, so
+            # its agent must not live on for re-adoption, as an orderly stop leaves a tmux agent.
+            self._stop_runtime("stopped after its supervisor gave up waiting")
         super().stopping()
         store, self._store = self._store, None
         if store is not None:
@@ -524,6 +533,7 @@ class Instance(Supervisor):
                 attempt_key=record.attempt_key if record is not None else "",
                 info=self.info(),
                 last_screen=self._last_screen,
+                urn=self.actor_urn,
             ),
         )
 
@@ -531,7 +541,8 @@ class Instance(Supervisor):
         parent = self.ctx.parent
         if parent is not None:
             state = self.state
-            _tell(parent, StatusNotice(self.spec.title, str(state.status), state.reason, state.since))
+            urn = self.actor_urn
+            _tell(parent, StatusNotice(self.spec.title, str(state.status), state.reason, state.since, urn))
 
     def _publish_status(self, previous: str) -> None:
         self._tell_status()
@@ -653,6 +664,22 @@ class Instance(Supervisor):
         self._paused = False
         self._start_again("resumed by request")
         return self.info()
+
+    def _kill_agent_now(self) -> None:
+        """The kill hook (run on the supervisor's thread when this Instance does not stop in time): kill the
+        agent through its runtime's own kill hooks, which know its process group and session."""
+        child = self._children.get(RUNTIME)
+        handle = child.handle if child is not None else None
+        if handle is not None:
+            handle.brutal_kill()
+        if self.spec.mode == "tmux":  # a tmux agent outlives its runtime's hooks: end its session too
+            from actors.runtimes.tmux import default_server
+
+            server = self.spec.factory.tmux_server or default_server()
+            try:
+                server.kill_session(self.spec.runtime.name)
+            except Exception as exc:
+                log.warning("%s: killing its session: %s", self.spec.title, exc)
 
     def _kill(self) -> list[int]:
         """Kill the agent, record "exited: killed by request", and end this Instance: with no agent to

@@ -85,7 +85,6 @@ PROJECT_FLAGS = SupervisorFlags(max_restarts=5, period_s=60.0)
 60 s the Project gives up and its own supervisor, the Projects, restarts it."""
 
 
-
 # -- the actor ----------------------------------------------------------------------------------------------
 
 
@@ -155,7 +154,8 @@ class Project(TaskHost, Supervisor):
         if isinstance(message, DrainOutbox | OutboxReady):
             return self._drain_outbox()
         if isinstance(message, StatusNotice):
-            self._statuses[message.title] = message
+            if self._from_current(message.title, message.urn):
+                self._statuses[message.title] = message
             return None
         if isinstance(message, AgentEnded):
             return self._agent_ended(message)
@@ -185,10 +185,17 @@ class Project(TaskHost, Supervisor):
         self._specs[child_id] = revived
         child.spec = self._instance_child(child_id, revived)
 
+    def _from_current(self, title: str, urn: str) -> bool:
+        """Whether a message about `title` comes from the Instance that holds the title now (not from one
+        stopped and replaced since: its late notice would be taken for the new one's)."""
+        child = self._children.get(title)
+        return not urn or (child is not None and child.ref is not None and child.ref.actor_urn == urn)
+
     def _agent_ended(self, ended: AgentEnded) -> None:
-        """An agent ended and its Instance is shutting down: keep what shows it; then the task's side."""
+        """An agent ended and its Instance is shutting down: keep what shows it; then the task's side (the
+        wave keeper tells rounds and attempts apart by their keys)."""
         entry = self._entries.get(ended.title)
-        if entry is not None and ended.info is not None:
+        if entry is not None and ended.info is not None and self._from_current(ended.title, ended.urn):
             self._entries[ended.title] = msgspec.structs.replace(
                 entry, final=ended.info, last_screen=ended.last_screen
             )

@@ -36,7 +36,7 @@ from typing import Protocol
 import msgspec
 
 from actors.store import Store
-from actors.task_agents import AgentStart, RunnerProject
+from actors.task_agents import AgentStart, RunnerProject, step_key
 from protocols import prompts, stages
 from protocols.config import Config, load_config
 from protocols.errors import NotFoundError, PlanError
@@ -103,6 +103,7 @@ class StepKeeper:
         self.project = project
         self.agents = agents
         self._nudged: dict[str, tuple[str, float]] = {}  # title → (its row's created_at, when)
+        self._revived: dict[str, tuple[float, int]] = {}  # title → (last try, tries): bring_back backs off
 
     def reconcile(self, now: float) -> None:
         """Look at every task in a live step once (see the module doc). Never raises for one task."""
@@ -174,8 +175,8 @@ class StepKeeper:
         self, task: Task, item: OutboxItem, action: stages.StartAgent, config: Config, now: float
     ) -> None:
         record = self._recorded(action.title)
-        if record is None or record.created_at < item.created_at:
-            agent = AgentStart.of(action, config)
+        if record is None or record.attempt_key != step_key(item.key):
+            agent = msgspec.structs.replace(AgentStart.of(action, config), attempt_key=step_key(item.key))
             if self.agents.start_task_agent(agent, item.created_at):
                 self._audit(task, "task_agent_restarted", f"started {action.title} again: it was missing")
             return
@@ -206,6 +207,10 @@ class StepKeeper:
                 title,
             )
         else:  # recorded as running, yet no Instance holds it: lost in a restart
+            last, tries = self._revived.get(title, (0.0, 0))
+            if tries and now - last < min(60.0, 2.0**tries):
+                return  # tried a moment ago: back off, rather than hammer a start that keeps failing
+            self._revived[title] = (now, tries + 1)
             try:
                 self.agents.bring_back(record)
             except Exception as exc:

@@ -6,6 +6,7 @@ one agent per wave task). Both run on the Project's thread and call the Project 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
@@ -13,7 +14,14 @@ import msgspec
 from protocols import stages
 from protocols.config import Config
 
-__all__ = ["AgentStart", "RunnerProject", "TaskAgents"]
+__all__ = ["AgentStart", "RunnerProject", "TaskAgents", "step_key"]
+
+
+def step_key(item_key: str) -> str:
+    """The attempt key of a stage's agent: the outbox item that started it (`step:<item key>`). Agents are
+    told apart by equal keys, never by comparing stamps, so a late start, a re-run of the item after a
+    crash, or a wall clock that steps back cannot make one step's agent look like another's."""
+    return f"step:{item_key}"
 
 
 class AgentStart(msgspec.Struct, frozen=True, kw_only=True):
@@ -33,7 +41,7 @@ class AgentStart(msgspec.Struct, frozen=True, kw_only=True):
     wave: int | None = None
     peers: int = 0
     attempt_key: str = ""
-    """A wave task's agent: which attempt it is (`<implementing_at>#<attempt>`); "" for a stage's agent."""
+    """Which attempt of its work it is: a wave task's `<implementing_at>#<n>`; a stage's `step:<item key>`."""
 
     @classmethod
     def of(cls, action: stages.StartAgent, config: Config) -> AgentStart:
@@ -66,14 +74,16 @@ class TaskAgents(Protocol):
     """What the runner and the keeper need from the Project (called on the Project's thread)."""
 
     def start_task_agent(self, agent: AgentStart, since: str) -> bool:
-        """Start `agent` unless an instance with its title was started for it — with its `attempt_key`, or
-        (a stage's agent) at or after `since`, a stamp: True if started now. An older instance with the title
+        """Start `agent` unless an instance with its title was started for it (the same `attempt_key`;
+        without a key, at or after `since`, a stamp): True if started now. An older instance with the title
         (an earlier round or attempt) is stopped first."""
         ...
 
-    def task_agent_titles(self, task: str, started_before: str) -> tuple[str, ...]:
-        """The titles of the task's live instances started before `started_before` (a re-run of an item must
-        not stop the agent it started itself the first time)."""
+    def task_agent_titles(self, task: str, keep: Callable[[str], bool]) -> tuple[str, ...]:
+        """The titles of the task's instances (running or ended) except those whose attempt key `keep`
+        accepts: the agents the item being performed starts itself (a re-run must not stop what its first
+        run started). Every other agent of the task is returned, whenever it started — also one started
+        late, for a step that was already over."""
         ...
 
     def stop_task_agent(self, title: str, reason: str) -> bool:

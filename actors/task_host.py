@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,16 +139,16 @@ class TaskHost:
         child = self._children.get(title)
         return child is not None and child.state != "stopped"
 
-    def task_agent_titles(self, task: str, started_before: str) -> tuple[str, ...]:
+    def task_agent_titles(self, task: str, keep: Callable[[str], bool]) -> tuple[str, ...]:
         titles = []
         for title, entry in self._entries.items():
             if entry.task != task or title not in self._children:
                 continue
             try:
-                created = self._outbox.store.get_instance(self.spec.name, title).created_at
+                key = self._outbox.store.get_instance(self.spec.name, title).attempt_key
             except NotFoundError:
-                created = ""
-            if created < started_before:
+                key = ""
+            if not keep(key):
                 titles.append(title)
         return tuple(titles)
 
@@ -163,8 +164,12 @@ class TaskHost:
                 ref.ask(InstanceKill(), timeout=self.spec.instance_shutdown_s)
             except Exception as exc:  # the child is stopped below all the same
                 log.warning("project %s: kill of %s: %s", self.spec.name, title, exc)
-                self._kill_session(title)
         self._terminate_child_now(title)
+        # Whatever the Instance managed (it may have been between two runs of its agent, or not answer), no
+        # session of the title may outlive it: an orderly stop leaves a tmux agent running for re-adoption,
+        # and a session whose row says "exited" could be killed by nobody (`instance kill`: no such instance;
+        # `kill --orphan`: it belongs to an instance).
+        self._kill_session(title)
         self._entries.pop(title, None)
         self._specs.pop(title, None)
         if self._outbox is not None:
@@ -196,8 +201,8 @@ class TaskHost:
         self._recover(record)
 
     def _kill_session(self, title: str) -> None:
-        """The Instance did not kill its agent in time: an orderly stop would leave a tmux agent running (for
-        the next generation to adopt), so kill its session here, and the next attempt starts afresh."""
+        """Kill the tmux session of `title`, if one is left (idempotent): an orderly stop leaves a tmux agent
+        running for the next generation to adopt, which a stopped task agent must not be."""
         entry = self._entries.get(title)
         server = self.spec.tmux_server
         if entry is None or entry.mode != "tmux" or server is None or not entry.session:
@@ -206,7 +211,6 @@ class TaskHost:
             server.kill_session(entry.session)
         except Exception as exc:
             log.warning("project %s: killing the session of %s: %s", self.spec.name, title, exc)
-
 
 
 def _tell(ref: Any, message: Any) -> None:

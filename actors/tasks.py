@@ -34,13 +34,14 @@ Waves: `StartWaves` and the wave signals' items (`wave_task_finished`, `start_wa
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
 from actors.steps import StepKeeper
 from actors.store import Store
-from actors.task_agents import AgentStart, RunnerProject, TaskAgents
+from actors.task_agents import AgentStart, RunnerProject, TaskAgents, step_key
 from actors.waves import WAVE_ITEM_KINDS, WaveKeeper
 from protocols import stages
 from protocols.config import Config, load_config
@@ -175,8 +176,10 @@ class OutboxRunner:
                 plan = stages.read_plan(task.content, task.name)
             except PlanError as exc:
                 problem = str(exc)
-        for action in stages.on_enter(task, change, plan, config, plan_problem=problem):
-            self._act(action, item, config, task, plan)
+        actions = stages.on_enter(task, change, plan, config, plan_problem=problem)
+        keep = _started_by(item, task, actions)
+        for action in actions:
+            self._act(action, item, config, task, plan, keep)
 
     def _take_plan(self, task: Task, change: FsmTransition, item: OutboxItem) -> tuple[Task, str]:
         """On planner_finished: store the plan the signal carried as the task's content (idempotent)."""
@@ -193,20 +196,27 @@ class OutboxRunner:
         return task, intake.problem
 
     def _act(
-        self, action: stages.Action, item: OutboxItem, config: Config, task: Task, plan: Plan | None
+        self,
+        action: stages.Action,
+        item: OutboxItem,
+        config: Config,
+        task: Task,
+        plan: Plan | None,
+        keep: Callable[[str], bool],
     ) -> None:
         match action:
             case stages.StopAgents(task=name, titles=titles, reason=reason):
-                for title in titles or self.agents.task_agent_titles(name, item.created_at):
+                for title in titles or self.agents.task_agent_titles(name, keep):
                     if self.agents.stop_task_agent(title, reason):
                         self._audit(
                             "task_agent_stopped", f"{name}: stopped {title} ({reason})", item, instance=title
                         )
             case stages.StartAgent():
-                agent = AgentStart.of(action, config)
+                agent = msgspec.structs.replace(AgentStart.of(action, config), attempt_key=step_key(item.key))
                 if self.agents.start_task_agent(agent, item.created_at):
                     message = f"{action.task}: started {action.title} ({action.agent_type}, {agent.program})"
                     self._audit("task_agent_started", message, item, instance=action.title)
+                    self._stop_if_over(item, action.title)
             case stages.WaitForPerson(reason=reason, commands=commands, kind=kind):
                 self.store.set_task_waiting(task, TaskWaiting(reason=reason, commands=commands, kind=kind))
             case stages.StartWaves():
@@ -216,6 +226,18 @@ class OutboxRunner:
                 # The task moves on at once; its own outbox item is found by the next round of `drain`. A
                 # crash before this item is marked leaves it stale, so the transition is never made twice.
                 self.store.transition_task(self.project.id, name, event, source=Source.CORRAL, payload=body)
+
+    def _stop_if_over(self, item: OutboxItem, title: str) -> None:
+        """The task moved on while its agent was starting (a cancel committed meanwhile): stop the agent now,
+        rather than leave it working on a step that is over until the next item is carried out."""
+        try:
+            task = self.store.get_task(self.project.id, item.task)
+        except NotFoundError:
+            task = None
+        effect = msgspec.json.decode(item.payload, type=Effect)
+        over = task is None or is_stale(task, effect, item)
+        if over and self.agents.stop_task_agent(title, "its step was over before it started"):
+            self._audit("task_agent_stopped", f"{item.task}: stopped {title} (its step is over)", item)
 
     def _audit(
         self, kind: str, message: str, item: OutboxItem, *, level: str = "info", instance: str = ""
@@ -230,3 +252,13 @@ class OutboxRunner:
             detail={"outbox": item.key},
             signal_id=None,
         )
+
+
+def _started_by(item: OutboxItem, task: Task, actions: tuple[stages.Action, ...]) -> Callable[[str], bool]:
+    """Which attempt keys belong to agents this item starts itself (kept when it stops the task's agents):
+    its stage agent's `step:<item key>`, and, when it starts waves, the wave agents of the implementing round
+    it begins (`<implementing_at>#<attempt>`)."""
+    own = step_key(item.key)
+    waves = any(isinstance(action, stages.StartWaves) for action in actions)
+    round_prefix = f"{task.implementing_at}#"
+    return lambda key: key == own or (waves and bool(task.implementing_at) and key.startswith(round_prefix))

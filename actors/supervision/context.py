@@ -131,6 +131,9 @@ class ChildHandle:
         self._kill_hooks: list[Callable[[], None]] = []
         self.start_error: ExitReason | None = None
         self.shutdown_requested = False
+        self.killed = False
+        """It did not stop in time: its kill hooks ran and its thread was abandoned. When it stops at last it
+        must leave nothing running for a next generation to adopt (that generation may be running already)."""
 
     def mark_started(self) -> None:
         self._started.set()
@@ -150,6 +153,7 @@ class ChildHandle:
 
     def brutal_kill(self) -> None:
         with self._lock:
+            self.killed = True
             hooks = list(self._kill_hooks)
         for hook in hooks:
             try:

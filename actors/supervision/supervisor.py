@@ -112,6 +112,15 @@ class Supervisor(SupervisedActor):
         self._window: collections.deque[float] = collections.deque()
         self._total_restarts = 0
         self._tokens = itertools.count(1)
+        self._generations: dict[str, int] = {}
+        """The last generation started under each child id, kept after a child is removed: a new child with a
+        reused id (a task's next round of an agent) goes on counting, so a late exit report from the removed
+        one can never be taken for the new one's (it would end the new child in the supervisor's books while
+        the actor runs on, unsupervised)."""
+        self._zombies: dict[str, int] = {}
+        """Child ids whose last generation did not stop in time (thread abandoned) → that generation: the id
+        is not given to a new child until it has stopped at last (OTP's name semantics: a registered name is
+        free only once its process is gone)."""
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
@@ -191,7 +200,10 @@ class Supervisor(SupervisedActor):
     def _start(self, child: _Child, *, restarted: bool) -> ExitReason | None:
         """Start the next generation of `child` and wait for its `started()`; the reason if it failed."""
         spec = child.spec
-        child.generation += 1
+        if spec.id in self._zombies:  # its abandoned generation may still run: not two at once
+            return ExitReason.error("StillStopping", str(self._still_stopping(spec.id)))
+        child.generation = max(child.generation, self._generations.get(spec.id, 0)) + 1
+        self._generations[spec.id] = child.generation
         env = self.ctx.env
         ctx = ChildContext(
             child_id=spec.id,
@@ -242,6 +254,9 @@ class Supervisor(SupervisedActor):
         if spec.id in self._children:
             error = ConflictError(f"a child with id {spec.id!r} already exists under {self.ctx.path}")
             reason = ExitReason.error("ConflictError", str(error))
+        elif spec.id in self._zombies:
+            error = self._still_stopping(spec.id)
+            reason = ExitReason.error("ConflictError", str(error))
         else:
             child = _Child(spec)
             self._children[spec.id] = child
@@ -262,6 +277,8 @@ class Supervisor(SupervisedActor):
     # -- exits and restarts -------------------------------------------------------------------------------
 
     def _on_child_exit(self, message: ChildExit) -> None:
+        if self._zombies.get(message.child_id) == message.generation:
+            del self._zombies[message.child_id]  # an abandoned generation stopped at last: its id is free
         child = self._children.get(message.child_id)
         if child is None or child.generation != message.generation or child.ref is None:
             return  # stale: a generation we stopped ourselves, or one that never finished starting
@@ -440,6 +457,7 @@ class Supervisor(SupervisedActor):
             ref.stop(block=True, timeout=child.spec.shutdown_s)
         except pykka.Timeout:
             handle.brutal_kill()
+            self._zombies[child.spec.id] = child.generation
             reason = ExitReason.error(
                 "ShutdownTimeout",
                 f"did not stop within {child.spec.shutdown_s:g} s: kill hooks ran, thread abandoned",
@@ -468,6 +486,8 @@ class Supervisor(SupervisedActor):
             raise NotFoundError(f"no child {child_id!r} under {self.ctx.path}")
         if child.ref is not None:
             raise ConflictError(f"{self.ctx.path}/{child_id} is running: terminate it first")
+        if child_id in self._zombies:
+            raise self._still_stopping(child_id)
         if child.timer is not None:
             child.timer.cancel()
         child.token, child.timer, child.due, child.failures_in_row = 0, None, None, 0
@@ -475,6 +495,12 @@ class Supervisor(SupervisedActor):
         if reason is not None:
             raise SupervisionError(f"{self.ctx.path}/{child_id} failed to start: {reason}")
         return self._info(child, self.ctx.env.clock.monotonic())
+
+    def _still_stopping(self, child_id: str) -> ConflictError:
+        return ConflictError(
+            f"{self.ctx.path}/{child_id} did not stop in time and is still stopping: its id is free once it "
+            "has; try again in a moment"
+        )
 
     def _stop_all_children(self) -> None:
         for child in reversed(list(self._children.values())):

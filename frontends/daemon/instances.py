@@ -51,6 +51,7 @@ from aiohttp import web
 from actors.instance import (
     GetInstanceInfo,
     InstanceCapture,
+    InstanceInfo,
     InstanceKill,
     InstancePause,
     InstanceRestart,
@@ -75,7 +76,7 @@ from actors.supervision import SupervisionTree
 from frontends.daemon.api import CONTROL
 from frontends.daemon.http import answer, error_response, json_response, read_body, route
 from protocols.errors import ConflictError, NotFoundError, SupervisionError
-from protocols.instances import InstanceView, StartInstance
+from protocols.instances import FINISHED, InstanceView, StartInstance
 from protocols.records import InstanceRecord
 from protocols.titles import AmbiguousTitle
 
@@ -262,7 +263,7 @@ class InstanceDesk:
                 except pykka.ActorDeadError:
                     pass
             if info is None and why.startswith("the instance is restarting"):
-                info = self._ended(entry, tree)
+                entry, info = self._ended_meanwhile(ref, entry)
             view = instance_view(entry, info, tree.env.clock.monotonic(), why)
             if not statuses or view.status in statuses:
                 views.append(view)
@@ -292,6 +293,16 @@ class InstanceDesk:
             return Captured(project=entry.project, title=entry.title, lines=message.lines, text=result)
         return self._view(tree, entry)
 
+    def _ended_meanwhile(
+        self, project: pykka.ActorRef[Any], entry: InstanceEntry
+    ) -> tuple[InstanceEntry, InstanceInfo | None]:
+        """An Instance that was gone when asked: it ended just now, and its Project has its last info."""
+        try:
+            entry = _ask(project, ResolveTitle(entry.title), LIST_TIMEOUT_S, entry.project)
+        except Exception:  # removed meanwhile, or the Project is busy: shown as unknown, with why
+            return entry, None
+        return entry, entry.final
+
     def _act_ended(
         self, tree: SupervisionTree, project: pykka.ActorRef[Any], entry: InstanceEntry, message: Any
     ) -> Any:
@@ -320,7 +331,9 @@ class InstanceDesk:
         return self._list_records().result(timeout=LIST_TIMEOUT_S)
 
     def _orphans(self) -> list[Orphan]:
-        claimed = {r.session for r in self._records()}
+        # A session whose instance has ended (exited, failed) is nobody's: its runtime removes the session of
+        # an agent that ended; one still there leaked, and must be killable.
+        claimed = {r.session for r in self._records() if r.status not in FINISHED}
         server = self.tmux_server
         try:
             out = server.run(["list-panes", "-a", "-F", _ORPHAN_FIELDS])
@@ -347,7 +360,7 @@ class InstanceDesk:
         for orphan in self._orphans():
             if orphan.session == session:
                 return orphan
-        claimed = any(r.session == session for r in self._records())
+        claimed = any(r.session == session and r.status not in FINISHED for r in self._records())
         if claimed:
             raise ConflictError(f"tmux session {session} belongs to an instance: use corral instance kill")
         raise NotFoundError(f"no orphan tmux session {session} (corral instance orphans lists them)")

@@ -8,6 +8,8 @@ created at or after its row — are tested against real rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from actors.store import Store
 from actors.task_agents import AgentStart
 from protocols.records import InstanceRecord
@@ -55,8 +57,8 @@ class FakeAgents:
             )
         return True
 
-    def task_agent_titles(self, task: str, started_before: str) -> tuple[str, ...]:
-        return tuple(t for t, a in self.running.items() if a.task == task and self.since[t] < started_before)
+    def task_agent_titles(self, task: str, keep: Callable[[str], bool]) -> tuple[str, ...]:
+        return tuple(t for t, a in self.running.items() if a.task == task and not keep(a.attempt_key))
 
     def stop_task_agent(self, title: str, reason: str) -> bool:
         if self.running.pop(title, None) is None:

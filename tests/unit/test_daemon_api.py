@@ -60,6 +60,7 @@ class FakeDaemon:
 
     def write_faults(self) -> WriteFaults:
         return WriteFaults()
+
     def heart(self) -> HeartReport:
         return HeartReport(supervised_by="foreground", running=False, pid=None, state=None)
 

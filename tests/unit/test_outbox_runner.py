@@ -219,3 +219,38 @@ def test_a_wave_signal_for_a_task_without_waves_fails_its_item_with_the_reason(
     assert _statuses(store)[-1] == ("retry_wave", "failed")
     last_error = store._conn.execute("SELECT last_error FROM outbox ORDER BY id DESC LIMIT 1").get
     assert "t: it is not running waves" in last_error.replace("retry wave for ", "")
+
+
+def test_a_cancel_committed_while_the_planner_starts_stops_that_planner(
+    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents
+) -> None:
+    """The race seen with API requests sent back to back: the planner's item is current when it is read, the
+    cancel commits while the planner starts, and the planner's row is stamped after the cancel's item."""
+    store.create_task(project.id, "t", content="Plan it.")
+    store.transition_task(project.id, "t", "plan_start")
+    real_start = agents.start_task_agent
+
+    def cancel_then_start(agent, since):  # type: ignore[no-untyped-def]
+        store.transition_task(project.id, "t", "cancel")
+        return real_start(agent, since)
+
+    agents.start_task_agent = cancel_then_start  # type: ignore[method-assign]
+    runner.drain()
+    assert agents.started == ["t-plan"]
+    assert "t-plan" not in agents.running  # stopped: its step was over, whenever it started
+    assert store.get_instance(project.name, "t-plan").status == "exited"
+    assert store.pending_outbox(project_id=project.id) == []
+
+
+def test_a_stop_spares_only_the_agent_the_same_item_started(
+    store: Store, project: Project, runner: OutboxRunner, agents: FakeAgents
+) -> None:
+    store.create_task(project.id, "t", content=PLAN_1)
+    store.transition_task(project.id, "t", "implement_start")
+    runner.drain()
+    assert agents.running.keys() == {"t-coder"}
+    # A re-run of the same item (a daemon killed before it was marked done) keeps its own coder.
+    key = agents.running["t-coder"].attempt_key
+    assert key.startswith("step:")
+    assert runner.agents.task_agent_titles("t", lambda k: k == key) == ()
+    assert runner.agents.task_agent_titles("t", lambda k: False) == ("t-coder",)

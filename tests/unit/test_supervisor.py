@@ -677,3 +677,47 @@ def test_the_gave_up_hook_runs_before_the_supervisor_shuts_down_and_a_transient_
     assert alive(tree, "rt", "root/keeper")
     with pytest.raises(ConflictError, match="is running"):
         tree.ask(RestartChild("keeper"))
+
+
+def test_an_id_is_free_again_only_once_its_abandoned_generation_has_stopped(make_tree: TreeFactory) -> None:
+    """OTP's name semantics: a child that did not stop in time (its thread abandoned) still holds its id, so
+    a new child with that id never runs beside it; once it has stopped at last, the id is free."""
+    journal = Journal()
+    release = threading.Event()
+    tree = make_tree([])
+    hung = ChildSpec.worker(
+        "w", Worker, journal, hang_on_stop=release, shutdown_s=0.05, restart=Restart.TEMPORARY
+    )
+    tree.start_child(hung)
+    sub = tree.env.hub.subscribe()
+    tree.terminate_child("w")  # times out: kill hooks run, the thread is abandoned
+    expect_event(sub, lambda e: isinstance(e, ChildExited) and e.reason.error_type == "ShutdownTimeout")
+    with pytest.raises(ConflictError, match="still stopping"):
+        tree.start_child(ChildSpec.worker("w", Worker, journal))
+    release.set()  # it stops at last and reports its exit
+    wait_until(lambda: _starts(tree, ChildSpec.worker("w", Worker, journal)), what="the id free again")
+    assert journal.of("start") == ["w", "w"]
+
+
+def _starts(tree: SupervisionTree, spec: ChildSpec) -> bool:
+    try:
+        tree.start_child(spec)
+    except ConflictError:
+        return False
+    return True
+
+
+def test_a_late_exit_of_a_removed_child_never_ends_a_new_child_with_its_id(make_tree: TreeFactory) -> None:
+    """A task's next round starts an agent under the title of the one it just stopped: the stopped one's
+    exit report, arriving late, must not be taken for the new one's."""
+    tree = make_tree([])
+    tree.start_child(ChildSpec.worker("w", Worker, restart=Restart.TRANSIENT))
+    first = tree.ask(WhichChildren())[0].generation
+    root = tree.env.directory.get("root")
+    tree.terminate_child("w")
+    tree.start_child(ChildSpec.worker("w", Worker, restart=Restart.TRANSIENT))
+    second = tree.ask(WhichChildren())[0].generation
+    assert second > first
+    root.tell(ChildExit("w", first, ExitReason.normal()))  # the removed generation's report, late
+    assert tree.ask(WhichChildren())[0].state == "running"
+    assert alive(tree, "w")
