@@ -255,13 +255,20 @@ def strip_ansi(text: str) -> str:
 
 LAST_WORDS_LINES = 3
 LAST_WORDS_CHARS = 300
-# A line of nothing but frame and prompt glyphs (a box's border, an empty input line) says nothing.
-_DECORATION = re.compile(r"^[\s─━│┃║═╭╮╰╯┌┐└┘├┤┬┴┼╔╗╚╝>❯›$#%·•*.…_=~-]*$")
+# Lines that are not the agent talking: nothing but frame and prompt glyphs (a box's border, an empty input
+# line), the person's input echoed at the prompt, a working indicator left behind.
+_NOT_SAID = re.compile(
+    r"^[\s─━│┃║═╭╮╰╯┌┐└┘├┤┬┴┼╔╗╚╝>❯›$#%·•*.…_=~-]*$"
+    r"|^[>❯›]\s"
+    r"|(?:esc|ctrl\+c) to (?:interrupt|cancel)"
+    r"|^[✢✳✶✻✽✺◐◓◑◒⠁-⣿]\s*\S.*…"
+)
 
 
 def last_words(screen: str, lines: int = LAST_WORDS_LINES, limit: int = LAST_WORDS_CHARS) -> str:
-    """What an agent said last: the last `lines` lines of its screen that say something, ANSI stripped,
-    joined by " / ", at most `limit` characters (cut at the front: the last words matter most).
+    """What an agent said last: the last `lines` lines of its screen that say something (not a frame, not
+    input echoed at its prompt, not a spinner), ANSI stripped, joined by " / ", at most `limit` characters
+    (cut at the front: the last words matter most).
 
     "Unable to connect to Anthropic services\nFailed to connect to api.anthropic.com: ENOTFOUND\n…" →
     "Unable to connect to Anthropic services / Failed to connect to api.anthropic.com: ENOTFOUND / …".
@@ -269,7 +276,7 @@ def last_words(screen: str, lines: int = LAST_WORDS_LINES, limit: int = LAST_WOR
     said: list[str] = []
     for line in reversed(_lines(screen)):
         text = " ".join(_quoted(line).split())
-        if text and not _DECORATION.match(text):
+        if text and not _NOT_SAID.search(text):
             said.append(text)
             if len(said) >= lines:
                 break

@@ -908,6 +908,10 @@ def test_last_words_are_the_last_lines_that_say_something() -> None:
     long = status_module.last_words("x" * 1000 + "\nthe end", limit=50)
     assert len(long) == 50 and long.startswith("…") and long.endswith(" / the end")
     assert status_module.last_words("") == "" and status_module.last_words("> \n╰──╯\n") == ""
+    crashed = (
+        "⏺ I'll look.\n> fix the bug\n✢ Working… (esc to interrupt)\ncorral-sim: simulated crash (exit 3)\n"
+    )
+    assert status_module.last_words(crashed) == "⏺ I'll look. / corral-sim: simulated crash (exit 3)"
 
 
 def test_sdk_process_evidence_still_wins() -> None:
