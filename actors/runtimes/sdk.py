@@ -269,7 +269,7 @@ class SdkRuntime(RuntimeActor):
 
     def _on_line(self, line: bytes) -> None:
         self._bytes_read += len(line)
-        self._last_output = time.monotonic()
+        self._last_output = self.ctx.env.clock.monotonic()  # the Instance compares it with its own clock
         if self._log is not None:
             self._log.write(line)
         events: list[SdkEvent] = self.codex.decode(line) if self.codex else decode_claude(line)
