@@ -39,6 +39,8 @@ import msgspec
 import pykka
 
 from actors.runtimes.base import (
+    LAST_SCREEN_LINES,
+    AgentLastScreen,
     Capture,
     Destroy,
     GetAttachInfo,
@@ -49,6 +51,7 @@ from actors.runtimes.base import (
     RuntimeSpec,
     Send,
     SendKeys,
+    bounded_screen,
     exit_details,
 )
 from actors.runtimes.factory import RUNTIME, RuntimeFactory, RuntimeKind
@@ -98,6 +101,9 @@ class InstanceSpec(msgspec.Struct, frozen=True, kw_only=True):
     runtime: RuntimeSpec
     factory: RuntimeFactory
     restart_argv: tuple[str, ...] = ()
+    conversation_id: str = ""
+    """The conversation id the agent was launched with (claude's `--session-id`, tmux and pty); an sdk
+    agent's comes from its transport, a recorded one from its row."""
     first_prompt: str = ""  # sent once the agent is ready (tmux/pty) or as the first turn (sdk)
     task_prompt: str = ""
     """A task's agent: its task, as its first prompt gave it. After any start that did not take a live agent
@@ -172,7 +178,7 @@ class InstanceInfo(msgspec.Struct, frozen=True):
     agent_type: str = ""
     attach: Any = None
     metrics: Any = None
-    conversation_id: str = ""  # claude's session id, codex's thread id (sdk agents)
+    conversation_id: str = ""  # claude's session id (sdk, tmux, pty), codex's thread id (sdk)
 
 
 class _Evaluate(msgspec.Struct, frozen=True):
@@ -238,6 +244,8 @@ class Instance(Supervisor):
         self._alive = False
         self._killed = False
         self._last_screen = ""
+        self._final_screen = False  # _last_screen is the one the runtime handed over as the agent ended
+        self._last_words = ""  # what the agent said last, as it ended (AgentLastScreen)
         self._paused = False
         self._manual_restart = False
         self._start_reason = ""
@@ -251,7 +259,8 @@ class Instance(Supervisor):
         self._wake = None
         self._store: Any = None
         self._pid: int | None = None
-        self._sdk_session = spec.record.sdk_session_id if spec.record is not None else ""
+        recorded = spec.record.sdk_session_id if spec.record is not None else ""
+        self._sdk_session = recorded or spec.conversation_id
         self._worked = spec.record.worked if spec.record is not None else False
         self._quiet_since: float | None = None
 
@@ -296,6 +305,7 @@ class Instance(Supervisor):
         if child_id != RUNTIME:
             return
         self._alive = True
+        self._final_screen, self._last_words = False, ""
         child = self._children.get(RUNTIME)
         if child is not None:
             child.spec = self._again  # later starts continue the conversation
@@ -335,10 +345,12 @@ class Instance(Supervisor):
                 exit_signal=signal,
                 restarts=self._restarts,
                 killed=self._killed and not restarting,
+                said=self._last_words,
             )
         )
         if not restarting:
-            self._note(f"agent ended: {reason}", "info" if not reason.is_error else "warn")
+            said = f" (it said: {self._last_words})" if self._last_words else ""
+            self._note(f"agent ended: {reason}{said}", "info" if not reason.is_error else "warn")
             self._tell_ended()  # then the Instance shuts down with its significant runtime
 
     def gave_up(self, error: SupervisionError, child_id: str, reason: ExitReason) -> None:
@@ -346,7 +358,9 @@ class Instance(Supervisor):
         self._alive = False
         status, signal = exit_details(reason)
         why = f"gave up after {self.flags.max_restarts} restarts within {self.flags.period_s:g} s"
-        agent_says = reason.message.rsplit(" (exit status", 1)[0] if reason.is_error else ""
+        agent_says = self._last_words or (
+            reason.message.rsplit(" (exit status", 1)[0] if reason.is_error else ""
+        )
         if agent_says and not agent_says.startswith(("exit status", "killed by")):
             why += f" (last error: {agent_says})"
         self._decide(
@@ -370,6 +384,11 @@ class Instance(Supervisor):
             return self._on_activity(message)
         if isinstance(message, RuntimeAdopted):
             return self._on_adopted(message)
+        if isinstance(message, AgentLastScreen):
+            if self._current(message.child_id, message.generation):
+                self._last_screen, self._last_words = message.screen, message.said
+                self._final_screen = True
+            return None
         if isinstance(message, SdkNotice):
             if self._current(message.child_id, message.generation):
                 if (
@@ -456,7 +475,8 @@ class Instance(Supervisor):
             except Exception as exc:
                 log.debug("%s: capture failed: %s", self.spec.title, exc)
             else:
-                self._last_screen = screen
+                if not self._final_screen:
+                    self._last_screen = screen
         self._decide(
             Evidence(
                 mode=self.spec.mode,
@@ -483,6 +503,7 @@ class Instance(Supervisor):
             now,
             auto_yes=self.spec.auto_yes,
             permissions=self.spec.permissions,
+            title=self.spec.title,
         )
         self.state = decision.state
         if decision.change is not None:
@@ -691,6 +712,7 @@ class Instance(Supervisor):
         if self._paused:
             return []
         self._killed = True
+        self._keep_last_screen()
         survivors: list[int] = self._runtime_ask(Destroy()) if self._runtime() is not None else []
         child = self._children.get(RUNTIME)
         if child is not None:
@@ -710,6 +732,15 @@ class Instance(Supervisor):
         self._tell_ended()
         self.exit(ExitReason.normal())
         return survivors
+
+    def _keep_last_screen(self) -> None:
+        """The agent's whole last screen, read before it is killed: what `capture` shows once it ended."""
+        if self._runtime() is None or self._final_screen:
+            return
+        try:
+            self._last_screen = bounded_screen(self._runtime_ask(Capture(LAST_SCREEN_LINES, False)))
+        except Exception as exc:  # the screen last seen stays
+            log.debug("%s: no last screen before the kill: %s", self.spec.title, exc)
 
     # -- persistence --------------------------------------------------------------------------------------
 

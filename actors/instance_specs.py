@@ -85,7 +85,9 @@ def adopted(spec: InstanceSpec, session: str, cwd: str) -> InstanceSpec:
         adopt_first=True,
         log_path=str(Path(spec.runtime.log_path).with_name(f"{session}.log")),
     )
-    return msgspec.structs.replace(spec, runtime=runtime, cwd=cwd, first_prompt="", prompt_file_text="")
+    return msgspec.structs.replace(
+        spec, runtime=runtime, cwd=cwd, first_prompt="", prompt_file_text="", conversation_id=""
+    )  # the orphan's conversation is its own, not the one a fresh launch would have had
 
 
 def restarted(

@@ -8,12 +8,18 @@
 
 Only decisions and cheap I/O happen here (git worktree, a lookup on PATH); starting is the Instance's job.
 Every note (a fallback from sdk to tmux, a missing wrapper) is returned for the audit log.
+
+A program that takes a conversation id at launch (claude's `--session-id`) gets one corral chose, so its
+instance shows the agent's conversation id from the start, in tmux and pty as in sdk (where the transport
+reports it). codex's TUI takes none, and its thread id is not on its screen: its tmux agents show none.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,7 +33,7 @@ from actors.runtimes.factory import RuntimeFactory
 from actors.runtimes.tmux_server import session_name
 from actors.supervision import BackoffSpec, SupervisorFlags
 from protocols.config import Config
-from protocols.harness import plan_launch
+from protocols.harness import Harness, plan_launch
 from protocols.status import PermissionPolicy
 
 __all__ = ["AgentRequest", "Prepared", "prepare_instance"]
@@ -78,6 +84,7 @@ def prepare_instance(
     program = request.program or config.default_program
     harness = config.harness_for(program)
     name = session_name(request.project, request.title)
+    conversation = _new_conversation(harness, program, request.flags)
     plan = plan_launch(
         harness,
         program=program,
@@ -87,6 +94,7 @@ def prepare_instance(
         prompt=request.prompt,
         prompt_file=_prompt_file(name, request.prompt, harness.long_prompt_chars),
         mode=request.mode,
+        session=conversation,  # ignored in sdk mode, where the transport reports the id
     )
     base = dict(os.environ if base_env is None else base_env)
     extra = {
@@ -137,6 +145,7 @@ def prepare_instance(
         runtime=runtime_spec,
         factory=factory,
         restart_argv=restart_argv,
+        conversation_id=conversation if plan.mode != "sdk" else "",
         first_prompt=plan.send,
         task_prompt=(plan.send or request.prompt) if request.task else "",
         prompt_file=plan.prompt_file,
@@ -151,6 +160,23 @@ def prepare_instance(
         worktree=worktree,
     )
     return Prepared(spec, worktree, notes)
+
+
+_CONVERSATION_FLAGS = frozenset({"--session-id", "--resume", "-r", "--continue", "-c"})
+
+
+def _new_conversation(harness: Harness, program: str, flags: tuple[str, ...]) -> str:
+    """A fresh conversation id for a program that takes one at launch; "" when it takes none, or when the
+    profile's program or flags already choose the conversation (they win)."""
+    if not harness.session_id_args:
+        return ""
+    try:
+        words = [*shlex.split(program), *flags]
+    except ValueError:
+        words = [*program.split(), *flags]
+    if any(word.split("=", 1)[0] in _CONVERSATION_FLAGS for word in words):
+        return ""
+    return str(uuid.uuid4())
 
 
 def _check_program(program: str, path: str) -> None:

@@ -206,6 +206,7 @@ class HarnessConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     ready_settle_s: _Seconds | None = None
     start_timeout_s: _Seconds | None = None
     quiet_unknown_s: _Seconds | None = None
+    sdk_quiet_s: _Seconds | None = None
     sdk: tuple[SdkLaunch, ...] | None = None
     resume_args: tuple[str, ...] | None = None
     continue_args: tuple[str, ...] | None = None

@@ -120,6 +120,9 @@ class Harness(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     start_timeout_s: _Seconds = 30.0
     quiet_unknown_s: _Seconds = 60.0
     """A screen that shows nothing recognisable and has not changed for this long needs a person."""
+    sdk_quiet_s: _Seconds = 120.0
+    """sdk mode: a turn with no event from the agent for this long (or with errors and no progress for this
+    long) needs a person: it may be hung."""
     sdk: tuple[SdkLaunch, ...] = ()
     """The structured transports the program speaks; empty = tmux or pty only."""
     resume_args: tuple[str, ...] = ()

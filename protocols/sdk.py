@@ -19,15 +19,31 @@ claude `-p --input-format stream-json --output-format stream-json --verbose`:
 
 Both are decoded into the same `SdkEvent`s, which is all an SdkRuntime and the status logic look at.
 Anything else on the wire is logged and ignored.
+
+Trouble during a turn is an `SdkError` that says what it means (`cause`, from `trouble_cause`) and whether the
+agent retries by itself: codex's `error` notifications ("Reconnecting... 2/5", "Reconnecting... waiting for
+network", with `willRetry`), claude's `system/api_retry` messages, its `rate_limit_event` when a limit is
+reached and an assistant message that carries an `error`. Offline, codex retries a turn's request five times
+and then waits for the network for ever (`stalled`: the turn cannot go on by itself); claude retries and then
+ends the turn with an error result.
 """
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
 
 __all__ = [
+    "FAILING",
+    "NOT_LOGGED_IN",
+    "RATE_LIMITED",
+    "SOME_ERROR",
+    "UNREACHABLE",
     "AgentText",
     "Approval",
     "CodexClient",
@@ -41,8 +57,10 @@ __all__ = [
     "Unhandled",
     "claude_argv_flags",
     "claude_control_response",
+    "claude_interrupt",
     "claude_user_message",
     "decode_claude",
+    "trouble_cause",
 ]
 
 METHOD_NOT_FOUND = -32601
@@ -96,10 +114,18 @@ class Approval(msgspec.Struct, frozen=True):
 
 
 class SdkError(msgspec.Struct, frozen=True):
-    """The agent's own error message (not logged in, no network, …): it becomes the instance's error."""
+    """The agent's own error message (not logged in, no network, …): it becomes the instance's error.
+
+    `fatal`: the agent gives up on what it was doing (before the session is up, the runtime ends); `retrying`:
+    it tries again by itself; `cause`: what the error means for a person ("the model API is unreachable"),
+    "" for a line that is only the agent talking on the wrong stream; `stalled`: the agent says it cannot go
+    on until something outside it changes ("waiting for network")."""
 
     message: str
     fatal: bool = False
+    retrying: bool = False
+    cause: str = ""
+    stalled: bool = False
 
 
 class Unhandled(msgspec.Struct, frozen=True):
@@ -130,6 +156,68 @@ def _line(obj: dict[str, Any]) -> bytes:
 
 def _text_of(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+UNREACHABLE = "the model API is unreachable"
+RATE_LIMITED = "rate limited"
+NOT_LOGGED_IN = "not logged in"
+FAILING = "the model API is failing"
+SOME_ERROR = "the agent reports an error"
+
+# What an error's category means: codex's `codexErrorInfo` (a name, or an object keyed by the name) and
+# claude's error categories (`api_retry.error`, an assistant message's `error`), lower-cased without `_`.
+_CAUSES: Mapping[str, str] = MappingProxyType(
+    {
+        "httpconnectionfailed": UNREACHABLE,
+        "responsestreamconnectionfailed": UNREACHABLE,
+        "responsestreamdisconnected": UNREACHABLE,
+        "unauthorized": NOT_LOGGED_IN,
+        "authenticationfailed": NOT_LOGGED_IN,
+        "usagelimitexceeded": RATE_LIMITED,
+        "ratelimit": RATE_LIMITED,
+        "ratelimited": RATE_LIMITED,
+        "internalservererror": FAILING,
+        "servererror": FAILING,
+        "serveroverloaded": FAILING,
+        "overloaded": FAILING,
+        "contextwindowexceeded": "the context window is full",
+        "badrequest": "the model API refused the request",
+        "invalidrequest": "the model API refused the request",
+        "billingerror": "a billing problem at the model API",
+    }
+)
+# When the category says nothing ("Other", "unknown", none), the message may.
+_MESSAGE_CAUSES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(
+            r"reconnecting|connection (?:error|refused|reset)|stream disconnected|ENOTFOUND|ECONNREFUSED"
+            r"|ETIMEDOUT|network|unable to connect|failed to connect",
+            re.IGNORECASE,
+        ),
+        UNREACHABLE,
+    ),
+    (re.compile(r"rate.?limit|usage limit|\b429\b", re.IGNORECASE), RATE_LIMITED),
+    (re.compile(r"not logged in|invalid api key|\b401\b|unauthori[sz]ed", re.IGNORECASE), NOT_LOGGED_IN),
+    (re.compile(r"overloaded|\b5\d\d\b|internal server error", re.IGNORECASE), FAILING),
+)
+_STALLED = re.compile(r"waiting for network|retry limit|retries exhausted", re.IGNORECASE)
+
+
+def trouble_cause(category: Any, message: str = "") -> str:
+    """What an agent's error means for a person: "the model API is unreachable", "rate limited", …
+
+    `category` is codex's `codexErrorInfo` ("HttpConnectionFailed", or {"responseStreamDisconnected": …}) or
+    claude's error category ("rate_limit", "server_error"); when it says nothing, the message is read.
+    """
+    if isinstance(category, dict) and category:
+        category = next(iter(category))
+    key = category.lower().replace("_", "") if isinstance(category, str) else ""
+    if key in _CAUSES:
+        return _CAUSES[key]
+    for pattern, cause in _MESSAGE_CAUSES:
+        if pattern.search(message):
+            return cause
+    return SOME_ERROR
 
 
 class CodexClient:
@@ -248,10 +336,15 @@ class CodexClient:
             return []
         if method == "error":
             error = params.get("error") if isinstance(params.get("error"), dict) else params
+            message = _text_of(error.get("message")) or "the agent reported an error"
+            retrying = params.get("willRetry") is True
             return [
                 SdkError(
-                    _text_of(error.get("message")) or "the agent reported an error",
-                    fatal=not params.get("willRetry", False),
+                    message,
+                    fatal=not retrying,
+                    retrying=retrying,
+                    cause=trouble_cause(error.get("codexErrorInfo"), message),
+                    stalled=bool(_STALLED.search(message)),
                 )
             ]
         if method in ("item/started", "item/completed"):
@@ -264,6 +357,11 @@ class CodexClient:
         error = msg.get("error")
         if isinstance(error, dict) and method == "thread/resume":
             return [ResumeFailed(_text_of(error.get("message")) or str(error))]
+        if isinstance(error, dict) and method == "turn/start":
+            # No turn runs: the input was refused, which ends the turn corral started as failed.
+            self.turn_id = ""
+            message = _text_of(error.get("message")) or str(error)
+            return [TurnCompleted(status="failed", error=f"turn/start failed: {message}")]
         if isinstance(error, dict):
             return [
                 SdkError(
@@ -326,6 +424,40 @@ def claude_control_response(approval: Approval, allow: bool) -> bytes:
     )
 
 
+def claude_interrupt(request_id: str) -> bytes:
+    """Stop the running turn (claude answers, and the turn ends with an `error_during_execution` result)."""
+    return _line({"type": "control_request", "request_id": request_id, "request": {"subtype": "interrupt"}})
+
+
+def _claude_retry(msg: dict[str, Any]) -> SdkEvent:
+    """`system/api_retry`: claude failed a request to its model API and tries again by itself."""
+    attempt, most = msg.get("attempt"), msg.get("max_retries")
+    status, category = msg.get("error_status"), _text_of(msg.get("error"))
+    text = f"API retry {attempt}/{most}" if attempt is not None and most is not None else "API retry"
+    if isinstance(status, int):
+        text += f" after HTTP {status}"
+    if category and category != "unknown":
+        text += f" ({category})"
+    if category in ("", "unknown") and not isinstance(status, int):
+        cause = UNREACHABLE  # no HTTP answer at all: the request never got through
+    else:
+        cause = trouble_cause(category, f"{category} {status or ''}")
+    return SdkError(text, retrying=True, cause=cause)
+
+
+def _claude_rate_limit(msg: dict[str, Any]) -> SdkEvent:
+    """`rate_limit_event`: only a rejection matters (a warning near the limit is no trouble yet)."""
+    info = msg.get("rate_limit_info") if isinstance(msg.get("rate_limit_info"), dict) else {}
+    if info.get("status") != "rejected":
+        return Unhandled(f"rate_limit_event {info.get('status')}")
+    kind = _text_of(info.get("rateLimitType")).replace("_", " ")
+    text = f"usage limit reached ({kind})" if kind else "usage limit reached"
+    resets = info.get("resetsAt")
+    if isinstance(resets, int | float) and 0 < resets < 2**33:
+        text += time.strftime(", resets at %H:%M UTC", time.gmtime(resets))
+    return SdkError(text, cause=RATE_LIMITED)
+
+
 def _claude_control_request(msg: dict[str, Any]) -> SdkEvent:
     request_id = msg.get("request_id")
     request = msg.get("request") if isinstance(msg.get("request"), dict) else {}
@@ -358,14 +490,21 @@ def decode_claude(line: bytes) -> list[SdkEvent]:
     if kind == "system":
         if msg.get("subtype") == "init" and (session := _text_of(msg.get("session_id"))):
             return [SessionStarted(session)]
+        if msg.get("subtype") == "api_retry":
+            return [_claude_retry(msg)]
         return [Unhandled(f"system {msg.get('subtype')}")]
+    if kind == "rate_limit_event":
+        return [_claude_rate_limit(msg)]
     if kind == "assistant":
         message = msg.get("message") if isinstance(msg.get("message"), dict) else {}
         content = message.get("content") if isinstance(message.get("content"), list) else []
         text = "".join(
             _text_of(c.get("text")) for c in content if isinstance(c, dict) and c.get("type") == "text"
         )
-        return [AgentText(text)] if text else []
+        events: list[SdkEvent] = [AgentText(text)] if text else []
+        if category := _text_of(msg.get("error")):  # the API failed and claude says so in the transcript
+            events.append(SdkError(text or category, cause=trouble_cause(category, text)))
+        return events
     if kind == "control_request":
         return [_claude_control_request(msg)]
     if kind == "result":

@@ -38,7 +38,14 @@ Ready becomes true by time passing, not by new output, so `decide` returns `wake
 if nothing else happens. The settle needs no polling timer, and an idle agent costs nothing.
 
 In sdk mode the screen plays no part: turns come from the transport's events (protocols/sdk.py), which are
-exact, so they need no debounce.
+exact, so they need no debounce. What they cannot say is that nothing happens: a turn with no event for the
+harness's `sdk_quiet_s` is waiting ("it may be hung"), as a still tmux screen is after `quiet_unknown_s`, and
+an error the agent retries by itself ("Reconnecting... 2/5") is the running turn's reason until the turn moves
+on — or, when the agent says it cannot go on ("waiting for network") or has retried for `sdk_quiet_s`, the
+agent is waiting for a person. A turn is never shown running for ever.
+
+An agent that ended says why in its last lines: `last_words` reads them off its last screen, and the exit
+reason carries them ("exit status 1: Unable to connect to Anthropic services / …").
 """
 
 from __future__ import annotations
@@ -55,7 +62,15 @@ from typing import Any, Literal, NamedTuple
 import msgspec
 
 from protocols.harness import ExecutionMode, Harness, ScreenPrompt
-from protocols.sdk import AgentText, Approval, SessionStarted, TurnCompleted, TurnStarted
+from protocols.sdk import (
+    SOME_ERROR,
+    AgentText,
+    Approval,
+    SdkError,
+    SessionStarted,
+    TurnCompleted,
+    TurnStarted,
+)
 
 __all__ = [
     "ANSWER_HOLD_S",
@@ -70,6 +85,7 @@ __all__ = [
     "TrackerState",
     "auto_answer",
     "decide",
+    "last_words",
     "read_screen",
     "strip_ansi",
 ]
@@ -146,6 +162,9 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True):
     killed: bool = False
     """A person (or corral, stopping a task's agents) killed it on purpose."""
     give_up_reason: str = ""
+    said: str = ""
+    """What an agent that ended wrote last (`last_words` of its last screen, or an sdk agent's last error):
+    its own account of why it ended, added to the exit reason."""
     paused: bool = False
     screen: str | None = None
     """The last lines of the screen (ANSI codes are stripped here too); None = not captured since."""
@@ -189,6 +208,12 @@ class TrackerState(msgspec.Struct, frozen=True, kw_only=True):
     sdk_turn: bool = False
     sdk_approval: str = ""
     sdk_last_turn: str = ""
+    sdk_trouble: str = ""
+    """The running turn's trouble, as its reason says it ("the model API is unreachable: Reconnecting...")."""
+    sdk_trouble_at: float | None = None
+    """Since when the turn has had trouble and no progress."""
+    sdk_stalled: bool = False
+    """The agent said it cannot go on by itself ("waiting for network")."""
 
     @classmethod
     def start(cls, now: float, restarts: int = 0) -> TrackerState:
@@ -226,6 +251,37 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def strip_ansi(text: str) -> str:
     """`text` without terminal escape sequences and control characters (newlines, tabs and CR are kept)."""
     return _CONTROL.sub("", _ANSI.sub("", text))
+
+
+LAST_WORDS_LINES = 3
+LAST_WORDS_CHARS = 300
+# Lines that are not the agent talking: nothing but frame and prompt glyphs (a box's border, an empty input
+# line), the person's input echoed at the prompt, a working indicator left behind.
+_NOT_SAID = re.compile(
+    r"^[\s─━│┃║═╭╮╰╯┌┐└┘├┤┬┴┼╔╗╚╝>❯›$#%·•*.…_=~-]*$"
+    r"|^[>❯›]\s"
+    r"|(?:esc|ctrl\+c) to (?:interrupt|cancel)"
+    r"|^[✢✳✶✻✽✺◐◓◑◒⠁-⣿]\s*\S.*…"
+)
+
+
+def last_words(screen: str, lines: int = LAST_WORDS_LINES, limit: int = LAST_WORDS_CHARS) -> str:
+    """What an agent said last: the last `lines` lines of its screen that say something (not a frame, not
+    input echoed at its prompt, not a spinner), ANSI stripped, joined by " / ", at most `limit` characters
+    (cut at the front: the last words matter most).
+
+    "Unable to connect to Anthropic services\nFailed to connect to api.anthropic.com: ENOTFOUND\n…" →
+    "Unable to connect to Anthropic services / Failed to connect to api.anthropic.com: ENOTFOUND / …".
+    """
+    said: list[str] = []
+    for line in reversed(_lines(screen)):
+        text = " ".join(_quoted(line).split())
+        if text and not _NOT_SAID.search(text):
+            said.append(text)
+            if len(said) >= lines:
+                break
+    words = " / ".join(reversed(said))
+    return words if len(words) <= limit else "…" + words[len(words) - limit + 1 :]
 
 
 # Text that changes by itself: clocks, elapsed times, token counters, spinner glyphs.
@@ -394,12 +450,14 @@ def decide(
     *,
     auto_yes: bool = False,
     permissions: PermissionPolicy | None = None,
+    title: str = "",
 ) -> Decision:
     """The agent's status after `evidence`, the change if there is one, keys to send, and when to look again.
 
     Precedence: paused, failed (the supervisor gave up), exited (the process is gone), then the transport's
     events (sdk) or the screen (tmux, pty). See the module docstring for why the screen rules are what they
-    are. Idempotent: deciding again with `Evidence()` and the same `now` changes nothing.
+    are. Idempotent: deciding again with `Evidence()` and the same `now` changes nothing. `title` (the
+    instance's) goes into the commands a waiting reason offers.
     """
     previous = state.status
     state, fresh = _after_restart(state, evidence, now)
@@ -407,7 +465,7 @@ def decide(
     why = ""
     verdict = _process_verdict(evidence)
     if verdict is None and evidence.mode == "sdk":
-        state, verdict = _sdk_verdict(state, evidence)
+        state, verdict = _sdk_verdict(state, evidence, harness, now, title or "TITLE")
     elif verdict is None:
         state, verdict, keys, why = _screen_verdict(
             state, evidence, harness, now, auto_yes, permissions or PermissionPolicy()
@@ -420,7 +478,7 @@ def decide(
         change = StatusChange(status=status, previous=previous, reason=reason, at=now)
         state = msgspec.structs.replace(state, since=now)
     state = msgspec.structs.replace(state, status=status, reason=reason)
-    wake = _wake_at(state, harness, now) if evidence.mode != "sdk" else None
+    wake = _wake_at(state, harness, now) if evidence.mode != "sdk" else _sdk_wake_at(state, harness, now)
     return Decision(state=state, change=change, keys=keys, keys_reason=why, wake_at=wake)
 
 
@@ -465,15 +523,19 @@ def _exit_text(ev: Evidence) -> str:
         text += f" after {ev.restarts} restart{'s' if ev.restarts != 1 else ''}"
     if ev.gave_up:
         text += f"; {ev.give_up_reason or 'not restarted'}"
+    elif ev.said:
+        text += f": {ev.said}"
     return text
 
 
-# sdk mode: each event moves (session, turn, approval, last turn's end) along.
+# sdk mode: each event moves (session, turn, approval, last turn's end, trouble) along.
 class _Turns(NamedTuple):
     session: bool
     turn: bool
     approval: str
     last: str
+    trouble: str = ""
+    stalled: bool = False
 
 
 def _turn_end(event: TurnCompleted) -> str:
@@ -482,43 +544,106 @@ def _turn_end(event: TurnCompleted) -> str:
     return f"turn {event.status}: {event.error}" if event.error else f"turn {event.status}"
 
 
+def _trouble(t: _Turns, e: SdkError) -> _Turns:
+    """An error during a turn is its reason until the turn moves on; a line on the wrong stream is none."""
+    if not t.turn or not (e.cause or e.retrying or e.fatal):
+        return t
+    return t._replace(trouble=f"{e.cause or SOME_ERROR}: {e.message}", stalled=e.stalled)
+
+
 _SDK_EFFECTS: Mapping[type, Callable[[_Turns, Any], _Turns]] = MappingProxyType(
     {
         SessionStarted: lambda t, e: t._replace(session=True),
-        TurnStarted: lambda t, e: t._replace(session=True, turn=True, approval=""),
-        AgentText: lambda t, e: t._replace(session=True, turn=True, approval=""),
-        Approval: lambda t, e: t._replace(approval=f"{e.kind}: {e.summary}"),
-        TurnCompleted: lambda t, e: t._replace(turn=False, approval="", last=_turn_end(e)),
+        TurnStarted: lambda t, e: t._replace(session=True, turn=True, approval="", trouble="", stalled=False),
+        AgentText: lambda t, e: t._replace(session=True, turn=True, approval="", trouble="", stalled=False),
+        Approval: lambda t, e: t._replace(approval=f"{e.kind}: {e.summary}", trouble="", stalled=False),
+        TurnCompleted: lambda t, e: t._replace(turn=False, approval="", last=_turn_end(e), trouble=""),
+        SdkError: _trouble,
     }
 )
 
 
-def _sdk_verdict(state: TrackerState, ev: Evidence) -> tuple[TrackerState, Verdict]:
-    turns = _Turns(state.sdk_session, state.sdk_turn, state.sdk_approval, state.sdk_last_turn)
+def _sdk_verdict(
+    state: TrackerState, ev: Evidence, harness: Harness, now: float, title: str
+) -> tuple[TrackerState, Verdict]:
+    turns = _Turns(
+        state.sdk_session,
+        state.sdk_turn,
+        state.sdk_approval,
+        state.sdk_last_turn,
+        state.sdk_trouble,
+        state.sdk_stalled,
+    )
+    busy_at = state.busy_at
     sent = _newly_sent(state, ev)
     if sent:
-        turns = turns._replace(turn=True, last="")
+        turns = turns._replace(turn=True, last="", trouble="", stalled=False)
+        busy_at = max(busy_at, ev.input_sent_at or now)
     for event in ev.sdk_events:
         effect = _SDK_EFFECTS.get(type(event))
         if effect is not None:
             turns = effect(turns, event)
+    if ev.sdk_events:
+        busy_at = now  # the agent said something: it is not hung, whatever it said
+    if ev.last_output_at is not None and ev.last_output_at > busy_at:
+        busy_at = ev.last_output_at
+    trouble_at = None
+    if turns.trouble:
+        trouble_at = state.sdk_trouble_at if state.sdk_trouble and state.sdk_trouble_at is not None else now
     state = msgspec.structs.replace(
         state,
         sdk_session=turns.session,
         sdk_turn=turns.turn,
         sdk_approval=turns.approval,
         sdk_last_turn=turns.last,
+        sdk_trouble=turns.trouble,
+        sdk_trouble_at=trouble_at,
+        sdk_stalled=turns.stalled,
+        busy_at=busy_at,
         input_sent_at=ev.input_sent_at if sent else state.input_sent_at,
     )
     if turns.approval:
         return state, (_S.WAITING, f"permission request: {turns.approval}")
     if turns.turn:
-        return state, (_S.RUNNING, "prompt sent" if sent else "turn running")
+        return state, _sdk_turn_verdict(state, harness, now, title, sent)
     if turns.last:
         return state, (_S.READY, turns.last)
     if turns.session:
         return state, (_S.READY, "session started")
     return state, (_S.LOADING, "starting: waiting for the session")
+
+
+def _sdk_turn_verdict(state: TrackerState, h: Harness, now: float, title: str, sent: bool) -> Verdict:
+    """A running turn: running, with its trouble as the reason if it has some; waiting once it cannot go
+    on (the agent says so, or it has had trouble and no progress for `sdk_quiet_s`) or once nothing at all
+    has come from the agent for `sdk_quiet_s`."""
+    unblock = (
+        f"interrupt it: corral instance send-keys {title} C-c; restart it: corral instance restart {title}"
+    )
+    if state.sdk_trouble:
+        lasted = now - (state.sdk_trouble_at if state.sdk_trouble_at is not None else now)
+        if state.sdk_stalled:
+            return _S.WAITING, f"{state.sdk_trouble}; the turn cannot go on by itself ({unblock})"
+        if lasted >= h.sdk_quiet_s:
+            return _S.WAITING, (
+                f"{state.sdk_trouble}; no progress for {_secs(lasted)}, the turn cannot go on ({unblock})"
+            )
+        return _S.RUNNING, state.sdk_trouble
+    quiet = now - state.busy_at
+    if quiet >= h.sdk_quiet_s:
+        return _S.WAITING, f"no event for {_secs(quiet)} during a turn: it may be hung ({unblock})"
+    return _S.RUNNING, "prompt sent" if sent else "turn running"
+
+
+def _sdk_wake_at(state: TrackerState, h: Harness, now: float) -> float | None:
+    """When a running turn's silence (or trouble) becomes waiting, if nothing comes before."""
+    if state.status is not _S.RUNNING or not state.sdk_turn or state.sdk_approval:
+        return None
+    times = [state.busy_at + h.sdk_quiet_s]
+    if state.sdk_trouble and state.sdk_trouble_at is not None:
+        times.append(state.sdk_trouble_at + h.sdk_quiet_s)
+    later = [t for t in times if t > now]
+    return min(later) if later else None
 
 
 def _newly_sent(state: TrackerState, ev: Evidence) -> bool:

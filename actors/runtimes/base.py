@@ -13,6 +13,11 @@ the runtime ends `normal` and stays down; when it dies any other way the runtime
 ("exit status 137", "killed by SIGKILL") and its Instance restarts it with backoff. Output is pushed, never
 polled on a timer: the runtime tells its Instance `RuntimeActivity` (coalesced) when the agent wrote
 something, and the Instance captures the screen only then.
+
+When the agent ends by itself, the runtime tells its Instance `AgentLastScreen` before it reports its own end:
+the agent's last screen as the runtime saw it (bounded: `LAST_SCREEN_LINES`, `LAST_SCREEN_BYTES`) and what
+the agent said last (`protocols.status.last_words`, or an sdk agent's last error), which the exit reason
+quotes — "exit status 1: Unable to connect to Anthropic services / …" rather than "exit status 1".
 """
 
 from __future__ import annotations
@@ -28,8 +33,12 @@ from actors.supervision import SupervisedActor
 from actors.supervision.context import ChildContext
 from protocols.errors import UsageError
 from protocols.messages import ExitReason
+from protocols.status import last_words
 
 __all__ = [
+    "LAST_SCREEN_BYTES",
+    "LAST_SCREEN_LINES",
+    "AgentLastScreen",
     "AttachInfo",
     "Capture",
     "Destroy",
@@ -47,11 +56,15 @@ __all__ = [
     "Send",
     "SendKeys",
     "agent_exit_reason",
+    "bounded_screen",
     "exit_details",
     "valid_session_name",
 ]
 
 _NAME = re.compile(r"[a-zA-Z0-9_-]+")
+
+LAST_SCREEN_LINES = 2000
+LAST_SCREEN_BYTES = 256 * 1024
 
 
 def valid_session_name(name: str) -> str:
@@ -170,6 +183,29 @@ class RuntimeAdopted(msgspec.Struct, frozen=True):
     quiet_since: float
 
 
+class AgentLastScreen(msgspec.Struct, frozen=True):
+    """The agent ended: its last screen (the transcript's tail, sdk) and what it said last ("" if nothing),
+    told just before the runtime's own exit report, so the Instance has them when it decides the status."""
+
+    child_id: str
+    generation: int
+    screen: str
+    said: str
+
+
+def bounded_screen(text: str) -> str:
+    """The last LAST_SCREEN_LINES lines of `text`, and of those at most LAST_SCREEN_BYTES (whole lines)."""
+    lines = text.split("\n")[-LAST_SCREEN_LINES:]
+    out: list[str] = []
+    size = 0
+    for line in reversed(lines):
+        size += len(line.encode("utf-8", errors="replace")) + 1
+        if size > LAST_SCREEN_BYTES:
+            break
+        out.append(line)
+    return "\n".join(reversed(out))
+
+
 def agent_exit_reason(exit_status: int | None, signal_number: int | None) -> ExitReason:
     """How an agent's own exit ends its runtime: status 0 → normal, anything else → error with the cause."""
     if signal_number:
@@ -195,7 +231,7 @@ def exit_details(reason: ExitReason) -> tuple[int | None, int | None]:
     if reason.error_type == "AgentKilled":
         import signal as _signal
 
-        name = reason.message.removeprefix("killed by ").split()[0]
+        name = reason.message.removeprefix("killed by ").split()[0].rstrip(":")
         try:
             return None, int(_signal.Signals[name])
         except KeyError:
@@ -278,6 +314,19 @@ class RuntimeActor(SupervisedActor):
                 parent.tell(RuntimeAdopted(self.ctx.child_id, self.ctx.generation, quiet_since))
             except pykka.ActorDeadError:
                 pass
+
+    def notify_last_screen(self, screen: str, said: str | None = None) -> None:
+        """Tell the Instance the agent's last screen and its last words (by default read off the screen),
+        before this runtime ends: its exit report follows, in order, on the same inbox."""
+        parent = self.ctx.parent
+        if parent is None:
+            return
+        screen = bounded_screen(screen)
+        said = last_words(screen) if said is None else said
+        try:
+            parent.tell(AgentLastScreen(self.ctx.child_id, self.ctx.generation, screen, said))
+        except pykka.ActorDeadError:
+            pass
 
     def notify_activity(self, nbytes: int, at: float) -> None:
         """Tell the Instance the agent wrote something (call at most once per flush interval)."""

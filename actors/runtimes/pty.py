@@ -8,9 +8,10 @@ every PTY). The reader appends the agent's output to a bounded ring (`spec.ring_
 for capture) and to the rotating log, and tells this actor at most once per 20 ms how much arrived; the
 actor passes that on to its Instance as `RuntimeActivity`. No byte of output goes through an actor's inbox.
 
-When the agent exits, the reader tells the actor once its last output is in: status 0 ends the runtime
-`normal` (a transient child is not restarted), anything else ends it with the cause ("killed by SIGKILL",
-"exit status 3") and the Instance restarts it with backoff.
+When the agent exits, the reader tells the actor once its last output is in: the actor hands the agent's last
+screen (played from the ring) to its Instance, whose exit reason quotes what the agent said last; status 0
+ends the runtime `normal` (a transient child is not restarted), anything else ends it with the cause
+("killed by SIGKILL", "exit status 3") and the Instance restarts it with backoff.
 
 Killing an agent (Destroy, an orderly stop, a kill hook when this actor hangs) means its whole process tree:
 SIGHUP to the group (what a closing terminal sends), then `procinfo.kill_tree` — SIGTERM, a grace period,
@@ -39,6 +40,7 @@ import pykka
 from ptyprocess import PtyProcess
 
 from actors.runtimes.base import (
+    LAST_SCREEN_LINES,
     AttachInfo,
     RuntimeActor,
     RuntimeMetrics,
@@ -382,7 +384,10 @@ class PtyRuntime(RuntimeActor):
             return None
         if isinstance(message, _AgentExited):
             if not self._ending:
-                self.exit(self._exit_reason_now())
+                reason = self._exit_reason_now()
+                killed = self._exit_status is not None and self._exit_status[1] is not None
+                self.notify_last_screen(self.capture(LAST_SCREEN_LINES, False), "" if killed else None)
+                self.exit(reason)
             return None
         return super().on_runtime_message(message)
 

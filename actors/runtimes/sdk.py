@@ -9,7 +9,8 @@ the same conversation (codex `thread/resume`, claude `--resume`) — and tells i
 
 Failure is always an answer, never a hang or a traceback: no reply to the handshake within
 `handshake_timeout_s`, an error the agent reports (not logged in, no network), or its exit — each ends the
-runtime with the agent's own message as the reason.
+runtime with the agent's own message as the reason, and hands the Instance the transcript's tail as the
+agent's last screen (what `corral instance capture` shows once it has ended).
 """
 
 from __future__ import annotations
@@ -27,7 +28,14 @@ from typing import Any
 
 import msgspec
 
-from actors.runtimes.base import AttachInfo, RuntimeActor, RuntimeSpec, RuntimeStats, agent_exit_reason
+from actors.runtimes.base import (
+    LAST_SCREEN_LINES,
+    AttachInfo,
+    RuntimeActor,
+    RuntimeSpec,
+    RuntimeStats,
+    agent_exit_reason,
+)
 from actors.runtimes.logfile import RotatingLog
 from actors.runtimes.procinfo import CpuSampler, RuntimeMetrics, kill_tree
 from actors.supervision.context import ChildContext
@@ -45,6 +53,7 @@ from protocols.sdk import (
     TurnStarted,
     Unhandled,
     claude_control_response,
+    claude_interrupt,
     claude_user_message,
     decode_claude,
 )
@@ -135,6 +144,7 @@ class SdkRuntime(RuntimeActor):
         self.pending_approval: Approval | None = None
         self.last_error = ""
         self._queued: list[str] = []
+        self._interrupts = 0
         self._writes: queue.Queue[bytes | None] = queue.Queue()
         self._log: RotatingLog | None = None
         self._bytes_read = 0
@@ -259,7 +269,7 @@ class SdkRuntime(RuntimeActor):
 
     def _on_line(self, line: bytes) -> None:
         self._bytes_read += len(line)
-        self._last_output = time.monotonic()
+        self._last_output = self.ctx.env.clock.monotonic()  # the Instance compares it with its own clock
         if self._log is not None:
             self._log.write(line)
         events: list[SdkEvent] = self.codex.decode(line) if self.codex else decode_claude(line)
@@ -323,12 +333,18 @@ class SdkRuntime(RuntimeActor):
         )
         if reason.is_error and self.last_error:
             reason = ExitReason.error(reason.error_type, f"{self.last_error} ({reason.message})")
+        self._hand_over_last_screen()
         self.exit(reason)
 
     def _fail(self, message: str) -> None:
         self.last_error = message
         self._kill()
+        self._hand_over_last_screen()
         self.exit(ExitReason.error("AgentFailed", message))
+
+    def _hand_over_last_screen(self) -> None:
+        """The transcript's tail and the agent's last error, for the Instance, before this runtime ends."""
+        self.notify_last_screen(self.capture(LAST_SCREEN_LINES, False), self.last_error)
 
     def _thread_start(self) -> bytes:
         assert self.codex is not None
@@ -376,10 +392,14 @@ class SdkRuntime(RuntimeActor):
         self.turn_active = True
 
     def send_keys(self, keys: tuple[str, ...]) -> None:
-        """For a pending approval: y/Enter allows, n/Escape denies; C-c interrupts the turn."""
+        """For a pending approval: y/Enter allows, n/Escape denies; C-c (or Escape) interrupts the turn."""
         for key in keys:
-            if key in ("C-c", "Escape") and self.pending_approval is None and self.codex and self.turn_active:
-                self._write(self.codex.interrupt())
+            if key in ("C-c", "Escape") and self.pending_approval is None and self.turn_active:
+                if self.codex is not None:
+                    self._write(self.codex.interrupt())
+                else:
+                    self._interrupts += 1
+                    self._write(claude_interrupt(f"corral_interrupt_{self._interrupts}"))
             elif self.pending_approval is not None and key in ("y", "Y", "Enter", "1"):
                 self._answer(self.pending_approval, True)
             elif self.pending_approval is not None and key in ("n", "N", "Escape", "3"):

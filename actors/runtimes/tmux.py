@@ -16,9 +16,11 @@ Life of one generation:
   per 20 ms at most and tells its Instance `RuntimeActivity`. The screen is captured only when asked.
 - The agent's exit is pushed too (`PaneDied`, from a pidfd on the agent's pid): status 0 ends the runtime
   `normal`, anything else with an error ("killed by SIGKILL", "exit status 3") that its Instance restarts
-  with backoff. Before the runtime ends, what the agent left behind is killed — its session, and every
-  process carrying its token, which finds a setsid grandchild orphaned by the agent's death — and the dead
-  session removed, so a restart never runs next to the previous agent's children. A session killed from
+  with backoff. First the dead pane (kept by remain-on-exit) is captured and handed to the Instance
+  (`AgentLastScreen`): what the agent printed last is the reason it gives for its exit. Before the runtime
+  ends, what the agent left behind is killed — its session, and every process carrying its token, which
+  finds a setsid grandchild orphaned by the agent's death — and the dead session removed, so a restart
+  never runs next to the previous agent's children. A session killed from
   outside (or a tmux server that ended) ends the runtime with `SessionGone`.
 - An orderly stop (`stopping()`, e.g. the daemon shutting down) closes corral's side only — the FIFO, the
   log, the pipe — and leaves the agent running for the next generation to adopt; so does a kill hook.
@@ -56,6 +58,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -64,7 +67,14 @@ from typing import Any
 import msgspec
 import pykka
 
-from actors.runtimes.base import AttachInfo, RuntimeActor, RuntimeSpec, RuntimeStats, agent_exit_reason
+from actors.runtimes.base import (
+    LAST_SCREEN_LINES,
+    AttachInfo,
+    RuntimeActor,
+    RuntimeSpec,
+    RuntimeStats,
+    agent_exit_reason,
+)
 from actors.runtimes.procinfo import (
     TOKEN_VAR,
     CpuSampler,
@@ -92,6 +102,7 @@ __all__ = ["TmuxError", "TmuxRuntime", "TmuxServer", "default_server", "list_ses
 
 log = logging.getLogger(__name__)
 
+_DEAD_PANE = re.compile(r"^Pane is dead \((?:status|signal) ")  # remain-on-exit's notice
 _default_lock = threading.Lock()
 _default: TmuxServer | None = None
 
@@ -267,7 +278,24 @@ class TmuxRuntime(RuntimeActor):
         self._dead = True
         reason = agent_exit_reason(status, signal)
         log.info("%s: the agent ended: %s", self.spec.name, reason)
+        self._hand_over_last_screen(killed=bool(signal))
         self.exit(reason)
+
+    def _hand_over_last_screen(self, killed: bool) -> None:
+        """The dead pane's screen and history (remain-on-exit keeps them until the session is removed), for
+        the Instance: the agent's last words are its exit's reason. A signal's victim said nothing of it."""
+        pane = self._pane
+        if pane is None:
+            return
+        try:
+            screen = self.server.capture(pane.pane_id, LAST_SCREEN_LINES)
+        except TmuxError as exc:
+            log.debug("%s: no last screen: %s", self.spec.name, exc)
+            return
+        lines = screen.rstrip("\n").split("\n")
+        if lines and _DEAD_PANE.match(lines[-1]):
+            lines.pop()  # tmux's own line under a dead pane, not the agent's
+        self.notify_last_screen("\n".join(lines).rstrip("\n"), "" if killed else None)
 
     def _pipe_closed(self) -> None:
         pane = self._pane

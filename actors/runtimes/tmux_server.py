@@ -81,6 +81,7 @@ _GONE = (
     "no such session",
     "session not found",
     "server exited unexpectedly",
+    "no current target",  # a pane id asked for while its session is being destroyed
 )
 
 

@@ -49,6 +49,10 @@ DIRECTIVES: dict[str, Directive] = {
     "sleep": Directive("SECONDS", "keep working (spinner) for SECONDS; interruptible"),
     "error": Directive("[MESSAGE]", "fail the turn with an API error"),
     "not-logged-in": Directive("", "fail like a CLI that is not logged in, then exit 1"),
+    "offline": Directive(
+        "", "no network: the model API is retried, then the turn fails (codex: retried for ever)"
+    ),
+    "rate-limit": Directive("", "fail the turn with a usage limit reached (a rate limit)"),
     "crash": Directive("[STATUS|SIGNAL]", "exit at once with STATUS (default 1) or kill itself with SIGNAL"),
     "hang": Directive("[hard]", "stop reading and writing, stay alive; hard: ignore SIGTERM/SIGINT/SIGHUP"),
     "flood": Directive("MB", "write MB megabytes of output as fast as possible"),

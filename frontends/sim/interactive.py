@@ -42,9 +42,11 @@ from frontends.sim.screen import (
     BRACKETED_PASTE_ON,
     COMMAND_OPTIONS,
     COMMAND_QUESTION,
+    CONNECTION_ERROR,
     EDIT_OPTIONS,
     EDIT_QUESTION,
     NOT_LOGGED_IN,
+    OFFLINE_AT_START,
     TRUST_OPTIONS,
     TRUST_QUESTION,
     Choice,
@@ -52,8 +54,10 @@ from frontends.sim.screen import (
     Output,
     Spinner,
     menu,
+    rate_limit_text,
     yes_no,
 )
+from frontends.sim.sdk_turns import API_RETRIES, RETRY_S
 from frontends.sim.state import SessionStore
 from frontends.sim.terminal import KeyReader, RawMode
 
@@ -146,6 +150,22 @@ class InteractiveSurface:
         self.spinner.stop()
         self.out.line(NOT_LOGGED_IN if auth else f"  ⎿  API Error: {message}")
 
+    def offline(self) -> Outcome:
+        retries = API_RETRIES["claude"]
+        for attempt in range(1, retries + 1):
+            self.out.line(f"  ⎿  API Error (Connection error.) · Retrying… (attempt {attempt}/{retries})")
+            if not self.sleep(RETRY_S):
+                return Outcome("interrupted", "Interrupted by user")
+        self.spinner.stop()
+        self.out.line(f"  ⎿  {CONNECTION_ERROR}")
+        return Outcome("failed", CONNECTION_ERROR, error=CONNECTION_ERROR)
+
+    def rate_limited(self) -> Outcome:
+        self.spinner.stop()
+        text = rate_limit_text(time.time() + 3600)
+        self.out.line(f"  ⎿  {text}")
+        return Outcome("failed", text, error=text)
+
     def hang(self, hard: bool) -> NoReturn:
         self.spinner.stop(clear=False)  # the last frame stays: a frozen screen
         faults.hang(hard)
@@ -194,6 +214,10 @@ def run(options: Options, scenario: Scenario) -> NoReturn:
     if tty:
         faults.on_exit(lambda: out.write(BRACKETED_PASTE_OFF))
     cwd = Path.cwd()
+    if options.offline:  # Claude Code checks its API before it draws anything, and gives up
+        for line in OFFLINE_AT_START:
+            out.line(line)
+        faults.quit(1)
     out.line(BANNER.format(version=version()))
     out.line("")
     store, session_id = _session(options, cwd)

@@ -62,6 +62,7 @@ ENV: dict[str, str] = {
     "spawn_grandchild": "CORRAL_SIM_SPAWN_GRANDCHILD",
     "exit_after_signal": "CORRAL_SIM_EXIT_AFTER_SIGNAL",
     "not_logged_in": "CORRAL_SIM_NOT_LOGGED_IN",
+    "offline": "CORRAL_SIM_OFFLINE",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -92,6 +93,7 @@ class Options:
     spawn_grandchild: bool = False
     exit_after_signal: bool = False
     not_logged_in: bool = False
+    offline: bool = False
     # sessions
     resume: str = ""
     continue_last: bool = False
@@ -176,6 +178,11 @@ def _build_parser(app_server: bool) -> argparse.ArgumentParser:
     )
     faults.add_argument("--exit-after-signal", action="store_true", help="exit 0 once a signal is emitted")
     faults.add_argument("--not-logged-in", action="store_true", help="fail like a CLI that is not logged in")
+    faults.add_argument(
+        "--offline",
+        action="store_true",
+        help="no network: exit 1 at start (interactive), fail every turn (sdk)",
+    )
 
     real = parser.add_argument_group("options of the real CLIs")
     if app_server:
@@ -276,6 +283,7 @@ def parse_options(
         spawn_grandchild=pick("spawn_grandchild", bool, False),
         exit_after_signal=pick("exit_after_signal", bool, False),
         not_logged_in=pick("not_logged_in", bool, False),
+        offline=pick("offline", bool, False),
         resume=getattr(ns, "resume", ""),
         continue_last=getattr(ns, "continue_last", False),
         session_id=getattr(ns, "session_id", ""),

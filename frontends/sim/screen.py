@@ -33,9 +33,11 @@ __all__ = [
     "BANNER",
     "COMMAND_OPTIONS",
     "COMMAND_QUESTION",
+    "CONNECTION_ERROR",
     "EDIT_OPTIONS",
     "EDIT_QUESTION",
     "NOT_LOGGED_IN",
+    "OFFLINE_AT_START",
     "PROMPT",
     "SPINNER",
     "TRUST_OPTIONS",
@@ -46,6 +48,7 @@ __all__ = [
     "Output",
     "Spinner",
     "menu",
+    "rate_limit_text",
     "yes_no",
 ]
 
@@ -69,6 +72,20 @@ COMMAND_OPTIONS = (
     "No, and tell Claude what to do differently (esc)",
 )
 NOT_LOGGED_IN = "Not logged in · Please run /login"
+OFFLINE_AT_START = (  # what Claude Code prints, and exits 1, when it cannot reach its API at start
+    "Unable to connect to Anthropic services",
+    "Failed to connect to api.anthropic.com: ENOTFOUND",
+    "Please check your internet connection and network settings.",
+)
+CONNECTION_ERROR = "API Error: Connection error."
+
+
+def rate_limit_text(resets_at: float) -> str:
+    """What claude says when a usage limit refuses a turn; `resets_at` in seconds since the epoch."""
+    at = time.strftime("%H:%M", time.gmtime(resets_at))
+    return f"Claude usage limit reached. Your limit will reset at {at} UTC."
+
+
 BRACKETED_PASTE_ON = "\x1b[?2004h"
 BRACKETED_PASTE_OFF = "\x1b[?2004l"
 _CLEAR_LINE = "\r\x1b[2K"

@@ -20,6 +20,9 @@ subtype "error_during_execution"), `set_permission_mode`; others get an error re
 `--resume ID` continues a session recorded in the state file (unknown: "No conversation found with session
 ID: …", exit 1). Without `--input-format stream-json` the prompt comes from argv or stdin and the output is
 text, one json result, or the stream. `/not-logged-in`: "Not logged in · Please run /login", exit 1.
+`/offline` (every turn with `--offline`): `system/api_retry` messages 1/10 … 10/10 (no HTTP status), then an
+assistant message with `error` and the result "API Error: Connection error.", as claude with no network;
+`/rate-limit`: a `rate_limit_event` with status "rejected", then the usage-limit text as the error result.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ from frontends.sim.behaviour.workspace import Workspace
 from frontends.sim.jsonlines import EOF, JsonLines, ParseError
 from frontends.sim.options import Options, version
 from frontends.sim.scenario import Scenario
-from frontends.sim.screen import NOT_LOGGED_IN
-from frontends.sim.sdk_turns import HANG, PendingRequests, SdkSurface, chunks
+from frontends.sim.screen import CONNECTION_ERROR, NOT_LOGGED_IN, rate_limit_text
+from frontends.sim.sdk_turns import API_RETRIES, HANG, RETRY_S, PendingRequests, SdkSurface, chunks
 from frontends.sim.state import SessionStore
 
 __all__ = ["ClaudeSession", "run"]
@@ -293,6 +296,32 @@ class ClaudeSession(SdkSurface):
         if auth:
             self._result(Outcome("failed", text, error=text))
 
+    def offline(self) -> Outcome:
+        retries = API_RETRIES["claude"]
+        for attempt in range(1, retries + 1):
+            retry = {"attempt": attempt, "max_retries": retries, "retry_delay_ms": int(RETRY_S * 1000)}
+            self.emit(
+                {"type": "system", "subtype": "api_retry", **retry, "error_status": None, "error": "unknown"}
+                | {"session_id": self.session_id, "uuid": _uuid()}
+            )
+            if not self.sleep(RETRY_S):
+                return Outcome("interrupted", "Interrupted by user")
+        self._assistant([{"type": "text", "text": CONNECTION_ERROR}], error="unknown")
+        return Outcome("failed", CONNECTION_ERROR, error=CONNECTION_ERROR)
+
+    def rate_limited(self) -> Outcome:
+        resets = int(time.time()) + 3600
+        info = {
+            "status": "rejected",
+            "rateLimitType": "five_hour",
+            "resetsAt": resets,
+            "isUsingOverage": False,
+        }
+        self.emit({"type": "rate_limit_event", "rate_limit_info": info, "session_id": self.session_id})
+        text = rate_limit_text(resets)
+        self._assistant([{"type": "text", "text": text}], error="rate_limit")
+        return Outcome("failed", text, error=text)
+
     def end(self, outcome: Outcome) -> None:
         if outcome.status == "completed" and outcome.text:
             self.say(outcome.text)
@@ -338,6 +367,13 @@ def _user_text(message: dict[str, Any]) -> str | None:
     return "\n".join(texts) if texts else None
 
 
+def _fault_script(options: Options) -> str | None:
+    """The turn every prompt gets under a launch-time fault (--not-logged-in, --offline); None: no fault."""
+    if options.not_logged_in:
+        return "/not-logged-in"
+    return "/offline" if options.offline else None
+
+
 def _die(message: str) -> NoReturn:
     sys.stderr.write(message + "\n")
     faults.quit(1)
@@ -367,7 +403,7 @@ class _Loop:
     def _work(self) -> None:
         prompts = 0
         while (text := self.turns.get()) is not None:
-            script = "/not-logged-in" if self.session.options.not_logged_in else self.scenario.turn(prompts)
+            script = _fault_script(self.session.options) or self.scenario.turn(prompts)
             prompts += 1
             self.session.interrupt.clear()
             self.session.agent.run_turn(text, script)
@@ -456,7 +492,7 @@ def run(options: Options, scenario: Scenario) -> NoReturn:
     prompt = options.prompt or ("" if sys.stdin.isatty() else sys.stdin.read())
     if not prompt.strip():
         _die("Error: Input must be provided either through stdin or as a prompt argument when using --print")
-    script = "/not-logged-in" if options.not_logged_in else scenario.turn(0)
+    script = _fault_script(options) or scenario.turn(0)
     store.record_turn(session_id, prompt)
     session.agent.run_turn(prompt, script)
     faults.quit(1 if session.result.get("is_error") else 0)

@@ -21,7 +21,10 @@ input to the running turn; `turn/interrupt` ends it with status "interrupted". R
 get "Not initialized"; an unknown method gets -32601. Edits ask `item/fileChange/requestApproval`, `/run`
 asks `item/commandExecution/requestApproval` (git commits and `corral signal emit` are trusted commands),
 unless the thread's approvalPolicy is "never". `/error` sends an `error` notification and fails the turn;
-`/not-logged-in` does that with codexErrorInfo "Unauthorized", then exits 1.
+`/not-logged-in` does that with codexErrorInfo "Unauthorized", then exits 1. `/offline` (every turn with
+`--offline`) is codex with no network: `error` notifications "Reconnecting... 1/5" … "5/5" with willRetry,
+then "Reconnecting... waiting for network" every few seconds until the turn is interrupted; `/rate-limit` is
+an `error` with codexErrorInfo "UsageLimitExceeded" and a failed turn.
 """
 
 from __future__ import annotations
@@ -42,7 +45,16 @@ from frontends.sim.behaviour.workspace import Workspace
 from frontends.sim.jsonlines import EOF, JsonLines, ParseError
 from frontends.sim.options import Options, version
 from frontends.sim.scenario import Scenario
-from frontends.sim.sdk_turns import HANG, PendingRequests, SdkSurface, chunks, start_turn
+from frontends.sim.sdk_turns import (
+    API_RETRIES,
+    HANG,
+    NETWORK_WAIT_S,
+    RETRY_S,
+    PendingRequests,
+    SdkSurface,
+    chunks,
+    start_turn,
+)
 from frontends.sim.state import SessionStore
 
 __all__ = ["NOT_LOGGED_IN", "CodexServer", "run"]
@@ -214,14 +226,30 @@ class CodexThread(SdkSurface):
         self.notify("item/completed", turnId=self.turn_id, item=item)
 
     def fail(self, message: str, *, auth: bool = False) -> None:
-        error = {
-            "message": NOT_LOGGED_IN if auth else message,
-            "codexErrorInfo": "Unauthorized" if auth else "Other",
-            "additionalDetails": None,
-        }
-        self.notify("error", turnId=self.turn_id, error=error, willRetry=False)
+        text = NOT_LOGGED_IN if auth else message
+        self._error(text, "Unauthorized" if auth else "Other", retrying=False)
         if auth:
-            self._complete(Outcome("failed", error["message"], error=error["message"]))
+            self._complete(Outcome("failed", text, error=text))
+
+    def offline(self) -> Outcome:
+        retries = API_RETRIES["codex"]
+        for attempt in range(1, retries + 1):
+            self._error(f"Reconnecting... {attempt}/{retries}", "Other", retrying=True)
+            if not self.sleep(RETRY_S):
+                return Outcome("interrupted", "Interrupted by user")
+        while True:  # as codex does offline: for ever, until the turn is interrupted
+            self._error("Reconnecting... waiting for network", "Other", retrying=True)
+            if not self.sleep(NETWORK_WAIT_S):
+                return Outcome("interrupted", "Interrupted by user")
+
+    def rate_limited(self) -> Outcome:
+        text = "You've hit your usage limit. Try again later."
+        self._error(text, "UsageLimitExceeded", retrying=False)
+        return Outcome("failed", text, error=text)
+
+    def _error(self, message: str, info: str, *, retrying: bool) -> None:
+        error = {"message": message, "codexErrorInfo": info, "additionalDetails": None}
+        self.notify("error", turnId=self.turn_id, error=error, willRetry=retrying)
 
     def end(self, outcome: Outcome) -> None:
         if outcome.status == "completed" and outcome.text:
@@ -380,7 +408,7 @@ class CodexServer:
         thread.policy = params.get("approvalPolicy") or thread.policy
         thread.interrupt.clear()
         turn = {"id": thread.turn_id, "status": "inProgress", "items": [], "error": None}
-        script = "/not-logged-in" if self.options.not_logged_in else self.scenario.turn(self._prompts)
+        script = _fault_script(self.options) or self.scenario.turn(self._prompts)
         self._prompts += 1
         self.store.record_turn(thread.id, text)
 
@@ -409,6 +437,13 @@ class CodexServer:
                 raise RpcError(INVALID_REQUEST, "no such active turn to interrupt")
         thread.interrupt.set()
         return {}, None
+
+
+def _fault_script(options: Options) -> str | None:
+    """The turn every prompt gets under a launch-time fault (--not-logged-in, --offline); None: no fault."""
+    if options.not_logged_in:
+        return "/not-logged-in"
+    return "/offline" if options.offline else None
 
 
 def _input_text(items: Any) -> str:

@@ -16,12 +16,28 @@ from typing import Any, NoReturn
 
 from frontends.sim.jsonlines import JsonLines
 
-__all__ = ["HANG", "PendingRequests", "SdkSurface", "chunks", "start_turn"]
+__all__ = [
+    "API_RETRIES",
+    "HANG",
+    "NETWORK_WAIT_S",
+    "RETRY_S",
+    "PendingRequests",
+    "SdkSurface",
+    "chunks",
+    "start_turn",
+]
 
 HANG = "corral-sim:hang"
 """The event a worker posts to the main loop: (HANG, hard)."""
 
 _POLL_S = 0.05
+
+# `/offline`: the real CLIs back off for seconds to minutes between retries; the sim keeps the shape, short.
+RETRY_S = 0.2
+"""Between two retries of the model API."""
+NETWORK_WAIT_S = 2.0
+"""Between two "Reconnecting... waiting for network" of codex, once its retries are spent."""
+API_RETRIES = {"codex": 5, "claude": 10}
 
 
 class PendingRequests:

@@ -222,3 +222,19 @@ def test_error_directive_fails_the_turn_and_returns_to_the_prompt(spawn) -> None
     sim.send("/echo still here\r")
     sim.expect("⏺ still here")
     assert "⏺ not reached" not in sim.output
+
+
+def test_offline_at_start_says_it_cannot_connect_and_exits_1(spawn) -> None:
+    sim = spawn(CORRAL_SIM_OFFLINE="1")
+    sim.expect("Please check your internet connection and network settings.")
+    assert sim.wait() == 1
+    assert "Unable to connect to Anthropic services" in sim.output and "corral-sim 0" not in sim.output
+
+
+def test_offline_directive_retries_then_fails_the_turn(spawn) -> None:
+    sim = spawn()
+    sim.expect("> ")
+    sim.send("/offline\r")
+    sim.expect("(attempt 10/10)")
+    sim.expect("⎿  API Error: Connection error.")
+    sim.expect("\r\n> ")

@@ -245,3 +245,25 @@ def test_print_mode_with_a_prompt_prints_the_result_as_text_or_json(
     assert (as_json["type"], as_json["result"], as_json["is_error"]) == ("result", "Done.", False)
     not_logged_in = run("--not-logged-in", "hello")
     assert (not_logged_in.returncode, not_logged_in.stdout) == (1, NOT_LOGGED_IN + "\n")
+
+
+def test_offline_is_api_retries_then_a_connection_error_result(claude) -> None:
+    sim = claude("--offline")
+    sim.send(user("add a note"))
+    messages = until_result(sim)
+    retries = [m for m in messages if m["type"] == "system" and m.get("subtype") == "api_retry"]
+    assert [(m["attempt"], m["max_retries"], m["error_status"]) for m in retries] == [
+        (n, 10, None) for n in range(1, 11)
+    ]
+    assert messages[-2]["type"] == "assistant" and messages[-2]["error"] == "unknown"
+    assert (messages[-1]["is_error"], messages[-1]["result"]) == (True, "API Error: Connection error.")
+
+
+def test_a_usage_limit_is_a_rejected_rate_limit_event_then_an_error_result(claude) -> None:
+    sim = claude()
+    sim.send(user("/rate-limit"))
+    messages = until_result(sim)
+    (event,) = [m for m in messages if m["type"] == "rate_limit_event"]
+    assert event["rate_limit_info"]["status"] == "rejected"
+    assert messages[-2]["error"] == "rate_limit"
+    assert messages[-1]["is_error"] and messages[-1]["result"].startswith("Claude usage limit reached.")

@@ -292,3 +292,38 @@ def test_end_of_input_exits_0(server) -> None:
     Client(sim).handshake()
     sim.close_stdin()
     assert sim.wait() == 0
+
+
+def test_offline_retries_then_waits_for_the_network_until_the_turn_is_interrupted(
+    server, git_repo: Path
+) -> None:
+    client = Client(server("--offline"))
+    client.handshake()
+    thread_id = client.start_thread(git_repo)
+    turn_id = client.turn(thread_id, "add the changelog")
+    errors = []
+    while len(errors) < 6:
+        message = client.sim.recv(lambda m: m.get("method") in ("error", "turn/completed"))
+        assert message["method"] == "error", f"the turn ended: {message}"
+        errors.append(message["params"])
+    assert [e["error"]["message"] for e in errors] == [
+        *(f"Reconnecting... {n}/5" for n in range(1, 6)),
+        "Reconnecting... waiting for network",
+    ]
+    assert all(e["willRetry"] is True and e["turnId"] == turn_id for e in errors)
+    client.call("turn/interrupt", threadId=thread_id, turnId=turn_id)
+    done = client.sim.recv(lambda m: m.get("method") == "turn/completed")
+    assert done["params"]["turn"]["status"] == "interrupted"
+    assert not (git_repo / "sim").exists()  # no work done without the model
+
+
+def test_a_usage_limit_is_an_error_that_fails_the_turn(server, git_repo: Path) -> None:
+    client = Client(server())
+    client.handshake()
+    thread_id = client.start_thread(git_repo)
+    client.turn(thread_id, "/rate-limit\n/echo not reached")
+    messages = client.until_completed()
+    (error,) = [m["params"] for m in messages if m.get("method") == "error"]
+    assert (error["error"]["codexErrorInfo"], error["willRetry"]) == ("UsageLimitExceeded", False)
+    turn = messages[-1]["params"]["turn"]
+    assert turn["status"] == "failed" and turn["error"]["message"] == error["error"]["message"]

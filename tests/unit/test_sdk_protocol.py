@@ -7,6 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from protocols.sdk import (
+    RATE_LIMITED,
+    UNREACHABLE,
     AgentText,
     Approval,
     CodexClient,
@@ -19,6 +21,7 @@ from protocols.sdk import (
     Unhandled,
     claude_argv_flags,
     claude_control_response,
+    claude_interrupt,
     claude_user_message,
     decode_claude,
 )
@@ -106,7 +109,84 @@ def test_codex_errors_and_failed_resume() -> None:
     (err,) = client.decode(line({"id": init["id"], "error": {"code": 1, "message": "Not logged in"}}))
     assert err == SdkError("initialize failed: Not logged in", fatal=True)
     note = {"method": "error", "params": {"error": {"message": "stream disconnected"}, "willRetry": True}}
-    assert client.decode(line(note)) == [SdkError("stream disconnected", fatal=False)]
+    assert client.decode(line(note)) == [
+        SdkError("stream disconnected", fatal=False, retrying=True, cause=UNREACHABLE)
+    ]
+
+
+def test_codex_error_notifications_say_what_they_mean() -> None:
+    client = CodexClient()
+
+    def error(message: str, info: object = None, retry: bool = True) -> SdkError:
+        params = {"threadId": "t", "turnId": "u", "willRetry": retry}
+        params["error"] = {"message": message, "codexErrorInfo": info, "additionalDetails": None}
+        (event,) = client.decode(line({"method": "error", "params": params}))
+        return event
+
+    assert error("Reconnecting... 2/5") == SdkError("Reconnecting... 2/5", retrying=True, cause=UNREACHABLE)
+    waiting = error("Reconnecting... waiting for network")
+    assert waiting.retrying and waiting.stalled and waiting.cause == UNREACHABLE
+    assert error("x", {"responseStreamDisconnected": {"httpStatusCode": 502}}).cause == UNREACHABLE
+    limit = error("You've hit your usage limit.", "UsageLimitExceeded", retry=False)
+    assert (limit.fatal, limit.retrying, limit.cause) == (True, False, RATE_LIMITED)
+    assert error("Not logged in", "Unauthorized", retry=False).cause == "not logged in"
+    assert error("something odd", "Other").cause == "the agent reports an error"
+
+
+def test_a_refused_turn_start_fails_the_turn() -> None:
+    client = CodexClient()
+    client.thread_id = "t"
+    request = sent(client.send_text("hi"))
+    refused = {"id": request["id"], "error": {"code": -32600, "message": "thread not found: t"}}
+    assert client.decode(line(refused)) == [
+        TurnCompleted(status="failed", error="turn/start failed: thread not found: t")
+    ]
+
+
+def test_claude_api_retries_rate_limits_and_api_errors_are_errors_with_a_cause() -> None:
+    retry = {
+        "type": "system",
+        "subtype": "api_retry",
+        "attempt": 2,
+        "max_retries": 10,
+        "retry_delay_ms": 1200,
+        "error_status": None,
+        "error": "unknown",
+        "session_id": "s",
+    }
+    assert decode_claude(line(retry)) == [SdkError("API retry 2/10", retrying=True, cause=UNREACHABLE)]
+    busy = {**retry, "error_status": 529, "error": "server_error"}
+    assert decode_claude(line(busy)) == [
+        SdkError(
+            "API retry 2/10 after HTTP 529 (server_error)", retrying=True, cause="the model API is failing"
+        )
+    ]
+    rejected = {
+        "type": "rate_limit_event",
+        "rate_limit_info": {"status": "rejected", "rateLimitType": "five_hour", "resetsAt": 1700000000},
+    }
+    assert decode_claude(line(rejected)) == [
+        SdkError("usage limit reached (five hour), resets at 22:13 UTC", cause=RATE_LIMITED)
+    ]
+    allowed = {"type": "rate_limit_event", "rate_limit_info": {"status": "allowed"}}
+    assert isinstance(decode_claude(line(allowed))[0], Unhandled)
+    said = {
+        "type": "assistant",
+        "error": "rate_limit",
+        "message": {"content": [{"type": "text", "text": "API Error: Rate limit reached"}]},
+    }
+    assert decode_claude(line(said)) == [
+        AgentText("API Error: Rate limit reached"),
+        SdkError("API Error: Rate limit reached", cause=RATE_LIMITED),
+    ]
+
+
+def test_claude_turns_are_interrupted_by_a_control_request() -> None:
+    assert sent(claude_interrupt("int_1")) == {
+        "type": "control_request",
+        "request_id": "int_1",
+        "request": {"subtype": "interrupt"},
+    }
 
 
 def test_claude_stream_json() -> None:

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols import status as status_module
 from protocols.harness import BUILTIN_HARNESSES, Harness, get_harness
-from protocols.sdk import AgentText, Approval, SessionStarted, TurnCompleted, TurnStarted
+from protocols.sdk import (
+    RATE_LIMITED,
+    UNREACHABLE,
+    AgentText,
+    Approval,
+    SdkError,
+    SessionStarted,
+    TurnCompleted,
+    TurnStarted,
+)
 from protocols.status import (
     ANSWER_HOLD_S,
     MAX_ANSWER_TRIES,
@@ -150,7 +160,9 @@ AIDER_ADD_FILE = "> fix login\nsrc/login.py\nAdd file to the chat? (Y)es/(N)o/(D
 class Agent:
     """Feeds evidence to `decide` the way an Instance would, keeping the state and every decision."""
 
-    def __init__(self, harness: Harness, t0: float = 0.0, **policy: object) -> None:
+    def __init__(
+        self, harness: Harness, t0: float = 0.0, **policy: object
+    ) -> None:  # policy: decide's kwargs
         self.harness, self.now = harness, t0
         self.state = TrackerState.start(t0)
         self.policy = policy
@@ -201,6 +213,7 @@ def test_public_names_are_pinned() -> None:
             "TrackerState",
             "auto_answer",
             "decide",
+            "last_words",
             "read_screen",
             "strip_ansi",
         ]
@@ -749,7 +762,110 @@ def test_sdk_turns_drive_the_status() -> None:
         (S.RUNNING, "prompt sent"),
         (S.READY, "turn failed: not logged in"),
     ]
-    assert all(d.wake_at is None for d in agent.decisions)
+    # Only a running turn asks to be looked at again: its silence would make it "may be hung".
+    for d in agent.decisions:
+        running = d.state.status is S.RUNNING
+        assert d.wake_at == (d.state.busy_at + codex.sdk_quiet_s if running else None)
+
+
+HUNG_HINT = "(interrupt it: corral instance send-keys w1 C-c; restart it: corral instance restart w1)"
+
+
+def sdk_agent(quiet_s: float = 120.0) -> Agent:
+    agent = Agent(msgspec.structs.replace(get_harness("codex"), sdk_quiet_s=quiet_s), title="w1")
+    agent.see(0.0, mode="sdk", sdk_events=(SessionStarted("thr_1"),))
+    agent.see(1.0, mode="sdk", input_sent_at=1.0)
+    agent.see(1.5, mode="sdk", sdk_events=(TurnStarted("t1"),))
+    return agent
+
+
+def test_an_sdk_turn_with_no_event_for_sdk_quiet_s_may_be_hung() -> None:
+    agent = sdk_agent()
+    assert agent.decisions[-1].wake_at == 121.5
+    agent.see(60.0, mode="sdk", last_output_at=60.0)  # output that carries no event (a command's output)
+    assert agent.status is S.RUNNING and agent.decisions[-1].wake_at == 180.0
+    agent.see(180.0, mode="sdk")  # the wake-up: nothing since
+    assert agent.status is S.WAITING
+    assert agent.state.reason == f"no event for 120 s during a turn: it may be hung {HUNG_HINT}"
+    assert agent.decisions[-1].wake_at is None  # waiting for a person: nothing to look at again for
+    agent.see(200.0, mode="sdk", sdk_events=(AgentText("still here"),))
+    agent.see(201.0, mode="sdk", sdk_events=(TurnCompleted("t1"),))
+    assert statuses(agent)[-3:] == [
+        (S.WAITING, f"no event for 120 s during a turn: it may be hung {HUNG_HINT}"),
+        (S.RUNNING, "turn running"),
+        (S.READY, "turn completed"),
+    ]
+
+
+def test_the_hang_threshold_is_the_harness_setting() -> None:
+    agent = sdk_agent(quiet_s=5.0)
+    agent.see(6.4, mode="sdk")
+    assert agent.status is S.RUNNING and agent.decisions[-1].wake_at == 6.5
+    agent.see(6.5, mode="sdk")
+    assert agent.status is S.WAITING and agent.state.reason.startswith("no event for 5 s during a turn")
+
+
+def test_an_sdk_agent_waiting_for_approval_is_never_called_hung() -> None:
+    agent = sdk_agent()
+    agent.see(2.0, mode="sdk", sdk_events=(Approval(1, "command", "make"),))
+    assert agent.decisions[-1].wake_at is None
+    agent.see(500.0, mode="sdk")
+    assert (agent.status, agent.state.reason) == (S.WAITING, "permission request: command: make")
+
+
+def codex_retry(message: str, stalled: bool = False) -> SdkError:
+    return SdkError(message, retrying=True, cause=UNREACHABLE, stalled=stalled)
+
+
+def test_retried_api_errors_are_the_running_turns_reason_until_it_moves_on() -> None:
+    agent = sdk_agent()
+    agent.see(2.0, mode="sdk", sdk_events=(codex_retry("Reconnecting... 1/5"),))
+    assert (agent.status, agent.state.reason) == (S.RUNNING, f"{UNREACHABLE}: Reconnecting... 1/5")
+    agent.see(3.0, mode="sdk", sdk_events=(codex_retry("Reconnecting... 2/5"),))
+    assert agent.state.reason == f"{UNREACHABLE}: Reconnecting... 2/5"
+    agent.see(4.0, mode="sdk", sdk_events=(AgentText("Looking at the code"),))  # it got through
+    assert (agent.status, agent.state.reason) == (S.RUNNING, "turn running")
+
+
+def test_an_agent_that_says_it_cannot_go_on_is_waiting_with_its_words() -> None:
+    agent = sdk_agent()
+    for at, n in ((2.0, 4), (3.0, 5)):
+        agent.see(at, mode="sdk", sdk_events=(codex_retry(f"Reconnecting... {n}/5"),))
+    agent.see(4.0, mode="sdk", sdk_events=(codex_retry("Reconnecting... waiting for network", stalled=True),))
+    reason = (
+        f"{UNREACHABLE}: Reconnecting... waiting for network; the turn cannot go on by itself {HUNG_HINT}"
+    )
+    assert (agent.status, agent.state.reason) == (S.WAITING, reason)
+    agent.see(9.0, mode="sdk", sdk_events=(AgentText("back"),))  # the network came back
+    assert (agent.status, agent.state.reason) == (S.RUNNING, "turn running")
+
+
+def test_errors_retried_with_no_progress_for_sdk_quiet_s_end_waiting() -> None:
+    agent = sdk_agent(quiet_s=30.0)
+    for at in range(2, 30, 5):  # an error every 5 s: never silent, never moving on
+        agent.see(float(at), mode="sdk", sdk_events=(codex_retry(f"Reconnecting... {at}/99"),))
+    assert agent.status is S.RUNNING and agent.decisions[-1].wake_at == 32.0
+    agent.see(32.0, mode="sdk")
+    assert agent.status is S.WAITING
+    assert agent.state.reason.startswith(f"{UNREACHABLE}: Reconnecting... 27/99; no progress for 30 s")
+
+
+def test_a_failed_turn_after_api_errors_is_ready_with_its_error() -> None:
+    agent = sdk_agent()
+    agent.see(2.0, mode="sdk", sdk_events=(SdkError("API retry 1/10", retrying=True, cause=UNREACHABLE),))
+    agent.see(3.0, mode="sdk", sdk_events=(SdkError("usage limit reached (five hour)", cause=RATE_LIMITED),))
+    assert agent.state.reason == f"{RATE_LIMITED}: usage limit reached (five hour)"
+    agent.see(4.0, mode="sdk", sdk_events=(TurnCompleted(status="failed", error="API Error: 429"),))
+    assert statuses(agent)[-1] == (S.READY, "turn failed: API Error: 429")
+
+
+def test_an_agent_line_that_is_no_api_error_changes_no_reason() -> None:
+    agent = sdk_agent()
+    agent.see(2.0, mode="sdk", sdk_events=(SdkError("warning: config file has an old key"),))
+    assert (agent.status, agent.state.reason) == (S.RUNNING, "turn running")
+    agent.see(3.0, mode="sdk", input_sent_at=3.0)
+    agent.see(3.5, mode="sdk", sdk_events=(TurnCompleted("t1"), codex_retry("Reconnecting... 1/5")))
+    assert (agent.status, agent.state.reason) == (S.READY, "turn completed")  # no turn: no trouble
 
 
 def test_claude_sdk_session_starts_with_the_first_turn() -> None:
@@ -758,6 +874,44 @@ def test_claude_sdk_session_starts_with_the_first_turn() -> None:
     agent.see(1.0, mode="sdk", sdk_events=(SessionStarted("s1"), AgentText("Hi")))
     agent.see(2.0, mode="sdk", sdk_events=(TurnCompleted(text="done"),))
     assert statuses(agent) == [(S.RUNNING, "prompt sent"), (S.READY, "turn completed")]
+
+
+def test_an_exit_reason_carries_what_the_agent_said_last() -> None:
+    words = "Unable to connect to Anthropic services / Please check your internet connection"
+    agent = Agent(CLAUDE)
+    agent.see(0.0, alive=False, exit_status=1, said=words)
+    assert statuses(agent)[-1] == (S.EXITED, f"exit status 1: {words}")
+    agent.see(1.0, alive=False, exit_status=1, restarts=2, said=words)
+    assert agent.state.reason == f"exit status 1 after 2 restarts: {words}"
+    why = f"gave up after 2 restarts within 60 s (last error: {words})"
+    agent.see(2.0, alive=False, exit_status=1, restarts=2, gave_up=True, give_up_reason=why, said=words)
+    assert statuses(agent)[-1] == (S.FAILED, f"exit status 1 after 2 restarts; {why}")  # said once
+    agent.see(3.0, alive=False, killed=True, said=words)
+    assert agent.state.reason == "killed by request"
+
+
+def test_last_words_are_the_last_lines_that_say_something() -> None:
+    screen = (
+        f"{BOLD}corral-sim 0.1.0{OFF}\n"
+        "Unable to connect to Anthropic services\n"
+        f"{RED}Failed to connect to api.anthropic.com: ENOTFOUND{OFF}\n"
+        "Please check your   internet connection and network settings.\n"
+        f"╭{BOX}╮\n│ >{' ' * 48}│\n╰{BOX}╯\n\n\n"
+    )
+    assert status_module.last_words(screen) == (
+        "Unable to connect to Anthropic services / Failed to connect to api.anthropic.com: ENOTFOUND / "
+        "Please check your internet connection and network settings."
+    )
+    assert status_module.last_words(screen, lines=1) == (
+        "Please check your internet connection and network settings."
+    )
+    long = status_module.last_words("x" * 1000 + "\nthe end", limit=50)
+    assert len(long) == 50 and long.startswith("…") and long.endswith(" / the end")
+    assert status_module.last_words("") == "" and status_module.last_words("> \n╰──╯\n") == ""
+    crashed = (
+        "⏺ I'll look.\n> fix the bug\n✢ Working… (esc to interrupt)\ncorral-sim: simulated crash (exit 3)\n"
+    )
+    assert status_module.last_words(crashed) == "⏺ I'll look. / corral-sim: simulated crash (exit 3)"
 
 
 def test_sdk_process_evidence_still_wins() -> None:

@@ -116,6 +116,13 @@ class Surface(Protocol):
     def fail(self, message: str, *, auth: bool = False) -> None:
         """Report an API error (`auth`: not logged in); the turn ends failed."""
 
+    def offline(self) -> Outcome:
+        """The model API cannot be reached: retry as the real CLI does; how the turn ends (codex: it
+        waits for the network until the turn is interrupted)."""
+
+    def rate_limited(self) -> Outcome:
+        """The model API refuses for a usage limit; how the turn ends (failed)."""
+
     def hang(self, hard: bool) -> NoReturn:
         """Stop reading and writing for ever."""
 
@@ -414,6 +421,12 @@ class Agent:
         message = arg.strip() or "simulated API error"
         self.surface.fail(message)
         raise _Stop(Outcome("failed", f"API Error: {message}", error=message))
+
+    def _do_offline(self, arg: str, rest: tuple[Step, ...]) -> NoReturn:
+        raise _Stop(self.surface.offline())
+
+    def _do_rate_limit(self, arg: str, rest: tuple[Step, ...]) -> NoReturn:
+        raise _Stop(self.surface.rate_limited())
 
     def _do_not_logged_in(self, arg: str, rest: tuple[Step, ...]) -> NoReturn:
         self.surface.fail("not logged in", auth=True)
