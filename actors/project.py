@@ -26,6 +26,10 @@ gone, starts it with the harness's continue arguments; pty agents are started ag
 agents resume their conversation by its stored id. Paused ones come back paused. A title that is already
 running is never started twice. `AdoptSession` makes an instance of a tmux session nobody recorded.
 
+Ended instances (exited, failed) stay listed across a restart, as they do while the daemon runs: a recorded
+one comes back as an ended entry — its status, reason and time from its row, no actor — until a person
+restarts it (`RestartEnded`: a fresh Instance continuing the conversation) or deletes it.
+
 Tasks. With a store, the Project also carries out its tasks' outbox (`actors/tasks.py`): on `OutboxReady`
 (a signal was applied), every `OUTBOX_TICK_S` (a person's `corral task transition` pokes nobody) and at start,
 after recovery (items a killed daemon left pending), on its own thread, so starting a task's agent is the same
@@ -45,7 +49,7 @@ import msgspec
 
 from actors.claimer import OutboxReady
 from actors.clock import utc_stamp
-from actors.instance import AgentEnded, Instance, InstanceSpec, StatusNotice
+from actors.instance import AgentEnded, Instance, InstanceInfo, InstanceSpec, StatusNotice
 from actors.instance_specs import adopted, recovered, restarted
 from actors.launcher import AgentRequest, prepare_instance
 from actors.project_inbox import (
@@ -131,6 +135,7 @@ class Project(TaskHost, Supervisor):
         self._entries: dict[str, InstanceEntry] = {}
         self._specs: dict[str, InstanceSpec] = {}  # what each Instance was started with (to restart it)
         self._statuses: dict[str, StatusNotice] = {}  # what each Instance last said of its agent
+        self._ended_rows: dict[str, InstanceRecord] = {}  # ended before this Project started: no child
         self._controls: ResourceControls | None = None
         self._outbox: Any = None  # actors.tasks.OutboxRunner, made on this thread at the first drain
         self._outbox_timer: Any = None
@@ -151,7 +156,7 @@ class Project(TaskHost, Supervisor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, StartInstance):
-            return self._start_instance(message)
+            return self._start_requested(message)
         if isinstance(message, DrainOutbox | OutboxReady):
             return self._drain_outbox()
         if isinstance(message, StatusNotice):
@@ -164,7 +169,7 @@ class Project(TaskHost, Supervisor):
         if isinstance(message, AdoptSession):
             return self._adopt(message)
         if isinstance(message, ListEntries):
-            return self._live_entries()
+            return self._listed_entries()
         if isinstance(message, ResolveTitle):
             return self._resolve(message.query)
         if isinstance(message, RestartEnded):
@@ -198,11 +203,16 @@ class Project(TaskHost, Supervisor):
     def _terminate_child_now(self, title: str) -> None:
         super().on_receive(TerminateChild(title))
 
-    def _live_entries(self) -> tuple[InstanceEntry, ...]:
-        return tuple(entry for title, entry in self._entries.items() if title in self._children)
+    def _listed_entries(self) -> tuple[InstanceEntry, ...]:
+        """Every instance a person sees: a child (running, or ended and kept), or ended before this start."""
+        return tuple(
+            entry
+            for title, entry in self._entries.items()
+            if title in self._children or title in self._ended_rows
+        )
 
     def _resolve(self, query: str) -> InstanceEntry:
-        live = {entry.title: entry for entry in self._live_entries()}
+        live = {entry.title: entry for entry in self._listed_entries()}
         found = match_title(query, live)
         if not found:
             known = ", ".join(live) or "none yet"
@@ -211,22 +221,40 @@ class Project(TaskHost, Supervisor):
             raise AmbiguousTitle(self.spec.name, query, found)
         return live[found[0]]
 
+    def _start_requested(self, request: StartInstance) -> InstanceEntry:
+        """A person's start: refused for a title an ended instance still holds (restart or delete it)."""
+        title = check_title(request.title)
+        if title in self._ended_rows:
+            raise self._taken(title)
+        return self._start_instance(request)
+
+    def _taken(self, title: str) -> ConflictError:
+        ended = self._entries.get(title)
+        if ended is not None and ended.final is not None:
+            return ConflictError(
+                f'instance "{title}" already exists in project {self.spec.name} (it has ended: '
+                f"{ended.final.status}); choose another title, restart it (corral instance restart {title}) "
+                f"or delete it (corral instance delete {title})"
+            )
+        return ConflictError(
+            f'instance "{title}" already exists in project {self.spec.name}; choose another title, or '
+            f"restart it: corral instance restart {title}"
+        )
+
     def _start_instance(
         self,
         request: StartInstance,
         recorded: InstanceRecord | None = None,
         adopt: AdoptSession | None = None,
+        *,
+        again: bool = False,
     ) -> InstanceEntry:
-        """Start a new instance; or, with `recorded`, bring back a recorded one; or, with `adopt`, make one
-        of an orphan session."""
+        """Start a new instance; or, with `recorded`, bring back a recorded one (with `again`: an ended one a
+        person restarts); or, with `adopt`, make one of an orphan session. A task's agent may take the title
+        of an instance that ended before this Project started: the new one replaces it."""
         title = check_title(request.title)
         if title in self._children:
-            ended = self._entries.get(title)
-            state = f" (it has ended: {ended.final.status})" if ended and ended.final else ""
-            raise ConflictError(
-                f'instance "{title}" already exists in project {self.spec.name}{state}; choose another '
-                f"title, or restart it: corral instance restart {title}"
-            )
+            raise self._taken(title)
         if request.mode not in MODES:
             raise UsageError(f"mode must be tmux, pty or sdk, got {request.mode!r}")
         try:
@@ -270,6 +298,8 @@ class Project(TaskHost, Supervisor):
         wt = prepared.worktree
         if recorded is not None:
             spec, wt = recovered(spec, recorded, wt)
+            if again:
+                spec = restarted(spec, recorded.sdk_session_id)
         elif adopt is not None:
             spec = adopted(spec, adopt.session, adopt.cwd)
         record = self._record(request, spec, wt, recorded, adopt)
@@ -297,6 +327,7 @@ class Project(TaskHost, Supervisor):
             notes=prepared.notes,
         )
         self._entries[title] = entry
+        self._ended_rows.pop(title, None)
         log.info("project %s: started instance %s (%s, %s)", self.spec.name, title, entry.mode, entry.program)
         return entry
 
@@ -349,6 +380,8 @@ class Project(TaskHost, Supervisor):
     def _restart_ended(self, title: str) -> InstanceEntry:
         """A person restarts an ended instance: the same title, session name and worktree, a fresh Instance
         continuing the conversation (OTP's restart_child, with the spec made to continue)."""
+        if title in self._ended_rows and title not in self._children:
+            return self._restart_recorded(title)
         entry = self._entries.get(title)
         child = self._children.get(title)
         spec = self._specs.get(title)
@@ -367,6 +400,51 @@ class Project(TaskHost, Supervisor):
         self._entries[title] = msgspec.structs.replace(entry, final=None, last_screen="")
         log.info("project %s: restarted ended instance %s", self.spec.name, title)
         return self._entries[title]
+
+    def _restart_recorded(self, title: str) -> InstanceEntry:
+        """Restart an instance that ended before this Project started: started from its row as a recovery
+        would start it, but as a person's restart (no adoption, told it was restarted by request)."""
+        record = self._ended_rows[title]
+        again = msgspec.structs.replace(record, status="loading", reason="restarted by request", restarts=0)
+        entry = self._start_instance(_request_of(record), recorded=again, again=True)
+        log.info("project %s: restarted ended instance %s", self.spec.name, title)
+        return entry
+
+    def _keep_ended(self, record: InstanceRecord) -> None:
+        """List an instance that had ended before this Project started, from its row: no actor, no agent."""
+        clock = self.ctx.env.clock
+        try:
+            age = (clock.now() - datetime.fromisoformat(record.updated_at)).total_seconds()
+        except (TypeError, ValueError):  # an unreadable stamp: shown as ended just now
+            age = 0.0
+        info = InstanceInfo(
+            project=self.spec.name,
+            title=record.title,
+            status=record.status,
+            reason=record.reason,
+            since=clock.monotonic() - max(0.0, age),
+            mode=record.mode,
+            restarts=record.restarts,
+            resource_profile=record.resource_profile,
+            task=record.task,
+            agent_type=record.agent_type,
+            conversation_id=record.sdk_session_id,
+        )
+        self._entries[record.title] = InstanceEntry(
+            project=self.spec.name,
+            title=record.title,
+            path=f"{self.ctx.path}/{record.title}",
+            program=record.program,
+            mode=record.mode,
+            branch=record.branch,
+            worktree=record.worktree_path if record.worktree_mode != "none" else "",
+            task=record.task,
+            agent_type=record.agent_type,
+            session=record.session,
+            created_at=_timestamp(record.created_at),
+            final=info,
+        )
+        self._ended_rows[record.title] = record
 
     def _conversation(self, title: str) -> str:
         """The agent's conversation id as last recorded in the store ("" without a store)."""
@@ -393,8 +471,11 @@ class Project(TaskHost, Supervisor):
             return ()
         brought = []
         for record in records:
-            if record.status in FINISHED or record.title in self._children:
-                continue  # ended, or already running: never a second agent with the same title
+            if record.title in self._children:
+                continue  # already running: never a second agent with the same title
+            if record.status in FINISHED:
+                self._keep_ended(record)
+                continue
             try:
                 self._recover(record)
             except Exception as exc:
@@ -406,19 +487,7 @@ class Project(TaskHost, Supervisor):
         return tuple(brought)
 
     def _recover(self, record: InstanceRecord) -> InstanceEntry:
-        request = StartInstance(
-            title=record.title,
-            program=record.program,
-            mode=record.mode,
-            prompt=record.prompt,
-            task=record.task,
-            agent_type=record.agent_type,
-            wave=record.wave,
-            attempt_key=record.attempt_key,
-            branch=record.branch if record.worktree_mode == "branch" else "",
-            worktree=record.worktree_mode,
-        )
-        return self._start_instance(request, recorded=record)
+        return self._start_instance(_request_of(record), recorded=record)
 
     def _adopt(self, message: AdoptSession) -> InstanceEntry:
         request = StartInstance(title=message.title, program=message.program, mode="tmux", worktree="none")
@@ -429,6 +498,29 @@ class Project(TaskHost, Supervisor):
         if self._controls is None or self._controls.settings != settings:
             self._controls = ResourceControls(settings)
         return self._controls
+
+
+def _request_of(record: InstanceRecord) -> StartInstance:
+    """The start request a recorded instance was started with, as far as its row tells."""
+    return StartInstance(
+        title=record.title,
+        program=record.program,
+        mode=record.mode,
+        prompt=record.prompt,
+        task=record.task,
+        agent_type=record.agent_type,
+        wave=record.wave,
+        attempt_key=record.attempt_key,
+        branch=record.branch if record.worktree_mode == "branch" else "",
+        worktree=record.worktree_mode,
+    )
+
+
+def _timestamp(stamp: str) -> float:
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _tell(ref: Any, message: Any) -> None:

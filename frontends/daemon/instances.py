@@ -261,8 +261,6 @@ class InstanceDesk:
                     why = f"the instance did not answer within {LIST_TIMEOUT_S:g} s"
                 except pykka.ActorDeadError:
                     pass
-            if info is None and why.startswith("the instance is restarting"):
-                info = self._ended(entry, tree)
             view = instance_view(entry, info, tree.env.clock.monotonic(), why)
             if not statuses or view.status in statuses:
                 views.append(view)
