@@ -49,11 +49,14 @@ import msgspec
 
 from actors.claimer import OutboxReady
 from actors.clock import utc_stamp
+from actors.git import GitError, created_by_corral, work_at_risk
 from actors.instance import AgentEnded, Instance, InstanceInfo, InstanceSpec, StatusNotice
+from actors.instance_removal import Removal, plan_removal, remove
 from actors.instance_specs import adopted, recovered, restarted
 from actors.launcher import AgentRequest, prepare_instance
 from actors.project_inbox import (
     AdoptSession,
+    DeleteInstance,
     DrainOutbox,
     InstanceEntry,
     ListEntries,
@@ -76,7 +79,7 @@ from actors.supervision.context import ChildContext
 from actors.task_host import TaskHost
 from protocols.config import ResourceSettings, load_config, resolve_resources
 from protocols.errors import ConfigError, ConflictError, NotFoundError, SupervisionError, UsageError
-from protocols.instances import FINISHED, MODES, StartInstance
+from protocols.instances import FINISHED, MODES, InstanceDeleted, StartInstance
 from protocols.records import InstanceRecord
 from protocols.titles import AmbiguousTitle, check_title, match_title
 
@@ -135,7 +138,8 @@ class Project(TaskHost, Supervisor):
         self._entries: dict[str, InstanceEntry] = {}
         self._specs: dict[str, InstanceSpec] = {}  # what each Instance was started with (to restart it)
         self._statuses: dict[str, StatusNotice] = {}  # what each Instance last said of its agent
-        self._ended_rows: dict[str, InstanceRecord] = {}  # ended before this Project started: no child
+        self._rows: dict[str, InstanceRecord] = {}  # each instance's row as it was started or loaded
+        self._ended_before: set[str] = set()  # titles that had ended before this Project started: no child
         self._controls: ResourceControls | None = None
         self._outbox: Any = None  # actors.tasks.OutboxRunner, made on this thread at the first drain
         self._outbox_timer: Any = None
@@ -174,6 +178,8 @@ class Project(TaskHost, Supervisor):
             return self._resolve(message.query)
         if isinstance(message, RestartEnded):
             return self._restart_ended(message.title)
+        if isinstance(message, DeleteInstance):
+            return self._delete(message)
         return super().on_receive(message)
 
     def child_exited(self, child_id: str, generation: int, reason: Any, restarting: bool) -> None:
@@ -208,7 +214,7 @@ class Project(TaskHost, Supervisor):
         return tuple(
             entry
             for title, entry in self._entries.items()
-            if title in self._children or title in self._ended_rows
+            if title in self._children or title in self._ended_before
         )
 
     def _resolve(self, query: str) -> InstanceEntry:
@@ -224,7 +230,7 @@ class Project(TaskHost, Supervisor):
     def _start_requested(self, request: StartInstance) -> InstanceEntry:
         """A person's start: refused for a title an ended instance still holds (restart or delete it)."""
         title = check_title(request.title)
-        if title in self._ended_rows:
+        if title in self._ended_before:
             raise self._taken(title)
         return self._start_instance(request)
 
@@ -327,7 +333,8 @@ class Project(TaskHost, Supervisor):
             notes=prepared.notes,
         )
         self._entries[title] = entry
-        self._ended_rows.pop(title, None)
+        self._rows[title] = record
+        self._ended_before.discard(title)
         log.info("project %s: started instance %s (%s, %s)", self.spec.name, title, entry.mode, entry.program)
         return entry
 
@@ -380,7 +387,7 @@ class Project(TaskHost, Supervisor):
     def _restart_ended(self, title: str) -> InstanceEntry:
         """A person restarts an ended instance: the same title, session name and worktree, a fresh Instance
         continuing the conversation (OTP's restart_child, with the spec made to continue)."""
-        if title in self._ended_rows and title not in self._children:
+        if title in self._ended_before and title not in self._children:
             return self._restart_recorded(title)
         entry = self._entries.get(title)
         child = self._children.get(title)
@@ -391,6 +398,11 @@ class Project(TaskHost, Supervisor):
             raise ConflictError(f'instance "{title}" is running: restart it through the instance itself')
         conversation = entry.final.conversation_id if entry.final is not None else ""
         again = restarted(spec, conversation or self._conversation(title))
+        wt = spec.worktree
+        if wt is not None and not wt.shared and not Path(wt.path).exists():  # killed while paused
+            from actors.git import resume_worktree
+
+            resume_worktree(wt.repo_root, wt.branch, wt.path, base_commit=wt.base_commit)
         child.spec = self._instance_child(title, again)
         self._specs[title] = again
         try:
@@ -404,7 +416,7 @@ class Project(TaskHost, Supervisor):
     def _restart_recorded(self, title: str) -> InstanceEntry:
         """Restart an instance that ended before this Project started: started from its row as a recovery
         would start it, but as a person's restart (no adoption, told it was restarted by request)."""
-        record = self._ended_rows[title]
+        record = self._rows[title]
         again = msgspec.structs.replace(record, status="loading", reason="restarted by request", restarts=0)
         entry = self._start_instance(_request_of(record), recorded=again, again=True)
         log.info("project %s: restarted ended instance %s", self.spec.name, title)
@@ -444,7 +456,91 @@ class Project(TaskHost, Supervisor):
             created_at=_timestamp(record.created_at),
             final=info,
         )
-        self._ended_rows[record.title] = record
+        self._rows[record.title] = record
+        self._ended_before.add(record.title)
+
+    # -- deletion -------------------------------------------------------------------------------------------
+
+    def _delete(self, request: DeleteInstance) -> InstanceDeleted:
+        """Delete an ended instance: its worktree and branch (actors/instance_removal.py), then its row, then
+        what the Project holds of it. On this thread, so no restart or start of the title runs meanwhile."""
+        title = request.title
+        entry = self._entries.get(title)
+        child = self._children.get(title)
+        if entry is None or (child is None and title not in self._ended_before):
+            raise NotFoundError(f'no instance "{title}" in project {self.spec.name}')
+        if child is not None and child.state != "stopped":
+            raise self._still_running(title)
+        record = self._rows.get(title) or self._recorded(title)
+        status = entry.final.status if entry.final is not None else record.status
+        plan = Removal()
+        if record.worktree_mode not in ("", "none"):
+            made = bool(record.branch) and created_by_corral(self.spec.root, record.branch)
+            plan = plan_removal(record, self._other_rows(title), corral_made=made)
+        lost = work_at_risk(self.spec.root, plan.branch, plan.worktree)
+        if lost and not request.force:
+            raise ConflictError(
+                f'instance "{title}" has work that deleting it would lose: {"; and ".join(lost.describe())}. '
+                f"Nothing was deleted. Merge, push or commit what you want to keep, or discard it: "
+                f"corral instance delete {title} --force"
+            )
+        answer = InstanceDeleted(
+            project=self.spec.name,
+            title=title,
+            status=status,
+            worktree=plan.worktree,
+            branch=plan.branch,
+            kept=plan.kept,
+            discarded=lost.describe(),
+            dry_run=request.dry_run,
+        )
+        if request.dry_run:
+            return answer
+        try:
+            remove(plan, self.spec.root, force=request.force)
+        except GitError as exc:  # git refused (a WorktreeConflict says why): nothing of the row went yet
+            if isinstance(exc, ConflictError):
+                raise
+            raise ConflictError(f'cannot delete instance "{title}": {exc}') from None
+        if self.spec.store_path:
+            from actors.store import Store
+
+            with Store.open(Path(self.spec.store_path)) as store:
+                store.delete_instance(self.spec.name, title)
+        if child is not None:
+            self._terminate_child_now(title)
+        for held in (self._entries, self._specs, self._statuses, self._rows):
+            held.pop(title, None)
+        self._ended_before.discard(title)
+        log.info("project %s: deleted instance %s (%s)", self.spec.name, title, status)
+        return answer
+
+    def _still_running(self, title: str) -> ConflictError:
+        notice = self._statuses.get(title)
+        status = notice.status if notice is not None else "running"
+        return ConflictError(
+            f'instance "{title}" is {status}: only an ended instance can be deleted; kill it first '
+            f"(corral instance kill {title}), then delete it (corral instance delete {title})"
+        )
+
+    def _recorded(self, title: str) -> InstanceRecord:
+        """The instance's row in the store (for an instance the Project holds no row of)."""
+        if self.spec.store_path:
+            from actors.store import Store
+
+            with Store.open(Path(self.spec.store_path)) as store:
+                return store.get_instance(self.spec.name, title)
+        raise NotFoundError(f'no record of instance "{title}" in project {self.spec.name}')
+
+    def _other_rows(self, title: str) -> list[InstanceRecord]:
+        """Every other instance of the project: those it holds, and those only the store remembers."""
+        rows = {t: r for t, r in self._rows.items() if t != title}
+        if self.spec.store_path:
+            from actors.store import Store
+
+            with Store.open(Path(self.spec.store_path)) as store:
+                rows |= {r.title: r for r in store.list_instances(self.spec.name) if r.title != title}
+        return list(rows.values())
 
     def _conversation(self, title: str) -> str:
         """The agent's conversation id as last recorded in the store ("" without a store)."""
