@@ -28,7 +28,8 @@ running is never started twice. `AdoptSession` makes an instance of a tmux sessi
 
 Ended instances (exited, failed) stay listed across a restart, as they do while the daemon runs: a recorded
 one comes back as an ended entry — its status, reason and time from its row, no actor — until a person
-restarts it (`RestartEnded`: a fresh Instance continuing the conversation) or deletes it.
+restarts it (`RestartEnded`: a fresh Instance continuing the conversation) or deletes it (`DeleteInstance`:
+its worktree, branch and row). Both live in the EndedInstances mixin (actors/project_ended.py).
 
 Tasks. With a store, the Project also carries out its tasks' outbox (`actors/tasks.py`): on `OutboxReady`
 (a signal was applied), every `OUTBOX_TICK_S` (a person's `corral task transition` pokes nobody) and at start,
@@ -49,11 +50,10 @@ import msgspec
 
 from actors.claimer import OutboxReady
 from actors.clock import utc_stamp
-from actors.git import GitError, created_by_corral, work_at_risk
-from actors.instance import AgentEnded, Instance, InstanceInfo, InstanceSpec, StatusNotice
-from actors.instance_removal import Removal, plan_removal, remove
+from actors.instance import AgentEnded, Instance, InstanceSpec, StatusNotice
 from actors.instance_specs import adopted, recovered, restarted
 from actors.launcher import AgentRequest, prepare_instance
+from actors.project_ended import EndedInstances, request_of
 from actors.project_inbox import (
     AdoptSession,
     DeleteInstance,
@@ -79,7 +79,7 @@ from actors.supervision.context import ChildContext
 from actors.task_host import TaskHost
 from protocols.config import ResourceSettings, load_config, resolve_resources
 from protocols.errors import ConfigError, ConflictError, NotFoundError, SupervisionError, UsageError
-from protocols.instances import FINISHED, MODES, InstanceDeleted, StartInstance
+from protocols.instances import FINISHED, MODES, StartInstance
 from protocols.records import InstanceRecord
 from protocols.titles import AmbiguousTitle, check_title, match_title
 
@@ -128,9 +128,9 @@ def project_child(spec: ProjectSpec) -> ChildSpec:
     )
 
 
-class Project(TaskHost, Supervisor):
-    """One repository's instances, and its tasks' agents (TaskHost). Runs on its own thread; every message
-    is answered there."""
+class Project(EndedInstances, TaskHost, Supervisor):
+    """One repository's instances, its ended ones (EndedInstances) and its tasks' agents (TaskHost). Runs on
+    its own thread; every message is answered there."""
 
     def __init__(self, ctx: ChildContext, spec: ProjectSpec) -> None:
         super().__init__(ctx, spec.flags)
@@ -413,135 +413,6 @@ class Project(TaskHost, Supervisor):
         log.info("project %s: restarted ended instance %s", self.spec.name, title)
         return self._entries[title]
 
-    def _restart_recorded(self, title: str) -> InstanceEntry:
-        """Restart an instance that ended before this Project started: started from its row as a recovery
-        would start it, but as a person's restart (no adoption, told it was restarted by request)."""
-        record = self._rows[title]
-        again = msgspec.structs.replace(record, status="loading", reason="restarted by request", restarts=0)
-        entry = self._start_instance(_request_of(record), recorded=again, again=True)
-        log.info("project %s: restarted ended instance %s", self.spec.name, title)
-        return entry
-
-    def _keep_ended(self, record: InstanceRecord) -> None:
-        """List an instance that had ended before this Project started, from its row: no actor, no agent."""
-        clock = self.ctx.env.clock
-        try:
-            age = (clock.now() - datetime.fromisoformat(record.updated_at)).total_seconds()
-        except (TypeError, ValueError):  # an unreadable stamp: shown as ended just now
-            age = 0.0
-        info = InstanceInfo(
-            project=self.spec.name,
-            title=record.title,
-            status=record.status,
-            reason=record.reason,
-            since=clock.monotonic() - max(0.0, age),
-            mode=record.mode,
-            restarts=record.restarts,
-            resource_profile=record.resource_profile,
-            task=record.task,
-            agent_type=record.agent_type,
-            conversation_id=record.sdk_session_id,
-        )
-        self._entries[record.title] = InstanceEntry(
-            project=self.spec.name,
-            title=record.title,
-            path=f"{self.ctx.path}/{record.title}",
-            program=record.program,
-            mode=record.mode,
-            branch=record.branch,
-            worktree=record.worktree_path if record.worktree_mode != "none" else "",
-            task=record.task,
-            agent_type=record.agent_type,
-            session=record.session,
-            created_at=_timestamp(record.created_at),
-            final=info,
-        )
-        self._rows[record.title] = record
-        self._ended_before.add(record.title)
-
-    # -- deletion -------------------------------------------------------------------------------------------
-
-    def _delete(self, request: DeleteInstance) -> InstanceDeleted:
-        """Delete an ended instance: its worktree and branch (actors/instance_removal.py), then its row, then
-        what the Project holds of it. On this thread, so no restart or start of the title runs meanwhile."""
-        title = request.title
-        entry = self._entries.get(title)
-        child = self._children.get(title)
-        if entry is None or (child is None and title not in self._ended_before):
-            raise NotFoundError(f'no instance "{title}" in project {self.spec.name}')
-        if child is not None and child.state != "stopped":
-            raise self._still_running(title)
-        record = self._rows.get(title) or self._recorded(title)
-        status = entry.final.status if entry.final is not None else record.status
-        plan = Removal()
-        if record.worktree_mode not in ("", "none"):
-            made = bool(record.branch) and created_by_corral(self.spec.root, record.branch)
-            plan = plan_removal(record, self._other_rows(title), corral_made=made)
-        lost = work_at_risk(self.spec.root, plan.branch, plan.worktree)
-        if lost and not request.force:
-            raise ConflictError(
-                f'instance "{title}" has work that deleting it would lose: {"; and ".join(lost.describe())}. '
-                f"Nothing was deleted. Merge, push or commit what you want to keep, or discard it: "
-                f"corral instance delete {title} --force"
-            )
-        answer = InstanceDeleted(
-            project=self.spec.name,
-            title=title,
-            status=status,
-            worktree=plan.worktree,
-            branch=plan.branch,
-            kept=plan.kept,
-            discarded=lost.describe(),
-            dry_run=request.dry_run,
-        )
-        if request.dry_run:
-            return answer
-        try:
-            remove(plan, self.spec.root, force=request.force)
-        except GitError as exc:  # git refused (a WorktreeConflict says why): nothing of the row went yet
-            if isinstance(exc, ConflictError):
-                raise
-            raise ConflictError(f'cannot delete instance "{title}": {exc}') from None
-        if self.spec.store_path:
-            from actors.store import Store
-
-            with Store.open(Path(self.spec.store_path)) as store:
-                store.delete_instance(self.spec.name, title)
-        if child is not None:
-            self._terminate_child_now(title)
-        for held in (self._entries, self._specs, self._statuses, self._rows):
-            held.pop(title, None)
-        self._ended_before.discard(title)
-        log.info("project %s: deleted instance %s (%s)", self.spec.name, title, status)
-        return answer
-
-    def _still_running(self, title: str) -> ConflictError:
-        notice = self._statuses.get(title)
-        status = notice.status if notice is not None else "running"
-        return ConflictError(
-            f'instance "{title}" is {status}: only an ended instance can be deleted; kill it first '
-            f"(corral instance kill {title}), then delete it (corral instance delete {title})"
-        )
-
-    def _recorded(self, title: str) -> InstanceRecord:
-        """The instance's row in the store (for an instance the Project holds no row of)."""
-        if self.spec.store_path:
-            from actors.store import Store
-
-            with Store.open(Path(self.spec.store_path)) as store:
-                return store.get_instance(self.spec.name, title)
-        raise NotFoundError(f'no record of instance "{title}" in project {self.spec.name}')
-
-    def _other_rows(self, title: str) -> list[InstanceRecord]:
-        """Every other instance of the project: those it holds, and those only the store remembers."""
-        rows = {t: r for t, r in self._rows.items() if t != title}
-        if self.spec.store_path:
-            from actors.store import Store
-
-            with Store.open(Path(self.spec.store_path)) as store:
-                rows |= {r.title: r for r in store.list_instances(self.spec.name) if r.title != title}
-        return list(rows.values())
-
     def _conversation(self, title: str) -> str:
         """The agent's conversation id as last recorded in the store ("" without a store)."""
         if not self.spec.store_path:
@@ -583,7 +454,7 @@ class Project(TaskHost, Supervisor):
         return tuple(brought)
 
     def _recover(self, record: InstanceRecord) -> InstanceEntry:
-        return self._start_instance(_request_of(record), recorded=record)
+        return self._start_instance(request_of(record), recorded=record)
 
     def _adopt(self, message: AdoptSession) -> InstanceEntry:
         request = StartInstance(title=message.title, program=message.program, mode="tmux", worktree="none")
@@ -594,29 +465,6 @@ class Project(TaskHost, Supervisor):
         if self._controls is None or self._controls.settings != settings:
             self._controls = ResourceControls(settings)
         return self._controls
-
-
-def _request_of(record: InstanceRecord) -> StartInstance:
-    """The start request a recorded instance was started with, as far as its row tells."""
-    return StartInstance(
-        title=record.title,
-        program=record.program,
-        mode=record.mode,
-        prompt=record.prompt,
-        task=record.task,
-        agent_type=record.agent_type,
-        wave=record.wave,
-        attempt_key=record.attempt_key,
-        branch=record.branch if record.worktree_mode == "branch" else "",
-        worktree=record.worktree_mode,
-    )
-
-
-def _timestamp(stamp: str) -> float:
-    try:
-        return datetime.fromisoformat(stamp).timestamp()
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _tell(ref: Any, message: Any) -> None:
