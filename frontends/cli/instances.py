@@ -506,9 +506,8 @@ def _lifecycle(action: str, done: str) -> Any:
 
 def _delete(args: argparse.Namespace) -> int:
     api = _Api(args.project)
-    query = "?" + "&".join(
-        f"{name}=true" for name, on in (("force", args.force), ("dry_run", not args.yes)) if on
-    )
+    flags = [f"{name}=true" for name, on in (("force", args.force), ("dry_run", not args.yes)) if on]
+    query = "?" + "&".join(flags) if flags else ""
     deleted = api.call("DELETE", f"/{quote(args.title, safe='')}{query}", timeout=_ACTION_TIMEOUT_S)
     title = deleted["title"]
     removed = ", ".join(
