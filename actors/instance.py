@@ -707,10 +707,8 @@ class Instance(Supervisor):
         watch it would only hold a thread and a database connection until the daemon restarts. The Project
         keeps its child spec (transient, ended normally), so it is still listed, and restart starts it
         again (RestartChild: a new generation, continuing the conversation). Between two runs of a crashing
-        agent (its restart pending, no runtime) the kill cancels the restart. A paused instance runs nothing:
-        it stays paused."""
-        if self._paused:
-            return []
+        agent (its restart pending, no runtime) the kill cancels the restart. A paused instance runs nothing,
+        and is ended all the same (its work stays committed on its branch), so that it can be deleted."""
         self._killed = True
         self._keep_last_screen()
         survivors: list[int] = self._runtime_ask(Destroy()) if self._runtime() is not None else []
@@ -723,6 +721,8 @@ class Instance(Supervisor):
             self._wake = None
         self._capture_token += 1  # an evaluation already queued finds its token stale
         reason = "killed by request" + (f"; survivors {survivors}" if survivors else "")
+        if self._paused and self.spec.worktree is not None:
+            reason += f" while paused (its work is on branch {self.spec.worktree.branch})"
         previous = self.state.status
         self.state = msgspec.structs.replace(
             self.state, status=AgentStatus.EXITED, reason=reason, since=self.ctx.env.clock.monotonic()

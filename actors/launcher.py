@@ -4,6 +4,7 @@
             ──► worktree (its own branch, a given branch, the task's shared one, or none)
             ──► launch plan (argv, how the first prompt gets in, sdk fallback notes)
             ──► resource controls (nice/ionice wrapper, build hints, CORRAL_* environment)
+            ──► permission policy (its role's `permissions` and `allow`: how auto-yes answers)
             ──► RuntimeSpec + the runtime's child spec (tmux | pty | sdk) ──► InstanceSpec
 
 Only decisions and cheap I/O happen here (git worktree, a lookup on PATH); starting is the Instance's job.
@@ -16,6 +17,7 @@ reports it). codex's TUI takes none, and its thread id is not on its screen: its
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -34,9 +36,11 @@ from actors.runtimes.tmux_server import session_name
 from actors.supervision import BackoffSpec, SupervisorFlags
 from protocols.config import Config
 from protocols.harness import Harness, plan_launch
+from protocols.sdk import Approval
+from protocols.stages import AGENT_KINDS
 from protocols.status import PermissionPolicy
 
-__all__ = ["AgentRequest", "Prepared", "prepare_instance"]
+__all__ = ["AgentRequest", "Prepared", "agent_role", "approve_by_policy", "prepare_instance"]
 
 WorktreeMode = Literal["own", "branch", "shared", "none"]
 
@@ -82,6 +86,9 @@ def prepare_instance(
 ) -> Prepared:
     """Decide everything about one agent and make its worktree; the returned spec starts it."""
     program = request.program or config.default_program
+    permissions = config.permission_policy(agent_role(request.agent_type, request.task, config))
+    if sdk_policy is None and request.auto_yes:
+        sdk_policy = functools.partial(approve_by_policy, permissions)
     harness = config.harness_for(program)
     name = session_name(request.project, request.title)
     conversation = _new_conversation(harness, program, request.flags)
@@ -152,7 +159,7 @@ def prepare_instance(
         prompt_file_text=request.prompt if plan.prompt_file else "",
         cwd=str(cwd),
         auto_yes=request.auto_yes,
-        permissions=PermissionPolicy(),
+        permissions=permissions,
         flags=flags or SupervisorFlags(max_restarts=3, period_s=60.0),
         resource_profile=launch.resource_profile,
         task=request.task,
@@ -177,6 +184,20 @@ def _new_conversation(harness: Harness, program: str, flags: tuple[str, ...]) ->
     if any(word.split("=", 1)[0] in _CONVERSATION_FLAGS for word in words):
         return ""
     return str(uuid.uuid4())
+
+
+def agent_role(agent_type: str, task: str, config: Config) -> str:
+    """The `[agents.<role>]` an agent plays: for a task's agent, the role `[phases]` maps its step to (a
+    readiness agent plays `phases.readiness_review`, "master" by default); otherwise its agent type itself
+    (`corral instance start --agent-type coder`); "" for none."""
+    kind = AGENT_KINDS.get(agent_type) if task else None
+    return getattr(config.phases, kind.phase) if kind is not None else agent_type
+
+
+def approve_by_policy(policy: PermissionPolicy, approval: Approval) -> bool | None:
+    """An sdk agent's approval request, answered as auto-yes answers a permission prompt on a screen: True
+    allow, False refuse, None leave it to a person (the instance shows waiting)."""
+    return {"allow": True, "deny": False}.get(policy.verdict(approval.summary))
 
 
 def _check_program(program: str, path: str) -> None:

@@ -26,6 +26,11 @@ gone, starts it with the harness's continue arguments; pty agents are started ag
 agents resume their conversation by its stored id. Paused ones come back paused. A title that is already
 running is never started twice. `AdoptSession` makes an instance of a tmux session nobody recorded.
 
+Ended instances (exited, failed) stay listed across a restart, as they do while the daemon runs: a recorded
+one comes back as an ended entry — its status, reason and time from its row, no actor — until a person
+restarts it (`RestartEnded`: a fresh Instance continuing the conversation) or deletes it (`DeleteInstance`:
+its worktree, branch and row). Both live in the EndedInstances mixin (actors/project_ended.py).
+
 Tasks. With a store, the Project also carries out its tasks' outbox (`actors/tasks.py`): on `OutboxReady`
 (a signal was applied), every `OUTBOX_TICK_S` (a person's `corral task transition` pokes nobody) and at start,
 after recovery (items a killed daemon left pending), on its own thread, so starting a task's agent is the same
@@ -48,8 +53,10 @@ from actors.clock import utc_stamp
 from actors.instance import AgentEnded, Instance, InstanceSpec, StatusNotice
 from actors.instance_specs import adopted, recovered, restarted
 from actors.launcher import AgentRequest, prepare_instance
+from actors.project_ended import EndedInstances, request_of
 from actors.project_inbox import (
     AdoptSession,
+    DeleteInstance,
     DrainOutbox,
     InstanceEntry,
     ListEntries,
@@ -120,9 +127,9 @@ def project_child(spec: ProjectSpec) -> ChildSpec:
     )
 
 
-class Project(TaskHost, Supervisor):
-    """One repository's instances, and its tasks' agents (TaskHost). Runs on its own thread; every message
-    is answered there."""
+class Project(EndedInstances, TaskHost, Supervisor):
+    """One repository's instances, its ended ones (EndedInstances) and its tasks' agents (TaskHost). Runs on
+    its own thread; every message is answered there."""
 
     def __init__(self, ctx: ChildContext, spec: ProjectSpec) -> None:
         super().__init__(ctx, spec.flags)
@@ -130,6 +137,8 @@ class Project(TaskHost, Supervisor):
         self._entries: dict[str, InstanceEntry] = {}
         self._specs: dict[str, InstanceSpec] = {}  # what each Instance was started with (to restart it)
         self._statuses: dict[str, StatusNotice] = {}  # what each Instance last said of its agent
+        self._rows: dict[str, InstanceRecord] = {}  # each instance's row as it was started or loaded
+        self._ended_before: set[str] = set()  # titles that had ended before this Project started: no child
         self._controls: ResourceControls | None = None
         self._outbox: Any = None  # actors.tasks.OutboxRunner, made on this thread at the first drain
         self._outbox_timer: Any = None
@@ -150,7 +159,7 @@ class Project(TaskHost, Supervisor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, StartInstance):
-            return self._start_instance(message)
+            return self._start_requested(message)
         if isinstance(message, DrainOutbox | OutboxReady):
             return self._drain_outbox()
         if isinstance(message, StatusNotice):
@@ -164,11 +173,13 @@ class Project(TaskHost, Supervisor):
         if isinstance(message, AdoptSession):
             return self._adopt(message)
         if isinstance(message, ListEntries):
-            return self._live_entries()
+            return self._listed_entries()
         if isinstance(message, ResolveTitle):
             return self._resolve(message.query)
         if isinstance(message, RestartEnded):
             return self._restart_ended(message.title)
+        if isinstance(message, DeleteInstance):
+            return self._delete(message)
         return super().on_receive(message)
 
     def child_exited(self, child_id: str, generation: int, reason: Any, restarting: bool) -> None:
@@ -205,11 +216,16 @@ class Project(TaskHost, Supervisor):
     def _terminate_child_now(self, title: str) -> None:
         super().on_receive(TerminateChild(title))
 
-    def _live_entries(self) -> tuple[InstanceEntry, ...]:
-        return tuple(entry for title, entry in self._entries.items() if title in self._children)
+    def _listed_entries(self) -> tuple[InstanceEntry, ...]:
+        """Every instance a person sees: a child (running, or ended and kept), or ended before this start."""
+        return tuple(
+            entry
+            for title, entry in self._entries.items()
+            if title in self._children or title in self._ended_before
+        )
 
     def _resolve(self, query: str) -> InstanceEntry:
-        live = {entry.title: entry for entry in self._live_entries()}
+        live = {entry.title: entry for entry in self._listed_entries()}
         found = match_title(query, live)
         if not found:
             known = ", ".join(live) or "none yet"
@@ -218,22 +234,40 @@ class Project(TaskHost, Supervisor):
             raise AmbiguousTitle(self.spec.name, query, found)
         return live[found[0]]
 
+    def _start_requested(self, request: StartInstance) -> InstanceEntry:
+        """A person's start: refused for a title an ended instance still holds (restart or delete it)."""
+        title = check_title(request.title)
+        if title in self._ended_before:
+            raise self._taken(title)
+        return self._start_instance(request)
+
+    def _taken(self, title: str) -> ConflictError:
+        ended = self._entries.get(title)
+        if ended is not None and ended.final is not None:
+            return ConflictError(
+                f'instance "{title}" already exists in project {self.spec.name} (it has ended: '
+                f"{ended.final.status}); choose another title, restart it (corral instance restart {title}) "
+                f"or delete it (corral instance delete {title})"
+            )
+        return ConflictError(
+            f'instance "{title}" already exists in project {self.spec.name}; choose another title, or '
+            f"restart it: corral instance restart {title}"
+        )
+
     def _start_instance(
         self,
         request: StartInstance,
         recorded: InstanceRecord | None = None,
         adopt: AdoptSession | None = None,
+        *,
+        again: bool = False,
     ) -> InstanceEntry:
-        """Start a new instance; or, with `recorded`, bring back a recorded one; or, with `adopt`, make one
-        of an orphan session."""
+        """Start a new instance; or, with `recorded`, bring back a recorded one (with `again`: an ended one a
+        person restarts); or, with `adopt`, make one of an orphan session. A task's agent may take the title
+        of an instance that ended before this Project started: the new one replaces it."""
         title = check_title(request.title)
         if title in self._children:
-            ended = self._entries.get(title)
-            state = f" (it has ended: {ended.final.status})" if ended and ended.final else ""
-            raise ConflictError(
-                f'instance "{title}" already exists in project {self.spec.name}{state}; choose another '
-                f"title, or restart it: corral instance restart {title}"
-            )
+            raise self._taken(title)
         if request.mode not in MODES:
             raise UsageError(f"mode must be tmux, pty or sdk, got {request.mode!r}")
         try:
@@ -277,6 +311,8 @@ class Project(TaskHost, Supervisor):
         wt = prepared.worktree
         if recorded is not None:
             spec, wt = recovered(spec, recorded, wt)
+            if again:
+                spec = restarted(spec, recorded.sdk_session_id)
         elif adopt is not None:
             spec = adopted(spec, adopt.session, adopt.cwd)
         record = self._record(request, spec, wt, recorded, adopt)
@@ -304,6 +340,8 @@ class Project(TaskHost, Supervisor):
             notes=prepared.notes,
         )
         self._entries[title] = entry
+        self._rows[title] = record
+        self._ended_before.discard(title)
         log.info("project %s: started instance %s (%s, %s)", self.spec.name, title, entry.mode, entry.program)
         return entry
 
@@ -356,6 +394,8 @@ class Project(TaskHost, Supervisor):
     def _restart_ended(self, title: str) -> InstanceEntry:
         """A person restarts an ended instance: the same title, session name and worktree, a fresh Instance
         continuing the conversation (OTP's restart_child, with the spec made to continue)."""
+        if title in self._ended_before and title not in self._children:
+            return self._restart_recorded(title)
         entry = self._entries.get(title)
         child = self._children.get(title)
         spec = self._specs.get(title)
@@ -365,6 +405,11 @@ class Project(TaskHost, Supervisor):
             raise ConflictError(f'instance "{title}" is running: restart it through the instance itself')
         conversation = entry.final.conversation_id if entry.final is not None else ""
         again = restarted(spec, conversation or self._conversation(title))
+        wt = spec.worktree
+        if wt is not None and not wt.shared and not Path(wt.path).exists():  # killed while paused
+            from actors.git import resume_worktree
+
+            resume_worktree(wt.repo_root, wt.branch, wt.path, base_commit=wt.base_commit)
         child.spec = self._instance_child(title, again)
         self._specs[title] = again
         try:
@@ -400,8 +445,11 @@ class Project(TaskHost, Supervisor):
             return ()
         brought = []
         for record in records:
-            if record.status in FINISHED or record.title in self._children:
-                continue  # ended, or already running: never a second agent with the same title
+            if record.title in self._children:
+                continue  # already running: never a second agent with the same title
+            if record.status in FINISHED:
+                self._keep_ended(record)
+                continue
             try:
                 self._recover(record)
             except Exception as exc:
@@ -413,19 +461,7 @@ class Project(TaskHost, Supervisor):
         return tuple(brought)
 
     def _recover(self, record: InstanceRecord) -> InstanceEntry:
-        request = StartInstance(
-            title=record.title,
-            program=record.program,
-            mode=record.mode,
-            prompt=record.prompt,
-            task=record.task,
-            agent_type=record.agent_type,
-            wave=record.wave,
-            attempt_key=record.attempt_key,
-            branch=record.branch if record.worktree_mode == "branch" else "",
-            worktree=record.worktree_mode,
-        )
-        return self._start_instance(request, recorded=record)
+        return self._start_instance(request_of(record), recorded=record)
 
     def _adopt(self, message: AdoptSession) -> InstanceEntry:
         request = StartInstance(title=message.title, program=message.program, mode="tmux", worktree="none")

@@ -16,6 +16,7 @@ from protocols.instances import InstanceView
 
 __all__ = [
     "AdoptSession",
+    "DeleteInstance",
     "DrainOutbox",
     "InstanceEntry",
     "ListEntries",
@@ -52,6 +53,16 @@ class RestartEnded(msgspec.Struct, frozen=True):
     agent's conversation → InstanceEntry. ConflictError while it still runs (ask the Instance itself)."""
 
     title: str
+
+
+class DeleteInstance(msgspec.Struct, frozen=True, kw_only=True):
+    """Delete the ended instance `title` (an exact title): its row, its worktree and its branch, unless they
+    hold work nothing else keeps (ConflictError naming it; `force` discards it) → InstanceDeleted. A running
+    or paused one is refused (ConflictError: kill it first); `dry_run` decides and changes nothing."""
+
+    title: str
+    force: bool = False
+    dry_run: bool = False
 
 
 class DrainOutbox(msgspec.Struct, frozen=True):

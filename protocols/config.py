@@ -40,6 +40,7 @@ from protocols.harness import (
     harness_for_program,
     program_name,
 )
+from protocols.status import PermissionPolicy
 
 __all__ = [
     "CONFIG_PATH",
@@ -53,6 +54,7 @@ __all__ = [
     "ExecutionMode",
     "HarnessConfig",
     "OrchestrationConfig",
+    "PermissionMode",
     "PhasesConfig",
     "ResourceSettings",
     "ResourcesConfig",
@@ -96,6 +98,9 @@ MANAGED_ENV_KEYS: frozenset[str] = frozenset(
 
 _MANAGED_PREFIX = "CORRAL_"
 
+PermissionMode = Literal["ask", "allow_all", "deny_all"]
+"""How auto-yes answers a permission prompt no `allow` regex matches: leave it to a person, accept, refuse."""
+
 
 class AgentProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One `[agents.<role>]` table: which harness runs a role, and how.
@@ -110,6 +115,8 @@ class AgentProfile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     execution_mode: ExecutionMode = "tmux"
     skip_permissions: bool = False
     enabled: bool = True
+    permissions: PermissionMode | None = None  # None: the top-level `permissions`
+    allow: tuple[str, ...] | None = None  # None: the top-level `allow`
 
 
 class PhasesConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -234,6 +241,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     default_program: str = "claude"
     branch_prefix: str = "corral/"
     auto_yes: bool = False
+    permissions: PermissionMode | None = None
+    """How auto-yes answers permission prompts, for every role without its own; None: `allow_all`."""
+    allow: tuple[str, ...] = ()
+    """Regexes: a permission prompt whose line matches one is accepted, whatever `permissions` says."""
     agents: dict[str, AgentProfile] = {}
     phases: PhasesConfig = msgspec.field(default_factory=PhasesConfig)
     ui: UIConfig = msgspec.field(default_factory=UIConfig)
@@ -252,6 +263,16 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
         if profile is None or not profile.enabled or not profile.program.strip():
             return AgentProfile(program=self.default_program)
         return profile
+
+    def permission_policy(self, role: str) -> PermissionPolicy:
+        """How auto-yes answers the permission prompts of an agent playing `role` ("" for none): each key of
+        `[agents.<role>]` that is set, else the top-level one. Unset everywhere, `auto_yes = true` accepts
+        every permission prompt, as it says it does; without auto-yes none is answered, whatever this says.
+        """
+        profile = self.agents.get(role) if role else None
+        mode = profile.permissions if profile is not None and profile.permissions is not None else None
+        allow = profile.allow if profile is not None and profile.allow is not None else self.allow
+        return PermissionPolicy(mode=mode or self.permissions or "allow_all", allow=allow)
 
     def custom_harnesses(self) -> dict[str, Harness]:
         """The `[harnesses.<name>]` tables, resolved over their bases, by name."""
@@ -502,6 +523,7 @@ def _problems(config: Config) -> Iterator[tuple[str, str]]:
     for role in config.agents:
         if not _ROLE_NAME.fullmatch(role):
             yield _dotted(("agents", role)), "a role name must match [a-z][a-z0-9_-]*"
+    yield from _permission_problems(config)
     for phase in PHASES:
         role = getattr(config.phases, phase)
         if role and not _ROLE_NAME.fullmatch(role):
@@ -509,6 +531,33 @@ def _problems(config: Config) -> Iterator[tuple[str, str]]:
     yield from _resource_problems(config.resources)
     for name, table in config.harnesses.items():
         yield from _harness_problems(name, table)
+
+
+def _permission_problems(config: Config) -> Iterator[tuple[str, str]]:
+    """Bad `allow` regexes; and a policy set without auto-yes, which would quietly do nothing (only auto-yes
+    answers a permission prompt)."""
+    tables: list[tuple[tuple[str, ...], PermissionMode | None, tuple[str, ...] | None]] = [
+        ((), config.permissions, config.allow)
+    ]
+    tables += [(("agents", role), p.permissions, p.allow) for role, p in config.agents.items()]
+    for where, mode, allow in tables:
+        for i, pattern in enumerate(allow or ()):
+            if reason := _regex_problem(pattern):
+                yield _dotted((*where, "allow", i)), reason
+        if config.auto_yes:
+            continue
+        if mode not in (None, "ask"):
+            yield (
+                _dotted((*where, "permissions")),
+                f"{_show(mode)} has no effect without auto_yes = true (only auto-yes answers permission "
+                f'prompts); set auto_yes = true, or remove it (or set it to "ask")',
+            )
+        elif allow:
+            yield (
+                _dotted((*where, "allow")),
+                "has no effect without auto_yes = true (only auto-yes answers permission prompts); set "
+                "auto_yes = true, or remove it",
+            )
 
 
 def _resource_problems(res: ResourcesConfig) -> Iterator[tuple[str, str]]:
@@ -716,8 +765,13 @@ DEFAULT_CONFIG_TOML = """\
 default_program = "claude"
 # Prefix for the branches corral creates for its worktrees.
 branch_prefix = "corral/"
-# Accept the prompts corral detects in agents' sessions automatically.
+# Answer the prompts corral detects in agents' sessions by itself: questions with yes, permission prompts
+# as `permissions` says (unset: allow_all). Without auto_yes every prompt waits for a person.
 auto_yes = false
+# With auto_yes: "ask" (leave permission prompts to a person), "allow_all" or "deny_all"; a role's own
+# `permissions` wins. Unset means "allow_all".
+# permissions = "allow_all"
+# allow = []                  # regexes: a permission prompt whose line matches one is always accepted
 
 # One table per role. A role with an empty program or enabled = false falls back to default_program.
 # [agents.coder]
@@ -727,6 +781,8 @@ auto_yes = false
 # execution_mode = "tmux"     # "tmux" | "pty" | "sdk" ("headless" is read as "sdk")
 # skip_permissions = false    # start the harness with its permission prompts disabled
 # enabled = true
+# permissions = "ask"         # with auto_yes: this role's answer to permission prompts [the top-level one]
+# allow = ['edit to src/']    # with auto_yes: prompts this role may always accept [the top-level allow]
 
 # Which role runs each phase; "" = no mapping, use default_program.
 [phases]

@@ -1,7 +1,8 @@
 """An agent instance as the control API carries it: the request that starts one and the view of one.
 
-    POST /v1/repos/{project}/instances   StartInstance → InstanceView (201)
-    GET  /v1/repos/{project}/instances   [InstanceView]
+    POST   /v1/repos/{project}/instances           StartInstance → InstanceView (201)
+    GET    /v1/repos/{project}/instances           [InstanceView]
+    DELETE /v1/repos/{project}/instances/{title}   → InstanceDeleted
 
 The same Structs are what the Project is asked (`StartInstance`) and what the CLI decodes (`InstanceView`),
 so the API, `corral instance … --json` and the UIs read one schema.
@@ -15,7 +16,15 @@ import msgspec
 
 from protocols.errors import UsageError
 
-__all__ = ["FINISHED", "MODES", "WORKTREE_MODES", "InstanceView", "StartInstance", "WorktreeMode"]
+__all__ = [
+    "FINISHED",
+    "MODES",
+    "WORKTREE_MODES",
+    "InstanceDeleted",
+    "InstanceView",
+    "StartInstance",
+    "WorktreeMode",
+]
 
 MODES = ("tmux", "pty", "sdk", "headless")
 WORKTREE_MODES = ("own", "branch", "shared", "none")
@@ -81,3 +90,18 @@ class InstanceView(msgspec.Struct, frozen=True, kw_only=True):
     metrics: Any = None
     notes: tuple[str, ...] = ()
     conversation_id: str = ""
+
+
+class InstanceDeleted(msgspec.Struct, frozen=True, kw_only=True):
+    """What `DELETE /v1/repos/{project}/instances/{title}` removed (or, with `dry_run`, would remove): the
+    instance's row always; its worktree and branch unless `kept` says why not; and, with force, the work
+    that went with them (`discarded`, one sentence per kind)."""
+
+    project: str
+    title: str
+    status: str  # the ended instance's last status: exited or failed
+    worktree: str  # the worktree removed ("" none)
+    branch: str  # the branch deleted ("" none)
+    kept: tuple[str, ...] = ()  # what stays, and why (a task's shared worktree, a branch corral did not make)
+    discarded: tuple[str, ...] = ()  # with force: the commits and uncommitted changes that were lost
+    dry_run: bool = False

@@ -9,11 +9,13 @@
 
 Modules, one idea each: `runner` (run git: argv, timeout, GitError), `names` (branch and directory names,
 pure), `records` (the Structs), `listing` (`git worktree list`), `diffstat` (DiffStats), `worktrees` (create,
-share, pause, resume, remove, push). Everything here is synchronous and imports no pykka: an actor calls it
-from its own thread, a CLI command directly. User documentation: docs/worktrees.md.
+share, pause, resume, remove, push), `discard` (what deleting a branch would lose; deleting it). Everything
+here is synchronous and imports no pykka: an actor calls it from its own thread, a CLI command directly. User
+documentation: docs/worktrees.md.
 """
 
 from actors.git.diffstat import diff_stats
+from actors.git.discard import AtRisk, created_by_corral, delete_branch, work_at_risk
 from actors.git.listing import list_worktrees
 from actors.git.names import branch_for, check_branch_name, is_valid_branch_name, slug
 from actors.git.records import DiffStats, PauseResult, Worktree, WorktreeEntry
@@ -44,6 +46,7 @@ __all__ = [
     "PAUSE_MESSAGE",
     "SLOW_GIT_TIMEOUT_S",
     "WORKTREES_DIR",
+    "AtRisk",
     "BranchNameError",
     "DiffStats",
     "GitError",
@@ -55,6 +58,8 @@ __all__ = [
     "branch_for",
     "check_branch_name",
     "create_worktree",
+    "created_by_corral",
+    "delete_branch",
     "diff_stats",
     "ensure_excluded",
     "is_valid_branch_name",
@@ -66,5 +71,6 @@ __all__ = [
     "run_git",
     "shared_worktree",
     "slug",
+    "work_at_risk",
     "worktree_path",
 ]

@@ -54,7 +54,8 @@ examples:
   corral instance send fix-login "yes, and add a test"
   corral instance capture fix-login --lines 20
   corral instance attach fix-login
-  corral instance pause fix-login; corral instance resume fix-login"""
+  corral instance pause fix-login; corral instance resume fix-login
+  corral instance kill fix-login; corral instance delete fix-login --yes"""
 
 
 def register(groups: Any, summary: str) -> None:
@@ -208,6 +209,27 @@ def register(groups: Any, summary: str) -> None:
         if name == "kill":
             p.add_argument("--orphan", metavar="SESSION", help="kill this orphan tmux session instead")
         p.add_argument("--json", action="store_true", help="print the instance as JSON")
+
+    p = command(
+        "delete",
+        "delete an ended instance: its record, worktree and branch (needs --yes)",
+        "Delete an instance that has ended (exited, killed or failed): its record, its worktree and its "
+        "branch. A running or paused instance is refused: kill it first. Work that nothing else keeps — "
+        "commits on its branch that no other branch, tag or remote branch has, uncommitted changes in its "
+        "worktree — is refused too, naming it; --force discards it. A task's shared worktree and branch, one "
+        "another instance uses, and a branch corral did not create are kept (and said so). TITLE must be "
+        "exact. Without --yes nothing is deleted: the error says what would be.",
+        "  corral instance delete fix-login --yes\n"
+        "  corral instance delete fix-login --force --yes   # and discard its unmerged work\n"
+        "  corral instance kill fix-login && corral instance delete fix-login --yes",
+        _delete,
+    )
+    p.add_argument("title", metavar="TITLE", help="the instance's exact title")
+    p.add_argument(
+        "--force", action="store_true", help="discard its unmerged commits and uncommitted changes"
+    )
+    p.add_argument("--yes", action="store_true", help="required: confirm the deletion")
+    p.add_argument("--json", action="store_true", help="print what was deleted as JSON")
 
     p = command(
         "orphans",
@@ -480,6 +502,42 @@ def _lifecycle(action: str, done: str) -> Any:
         return 0
 
     return run
+
+
+def _delete(args: argparse.Namespace) -> int:
+    api = _Api(args.project)
+    flags = [f"{name}=true" for name, on in (("force", args.force), ("dry_run", not args.yes)) if on]
+    query = "?" + "&".join(flags) if flags else ""
+    deleted = api.call("DELETE", f"/{quote(args.title, safe='')}{query}", timeout=_ACTION_TIMEOUT_S)
+    title = deleted["title"]
+    removed = ", ".join(
+        part
+        for part in (
+            "its record",
+            f"its worktree {deleted['worktree']}" if deleted["worktree"] else "",
+            f"its branch {deleted['branch']}" if deleted["branch"] else "",
+        )
+        if part
+    )
+    if not args.yes:
+        kept = "".join(f"; it keeps {k}" for k in deleted["kept"])
+        lost = "".join(f"; it discards {d}" for d in deleted["discarded"])
+        again = f"corral instance delete {title}{' --force' if args.force else ''} --yes"
+        raise UsageError(
+            terminal_safe(
+                f'delete removes instance "{title}" ({deleted["status"]}) for good: {removed}{kept}{lost}. '
+                f"Nothing was deleted. To delete it, add --yes: {again}"
+            )
+        )
+    if args.json:
+        print_json(deleted)
+        return 0
+    print(terminal_safe(f"deleted {title} ({deleted['status']}): {removed}"))
+    for kept in deleted["kept"]:
+        print(terminal_safe(f"kept {kept}"))
+    for lost in deleted["discarded"]:
+        print(terminal_safe(f"discarded {lost}"))
+    return 0
 
 
 def _orphans(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@
     POST /v1/repos/{project}/instances/{title}/send-keys        {keys: [...]} → InstanceView
     POST /v1/repos/{project}/instances/{title}/capture          {lines?, ansi?} → Captured
     POST /v1/repos/{project}/instances/{title}/{pause|resume|restart|kill}   → InstanceView
+    DELETE /v1/repos/{project}/instances/{title}[?force=true&dry_run=true]   → InstanceDeleted
     GET  /v1/orphans                                            [Orphan]
     POST /v1/repos/{project}/orphans/{session}/adopt            {title?} → InstanceView (201)
     POST /v1/orphans/{session}/kill                             → KilledOrphan
@@ -16,10 +17,12 @@ ambiguous one is a 400 whose body lists the `matches`. 404: no such project or i
 is taken, or an action the instance's state does not allow (resume of a running one, send to a paused one).
 Restart of a paused instance resumes it.
 
-**Killed instances.** A kill ends the Instance actor (actors/instance.py): nothing of it stays in the daemon
-but the Project's child spec. Its view then comes from its row in the store (`exited: killed by request`),
-kill again changes nothing, restart is the Project's `RestartChild` (a new generation, continuing the
-conversation), and the other actions are a 409 that says to restart it.
+**Ended instances.** An agent that exits or is killed ends its Instance actor (actors/instance.py): the
+Project keeps it as an ended entry with its last info and screen (after a daemon restart, from its row). Kill
+again changes nothing, restart is the Project's `RestartEnded` (a fresh Instance continuing the
+conversation), capture shows its last screen, and the other actions are a 409 that says to restart it.
+DELETE removes it — its row, its worktree and its branch (actors/instance_removal.py) — and needs the exact
+title: a destructive request is not guessed from a prefix.
 
 The work happens on `InstanceDesk`'s own threads, handed to the loop as `concurrent.futures.Future`s (the
 loop never waits on a pykka future). The desk finds the repository in the store, starts its Project
@@ -61,6 +64,7 @@ from actors.instance import (
 )
 from actors.project_inbox import (
     AdoptSession,
+    DeleteInstance,
     InstanceEntry,
     ListEntries,
     ResolveTitle,
@@ -75,8 +79,8 @@ from actors.runtimes.tmux_server import SESSION_PREFIX
 from actors.supervision import SupervisionTree
 from frontends.daemon.api import CONTROL
 from frontends.daemon.http import answer, error_response, json_response, read_body, route
-from protocols.errors import ConflictError, NotFoundError, SupervisionError
-from protocols.instances import FINISHED, InstanceView, StartInstance
+from protocols.errors import ConflictError, NotFoundError, SupervisionError, UsageError
+from protocols.instances import FINISHED, InstanceDeleted, InstanceView, StartInstance
 from protocols.records import InstanceRecord
 from protocols.titles import AmbiguousTitle
 
@@ -214,6 +218,11 @@ class InstanceDesk:
     def act(self, project: str, title: str, message: Any) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._act, project, title, message)
 
+    def delete(
+        self, project: str, title: str, *, force: bool = False, dry_run: bool = False
+    ) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._delete, project, title, force, dry_run)
+
     def orphans(self) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._orphans)
 
@@ -325,6 +334,18 @@ class InstanceDesk:
             f"corral instance restart {entry.title}"
         )
 
+    def _delete(self, project: str, title: str, force: bool, dry_run: bool) -> InstanceDeleted:
+        _, ref = self._project(project)
+        entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
+        if entry.title != title:
+            raise UsageError(
+                f'delete needs the exact title; "{title}" only abbreviates "{entry.title}": '
+                f"corral instance delete {entry.title}"
+            )
+        message = DeleteInstance(title=title, force=force, dry_run=dry_run)
+        deleted: InstanceDeleted = _ask(ref, message, ACTION_TIMEOUT_S, project)
+        return deleted
+
     def _records(self) -> list[InstanceRecord]:
         if self._list_records is None:
             return []
@@ -430,6 +451,7 @@ def add_instance_routes(app: web.Application) -> None:
     app.router.add_get(route("/v1/repos/{project}/instances"), _list)
     app.router.add_post(route("/v1/repos/{project}/instances"), _start)
     app.router.add_get(route("/v1/repos/{project}/instances/{title}"), _get)
+    app.router.add_delete(route("/v1/repos/{project}/instances/{title}"), _delete)
     app.router.add_post(route("/v1/repos/{project}/instances/{title}/{action}"), _act)
     app.router.add_get("/v1/orphans", _orphans)
     app.router.add_post(route("/v1/repos/{project}/orphans/{session}/adopt"), _adopt)
@@ -473,13 +495,47 @@ async def _act(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in ACTIONS:
         known = ", ".join(ACTIONS)
-        return error_response(404, f"no such instance action: {action} (actions: {known})")
+        return error_response(
+            404,
+            f"no such instance action: {action} (actions: {known}; an ended instance is deleted with "
+            "DELETE /v1/repos/{project}/instances/{title})",
+        )
     kind, to_message = ACTIONS[action]
     body = kind() if kind is NoBody and not request.can_read_body else await read_body(request, kind)
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
     result = await _settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result)
+
+
+async def _delete(request: web.Request) -> web.Response:
+    flags = _flags(request, "force", "dry_run")
+    desk = request.app[CONTROL].instances
+    project, title = request.match_info["project"], request.match_info["title"]
+    future = desk.delete(project, title, force=flags["force"], dry_run=flags["dry_run"])
+    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    return result if isinstance(result, web.Response) else json_response(result)
+
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+
+
+def _flags(request: web.Request, *names: str) -> dict[str, bool]:
+    """The route's boolean query parameters (`?force=true`); a 400 for any other parameter, a repeated one
+    or a value that is not a boolean, so that a misspelt `?forse=true` never deletes as if it were not."""
+    flags = dict.fromkeys(names, False)
+    for key in dict.fromkeys(request.query):
+        values = request.query.getall(key)
+        if key not in flags:
+            takes = ", ".join(names)
+            raise UsageError(f'unknown query parameter "{key}" for {request.method} (it takes {takes})')
+        if len(values) > 1:
+            raise UsageError(f"give {key} once, not {len(values)} times")
+        value = values[0].strip().lower()
+        if value not in _TRUE + _FALSE:
+            raise UsageError(f"{key} must be true or false, got {values[0]!r}")
+        flags[key] = value in _TRUE
+    return flags
 
 
 async def _orphans(request: web.Request) -> web.Response:

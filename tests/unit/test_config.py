@@ -81,6 +81,7 @@ def test_public_names_are_pinned() -> None:
             "ExecutionMode",
             "HarnessConfig",
             "OrchestrationConfig",
+            "PermissionMode",
             "PhasesConfig",
             "ResourceSettings",
             "ResourcesConfig",
@@ -434,6 +435,75 @@ RESOURCE_INTS = ["build_jobs", "go_package_parallelism", "gomaxprocs", "max_para
 )
 def test_invalid_value_is_reported_with_file_key_and_reason(text: str, key: str, reason: str) -> None:
     assert_error(text, key, reason)
+
+
+# --- the permission policy ----------------------------------------------------------------------------------
+
+
+def test_auto_yes_alone_accepts_every_permission_prompt_as_the_docs_say() -> None:
+    config = parse("auto_yes = true\n")
+    assert config.permission_policy("") == PermissionPolicy(mode="allow_all")
+    assert config.permission_policy("coder") == PermissionPolicy(mode="allow_all")
+    harness = get_harness("sim")
+    screen = "Do you want to make this edit to a.txt?\n  1. Yes\n  3. No, and tell Claude what to do\n"
+    assert auto_answer(harness, screen, config.auto_yes, config.permission_policy("coder")) == ("1",)
+
+
+def test_a_roles_permission_keys_win_each_over_the_top_level_one() -> None:
+    config = parse(
+        "auto_yes = true\n"
+        'permissions = "deny_all"\n'
+        "allow = ['edit to docs/']\n"
+        '[agents.coder]\npermissions = "ask"\n'
+        "[agents.reviewer]\nallow = ['^Bash command: git ']\n"
+        "[agents.fixer]\nallow = []\n"
+    )
+    assert config.permission_policy("coder") == PermissionPolicy(mode="ask", allow=("edit to docs/",))
+    assert config.permission_policy("reviewer") == PermissionPolicy(
+        mode="deny_all", allow=("^Bash command: git ",)
+    )
+    assert config.permission_policy("fixer") == PermissionPolicy(mode="deny_all")
+    assert config.permission_policy("planner") == PermissionPolicy(mode="deny_all", allow=("edit to docs/",))
+    assert config.permission_policy("") == config.permission_policy("planner")
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        (
+            'auto_yes = true\npermissions = "yes"\n',
+            "permissions",
+            'invalid value "yes" (expected one of: "ask", "allow_all", "deny_all")',
+        ),
+        (
+            'auto_yes = true\n[agents.coder]\npermissions = "always"\n',
+            "agents.coder.permissions",
+            'invalid value "always"',
+        ),
+        ("auto_yes = true\nallow = 'x'\n", "allow", "Expected `array`, got `str`"),
+        ("auto_yes = true\nallow = ['(unclosed']\n", "allow[0]", "invalid regular expression"),
+        (
+            "auto_yes = true\n[agents.coder]\nallow = ['ok', '[z-a]']\n",
+            "agents.coder.allow[1]",
+            "invalid regular expression",
+        ),
+        ('permissions = "allow_all"\n', "permissions", "has no effect without auto_yes = true"),
+        (
+            '[agents.coder]\npermissions = "deny_all"\n',
+            "agents.coder.permissions",
+            "has no effect without auto_yes = true",
+        ),
+        ("allow = ['edit']\n", "allow", "has no effect without auto_yes = true"),
+        ("[agents.coder]\nallow = ['edit']\n", "agents.coder.allow", "has no effect without auto_yes"),
+    ],
+)
+def test_a_bad_permission_key_is_a_config_error_naming_it(text: str, key: str, reason: str) -> None:
+    assert_error(text, key, reason)
+
+
+def test_ask_without_auto_yes_is_allowed_it_is_what_happens_anyway() -> None:
+    config = parse('permissions = "ask"\n[agents.coder]\npermissions = "ask"\nallow = []\n')
+    assert config.permission_policy("coder") == PermissionPolicy(mode="ask")
 
 
 def test_type_error_inside_a_later_role_names_that_role() -> None:
