@@ -234,9 +234,10 @@ class Projects(Supervisor):
 
 
 def _projects_with_work(store: Any, agents: bool) -> set[int]:
-    """Projects with pending outbox items or unfinished waves; with `agents`, also those with recorded agents
-    that were running (at start: their Project brings them back; later a running Project keeps them)."""
-    ids = {item.project_id for item in store.pending_outbox(limit=1000)} | store.projects_running_waves()
+    """Projects with pending outbox items or a task in a step with an agent (unfinished waves among them);
+    with `agents`, also those with recorded agents that were running (at start: their Project brings them
+    back; later a running Project keeps them)."""
+    ids = {item.project_id for item in store.pending_outbox(limit=1000)} | store.projects_with_live_steps()
     if agents:
         names = {r.project for r in store.list_instances() if r.status not in ("exited", "failed")}
         ids |= {p.id for p in store.list_projects() if p.name in names}

@@ -29,6 +29,7 @@ __all__ = [
     "PHASE_PLANNED",
     "TRANSITIONS",
     "USER_ONLY",
+    "USUAL_ENTRY",
     "Event",
     "Source",
     "Status",
@@ -110,6 +111,16 @@ TRANSITIONS: Mapping[Status, Mapping[Event, Status]] = MappingProxyType(
         _S.CANCELLED: MappingProxyType({_E.REOPEN: _S.PLANNING}),
     }
 )
+
+USUAL_ENTRY: Mapping[Status, tuple[Status, Event]] = MappingProxyType(
+    {
+        _S.PLANNING: (_S.READY, _E.PLAN_START),
+        _S.IMPLEMENTING: (_S.READY, _E.IMPLEMENT_START),
+        _S.REVIEWING: (_S.IMPLEMENTING, _E.IMPLEMENT_FINISHED),
+        _S.VERIFYING: (_S.REVIEWING, _E.REVIEW_APPROVED),
+    }
+)
+"""The usual way into each step with an agent: how a step whose status a person set by hand is started."""
 
 USER_ONLY: frozenset[Event] = frozenset(
     {_E.START_OVER, _E.REIMPLEMENT, _E.REQUEST_REVIEW, _E.CANCEL, _E.REOPEN}

@@ -90,6 +90,25 @@ class OutboxMixin(StoreBase):
         )
         return [OutboxItem(*row) for row in rows]
 
+    def start_step(self, project_id: int, task: str, status: str, since: str, source: str) -> bool:
+        """Record the `enter_<status>` item of a step no transition began (a status set by hand), as if the
+        task had just entered `status` at `since` the usual way (`USUAL_ENTRY`): `corral task retry`.
+        False if it is recorded already, or `status` is not a step with an agent."""
+        import msgspec
+
+        from protocols.fsm import USUAL_ENTRY, Status
+
+        entry = USUAL_ENTRY.get(Status(status))
+        if entry is None:
+            return False
+        before, event = entry
+        payload = msgspec.json.encode(
+            {"event": event, "from_status": before, "to_status": status, "phase": "", "source": source}
+        ).decode()
+        key = f"step:{project_id}:{task}:{status}:{since}"
+        with self._write():
+            return self._insert_outbox(key, project_id, task, f"enter_{status}", payload, since, None)
+
     def step_item(self, project_id: int, task: str, status: str, since: str) -> OutboxItem | None:
         """The `enter_<status>` item that began the task's current step (created at `since`, the task's
         `<status>_at`); None when no transition began it (a status forced by a person)."""

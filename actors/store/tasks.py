@@ -35,6 +35,10 @@ _INSERT = (
 _UPDATE_CONTENT = "UPDATE tasks SET content = ?, updated_at = ? WHERE project_id = ? AND name = ?"
 _DELETE = "DELETE FROM tasks WHERE id = ?"
 _TOPICS = "SELECT name FROM topics WHERE project_id = ? ORDER BY name"
+_LIVE_STEPS = (
+    "SELECT DISTINCT project_id FROM tasks "
+    "WHERE status IN ('planning', 'implementing', 'reviewing', 'verifying')"
+)
 _FORCE = {
     status: (
         f"UPDATE tasks SET status = ?, phase = ?, {status.value}_at = ?, updated_at = ?, waiting = '' "
@@ -153,6 +157,12 @@ class TasksMixin(LifecycleMixin):
             where.append("tp.name = ?")
             args.append(_topic(topic))
         return " AND ".join(where), args
+
+    def projects_with_live_steps(self) -> set[int]:
+        """The ids of projects with a task in a step that has an agent (planning, implementing, reviewing,
+        verifying): their Project must run, to watch that the step has a live agent or shows why not."""
+        rows = self._conn.execute(_LIVE_STEPS)
+        return {int(row[0]) for row in rows}
 
     def list_topics(self, project_id: int) -> list[str]:
         return [row[0] for row in self._conn.execute(_TOPICS, (project_id,))]

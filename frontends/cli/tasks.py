@@ -533,6 +533,14 @@ def _retry(args: argparse.Namespace) -> int:
         task = store.get_task(project.id, args.name)
         since = getattr(task, f"{task.status}_at")
         failed = store.failed_outbox(project.id, task.name, since)
+        unstarted = not failed and store.step_item(project.id, task.name, task.status, since) is None
+        # No transition began this step (its status was set by hand): begin it now.
+        if unstarted and store.start_step(project.id, task.name, task.status, since, "user"):
+            store.set_task_waiting(task, None, replacing=frozenset({"no_step"}))
+            print(f"{task.name}: starting its {task.status} step")
+            sys.stdout.flush()
+            act_on_change()
+            return 0
         if not failed:
             hint = "corral task list shows what each task waits on"
             if task.waiting:

@@ -192,3 +192,23 @@ def test_implementing_a_plan_that_cannot_be_read_is_refused_naming_the_line_and_
         project = store.get_project(git_repo.name)
         assert [a.kind for a in store.list_audit(project.id, task="t")] == ["task_created"]
         assert store.pending_outbox(project_id=project.id) == []
+
+
+def test_a_step_set_by_hand_shows_that_no_agent_runs_it_and_retry_starts_it(
+    env: Env, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(git_repo, monkeypatch)
+    ok(git_repo, "daemon", "start")
+    ok(git_repo, "task", "create", "t", "--content", "Fix the typo in the README.")
+    ok(git_repo, "task", "set-status", "t", "implementing", "--force")
+
+    def waiting() -> dict | None:
+        [task] = json.loads(ok(git_repo, "task", "list", "--json"))
+        return task["waiting"]
+
+    wait = wait_until(waiting, 30, "task t to say no agent runs its step")
+    assert wait["kind"] == "no_step" and "set by hand" in wait["reason"]
+    assert wait["commands"][0] == "corral task retry t"
+    assert ok(git_repo, "task", "retry", "t") == "t: starting its implementing step\n"
+    _wait_done(git_repo)
+    assert _started(git_repo) == ["t-coder", "t-review-1", "t-verify-1"]
