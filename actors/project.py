@@ -388,12 +388,13 @@ class Project(TaskHost, Supervisor):
         try:
             with Store.open(Path(self.spec.store_path)) as store:
                 records = store.list_instances(self.spec.name)
+                over = _ended_with_their_task(store, self.spec.name, records)
         except Exception as exc:
             log.error("project %s: cannot read its recorded instances: %s", self.spec.name, exc)
             return ()
         brought = []
         for record in records:
-            if record.status in FINISHED or record.title in self._children:
+            if record.status in FINISHED or record.title in self._children or record.title in over:
                 continue  # ended, or already running: never a second agent with the same title
             try:
                 self._recover(record)
@@ -429,6 +430,28 @@ class Project(TaskHost, Supervisor):
         if self._controls is None or self._controls.settings != settings:
             self._controls = ResourceControls(settings)
         return self._controls
+
+
+def _ended_with_their_task(store: Any, project: str, records: list[InstanceRecord]) -> set[str]:
+    """The titles of recorded-live task agents whose task is over (done or cancelled), each recorded exited
+    now. Their end was not recorded (a write lost to a full disk, a kill at the wrong moment): bringing them
+    back would run an agent for a task nobody works on any more."""
+    from protocols.errors import NotFoundError
+
+    over = set()
+    project_id = store.get_project(project).id
+    for record in records:
+        if not record.task or record.status in FINISHED:
+            continue
+        try:
+            status = store.get_task(project_id, record.task).status
+        except NotFoundError:
+            continue
+        if status in ("done", "cancelled"):
+            reason = f"not brought back: its task {record.task} is {status}"
+            store.upsert_instance(msgspec.structs.replace(record, status="exited", reason=reason, pid=None))
+            over.add(record.title)
+    return over
 
 
 def _tell(ref: Any, message: Any) -> None:
