@@ -211,7 +211,9 @@ class Injector:
         )
 
     def _agent_stop(self, fault: Fault, look: Look) -> Active | None:
-        agents = look.agents()
+        # Not a tmux pane's process: the tmux server continues a pane process stopped by any signal but
+        # SIGTTIN/SIGTTOU at once (which the agents ignore), so SIGSTOP is no hang there (docs/chaos.md).
+        agents = [agent for agent in look.agents() if not agent.in_tmux]
         if not agents:
             return None
         agent = agents[fault.pick % len(agents)]

@@ -35,6 +35,8 @@ class Proc(msgspec.Struct, frozen=True):
     title: str = ""  # an agent's CORRAL_INSTANCE_TITLE
     task: str = ""  # an agent's CORRAL_TASK
     command: str = ""  # the command line, shortened, for reports
+    ppid: int = 0
+    in_tmux: bool = False  # an agent whose parent is the tmux server (a pane's process)
 
 
 def campaign_processes(home: Path, socket: str) -> list[Proc]:
@@ -50,7 +52,7 @@ def campaign_processes(home: Path, socket: str) -> list[Proc]:
         try:
             cmdline = Path(entry.path, "cmdline").read_bytes()
             environ = Path(entry.path, "environ").read_bytes()
-            state = _state(Path(entry.path, "stat").read_text())
+            state, ppid = _stat(Path(entry.path, "stat").read_text())
         except OSError:  # gone meanwhile, or not ours to read
             continue
         argv = cmdline.split(b"\0")
@@ -65,15 +67,21 @@ def campaign_processes(home: Path, socket: str) -> list[Proc]:
                 is_tmux = Path(entry.path, "comm").read_text().strip() == "tmux: server"
             except OSError:
                 continue
-        found.append(_classify(int(entry.name), argv, variables, state, is_tmux))
-    return found
+        found.append(
+            msgspec.structs.replace(_classify(int(entry.name), argv, variables, state, is_tmux), ppid=ppid)
+        )
+    servers = {p.pid for p in found if p.kind == "tmux"}
+    return [msgspec.structs.replace(p, in_tmux=True) if p.ppid in servers else p for p in found]
 
 
-def _state(stat: str) -> str:
-    """The state letter of /proc/PID/stat: after the command's closing parenthesis (which may hold spaces)."""
+def _stat(stat: str) -> tuple[str, int]:
+    """The state letter and the parent's pid, from /proc/PID/stat: after the command's closing parenthesis
+    (which may hold spaces)."""
     _, _, rest = stat.rpartition(")")
     fields = rest.split()
-    return fields[0] if fields else ""
+    if len(fields) < 2:
+        return "", 0
+    return fields[0], int(fields[1])
 
 
 def _classify(pid: int, argv: list[bytes], variables: list[bytes], state: str, is_tmux: bool) -> Proc:

@@ -6,6 +6,7 @@ Pure: built from the records of a finished run (`FaultRecord`s, violations, coun
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
@@ -80,9 +81,10 @@ class ChaosReport(msgspec.Struct, frozen=True):
 
 
 def percentile(values: Sequence[float], p: float) -> float:
-    """The nearest-rank percentile `p` (0–100) of `values` (not empty)."""
+    """The nearest-rank percentile `p` (0–100) of `values` (not empty): the smallest value with at least p %
+    of the values at or below it."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered), max(1, math.ceil(p / 100 * len(ordered)))) - 1]
 
 
 def by_kind(faults: Iterable[FaultRecord], kinds: Sequence[str]) -> tuple[KindStats, ...]:

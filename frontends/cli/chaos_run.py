@@ -23,6 +23,7 @@ settled, and after the daemon's orderly stop and the cleanup no process of the c
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter, deque
@@ -52,10 +53,11 @@ if TYPE_CHECKING:
     from actors.store import Store
     from protocols.records import Task
 
-__all__ = ["CONFIG", "Campaign", "Options"]
+__all__ = ["Campaign", "Options", "chaos_config"]
 
 POLL_S = 0.2
 PERSON_DELAY_S = 1.0  # a wait stands this long before the campaign answers it
+PERSON_PATIENCE_S = {"agent_waiting": 5.0, "agent_idle": 5.0}  # an agent just resumed may go on by itself
 PERSON_REPEAT_S = 10.0  # the same wait, still standing, is answered again after this
 SETTLE_S = 15.0  # after a task ends: how long its agents may take to be stopped
 DAEMON_START_S = 20.0
@@ -63,17 +65,35 @@ API_RETRY_S = 60.0  # how long a request of the campaign's own waits for a daemo
 FAILED_TASKS_IN_ROW = 3  # this many tasks in a row not done: the campaign stops
 _ALL = 2**62
 
-CONFIG: tuple[str, ...] = (
-    "",
-    "[ui]",
-    "idle_nudge_s = 3",
-    "",
-    "[harnesses.corral-sim]",
-    "quiet_unknown_s = 6",
-)
-"""Added to the scratch repository's `.corral/config.toml`: an agent idle without its signal is nudged after
-3 s (not 120), and a stopped agent's frozen screen is seen as hung after 6 s (not 60), so that the waits a
-person would see come within a campaign's time scale. Everything else is corral's defaults."""
+def chaos_config(sim: str) -> tuple[str, ...]:
+    """The lines added to the scratch repository's `.corral/config.toml` (everything else is corral's
+    defaults):
+
+    - the reviewer and the readiness agent run in a PTY, the planner and the coders in tmux: both runtimes
+      meet every fault (and a stopped agent stays stopped only outside tmux, see chaos_faults);
+    - every delay after which corral shows that an agent needs a person is scaled to the campaign's time
+      scale, under its stall limit (15 s): an agent idle without its signal is nudged after 3 s (not 120), a
+      screen frozen while working is hung after 6 s (not 60), one that never showed its prompt is no longer
+      "loading" after 5 s (not 30).
+    """
+    program = json.dumps(sim)  # a JSON string is a TOML basic string for any path
+    return (
+        "",
+        "[agents.reviewer]",
+        f"program = {program}",
+        'execution_mode = "pty"',
+        "",
+        "[agents.master]",
+        f"program = {program}",
+        'execution_mode = "pty"',
+        "",
+        "[ui]",
+        "idle_nudge_s = 3",
+        "",
+        "[harnesses.corral-sim]",
+        "start_timeout_s = 5",
+        "quiet_unknown_s = 6",
+    )
 
 
 @dataclass(frozen=True)
@@ -162,7 +182,7 @@ class Campaign:
                 if not self.kinds:
                     raise CorralError(f"no fault kind can be injected here: {why}")
                 self.schedule = deque(schedule(self.options.seed, self.kinds, self.options.faults))
-        sandbox.make_repo(CONFIG)
+        sandbox.make_repo(chaos_config(sandbox.sim))
         started = sandbox.start_daemon(timeout=DAEMON_START_S)
         self.say(f"daemon started (pid {started.pid}, under its heart, pid {started.heart_pid})")
         project = self._call("POST", "/v1/repos", {"path": str(sandbox.scratch.repo)})["name"]
@@ -306,12 +326,16 @@ class Campaign:
             run.implement_sent = status == 200
             return
         waiting = task.waiting
-        if waiting is None or waiting.agent in self.world.stopped.values():
-            return  # a hold of the campaign's own: its release answers it
+        if waiting is None:
+            return
         key = (waiting.kind, waiting.since, waiting.agent)
+        if waiting.agent in self.world.stopped.values():
+            run.waits_seen.pop(key, None)  # a hold of the campaign's own: its release answers it
+            return
         first = run.waits_seen.setdefault(key, look.now)
         last = run.answered.get(key)
-        if look.now - first < PERSON_DELAY_S or (last is not None and look.now - last < PERSON_REPEAT_S):
+        patience = PERSON_PATIENCE_S.get(waiting.kind, PERSON_DELAY_S)
+        if look.now - first < patience or (last is not None and look.now - last < PERSON_REPEAT_S):
             return
         argv = person_command(waiting)
         if argv is None:
