@@ -76,7 +76,8 @@ class ChaosReport(msgspec.Struct, frozen=True):
     person_actions: dict[str, int]  # command → how often the campaign ran it as a person would
     errors: tuple[str, ...]  # unexpected outcomes outside the invariants (a traceback, a bad signal applied)
     faults: tuple[FaultRecord, ...]
-    scratch: str = ""  # kept with --keep
+    scratch: str = ""  # the sandbox's directory: removed at the end unless kept (--keep)
+    kept: bool = False
     cleanup_problems: tuple[str, ...] = ()
 
 
@@ -162,7 +163,7 @@ def format_report(report: ChaosReport) -> str:
         lines.append("")
     lines += [f"error: {error}" for error in report.errors]
     lines += [f"warning: {problem}" for problem in report.cleanup_problems]
-    if report.scratch:
+    if report.kept:
         lines.append(f"kept {report.scratch} (the repository; home/: the database; run/: the daemon's log)")
     lines.append(f"replay: {report.replay}")
     return "\n".join(lines)

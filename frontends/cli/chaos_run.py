@@ -451,7 +451,8 @@ class Campaign:
             person_actions=dict(self.person),
             errors=tuple(self.errors),
             faults=tuple(self.records),
-            scratch=str(self.sandbox.scratch.root) if self.options.keep else "",
+            scratch=str(self.sandbox.scratch.root),
+            kept=self.options.keep,
             cleanup_problems=tuple(self.cleanup_problems),
         )
 
