@@ -7,8 +7,9 @@ campaign's CORRAL_HOME in its environment (the daemon and its heart, the tmux se
 agent and every process an agent starts), and the tmux server's command line names the campaign's socket.
 The tmux server is the process named `tmux: server` (a tmux client, such as the daemon's control-mode
 client, is `other`). An agent is a corral-sim process with CORRAL_INSTANCE_TITLE set (not its `corral
-signal emit` or git children, nor the setsid grandchild it may spawn, which are `other`). Zombies are not
-processes any more: they are left out. Linux only; this process itself is never listed.
+signal emit` or git children — which, between their fork and their exec, look exactly like the agent — nor
+the setsid grandchild it may spawn: those are `other`). Zombies are not processes any more: they are left
+out. Linux only; this process itself is never listed.
 """
 
 from __future__ import annotations
@@ -71,7 +72,19 @@ def campaign_processes(home: Path, socket: str) -> list[Proc]:
             msgspec.structs.replace(_classify(int(entry.name), argv, variables, state, is_tmux), ppid=ppid)
         )
     servers = {p.pid for p in found if p.kind == "tmux"}
-    return [msgspec.structs.replace(p, in_tmux=True) if p.ppid in servers else p for p in found]
+    agents = {p.pid for p in found if p.kind == "agent"}
+    return [_placed(p, servers, agents) for p in found]
+
+
+def _placed(proc: Proc, servers: set[int], agents: set[int]) -> Proc:
+    """An agent whose parent is an agent is the agent's own child between its fork and its exec (a git or
+    `corral signal emit` about to start): `other`, not a second agent. One whose parent is the tmux server is
+    a pane's process."""
+    if proc.kind != "agent":
+        return proc
+    if proc.ppid in agents:
+        return msgspec.structs.replace(proc, kind="other")
+    return msgspec.structs.replace(proc, in_tmux=proc.ppid in servers)
 
 
 def _stat(stat: str) -> tuple[str, int]:
