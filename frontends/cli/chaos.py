@@ -163,6 +163,9 @@ def _chaos(args: argparse.Namespace) -> int:
         print_json(report)
     else:
         print(format_report(report))
+    if campaign.interrupted:
+        print_error("interrupted")
+        return 130
     if not report.ok:
         print_error(f"the campaign broke corral's promises (seed {seed}); replay it with: {report.replay}")
     return 0 if report.ok else 1

@@ -112,15 +112,20 @@ class World:
         self, args: Sequence[str], env: Mapping[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         """Run a corral command in the repository as a person (with CORRAL_MANAGED in `env`: an agent)."""
-        return subprocess.run(
-            [*corral_argv(), *args],
-            cwd=self.repo,
-            env={**os.environ, **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=_CLI_TIMEOUT_S,
-            check=False,
-        )
+        argv = [*corral_argv(), *args]
+        try:
+            return subprocess.run(
+                argv,
+                cwd=self.repo,
+                env={**os.environ, **(env or {})},
+                capture_output=True,
+                text=True,
+                timeout=_CLI_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            stderr = f"corral: error: (chaos) no end within {_CLI_TIMEOUT_S:g} s: the command was killed"
+            return subprocess.CompletedProcess(argv, -9, "", stderr)
 
 
 @dataclass
@@ -234,23 +239,16 @@ class Injector:
 
         if look.daemon_pid is None:
             return None
-        try:
-            actors = [
-                a for a in self.world.client.call("GET", "/v1/chaos/actors", timeout=5) if a["path"] != "root"
-            ]
-        except DaemonError:
-            return None
-        if not actors:
-            return None
-        actor = actors[fault.pick % len(actors)]
-        try:
-            self.world.client.call("POST", "/v1/chaos/crash", json={"path": actor["path"]}, timeout=5)
-        except DaemonError as exc:
-            if "(404)" in str(exc):
-                return None  # it ended meanwhile: pick again at the next look
-            raise
-        path, old = actor["path"], actor["urn"]
         client = self.world.client
+        try:
+            actors = [a for a in client.call("GET", "/v1/chaos/actors", timeout=5) if a["path"] != "root"]
+            if not actors:
+                return None
+            actor = actors[fault.pick % len(actors)]
+            client.call("POST", "/v1/chaos/crash", json={"path": actor["path"]}, timeout=5)
+        except DaemonError:
+            return None  # down, busy, or the actor ended meanwhile: pick again at the next look
+        path, old = actor["path"], actor["urn"]
 
         def back(seen: Look) -> bool:
             if seen.daemon_pid is None:

@@ -46,7 +46,7 @@ from frontends.cli.chaos_person import person_command
 from frontends.cli.chaos_procs import Proc, campaign_processes
 from frontends.cli.chaos_report import ChaosReport, FaultRecord, by_kind, invariant_results
 from frontends.cli.chaos_schedule import Fault, FaultKind, schedule
-from frontends.cli.sandbox import Sandbox
+from frontends.cli.sandbox import Sandbox, shielded
 from protocols.errors import CorralError
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ DAEMON_START_S = 20.0
 API_RETRY_S = 60.0  # how long a request of the campaign's own waits for a daemon that is restarting
 FAILED_TASKS_IN_ROW = 3  # this many tasks in a row not done: the campaign stops
 _ALL = 2**62
+
 
 def chaos_config(sim: str) -> tuple[str, ...]:
     """The lines added to the scratch repository's `.corral/config.toml` (everything else is corral's
@@ -147,6 +148,7 @@ class Campaign:
         self.injector: Injector | None = None
         self.project_id = 0
         self.cleanup_problems: list[str] = []
+        self.interrupted = False
 
     # -- the whole run --------------------------------------------------------------------------------------
 
@@ -154,11 +156,13 @@ class Campaign:
         try:
             self._campaign()
         except KeyboardInterrupt:
+            self.interrupted = True
             self.errors.append("interrupted: the campaign did not finish")
         except CorralError as exc:
             self.errors.append(f"the campaign stopped: {exc}")
         finally:
-            self._finish()
+            with shielded():  # a second Ctrl-C must not leave the sandbox's daemon behind
+                self._finish()
         return self._report()
 
     def environment(self) -> dict[str, str]:
@@ -463,10 +467,20 @@ class Campaign:
         return campaign_processes(scratch.home, scratch.socket)
 
     def _look(self, name: str) -> Look:
+        from protocols.errors import StoreError
+
         assert self.world is not None
         store = self.world.store
-        task = store.get_task(self.project_id, name)
-        waves = tuple(store.list_wave_tasks(task.id))
+        deadline = time.monotonic() + API_RETRY_S
+        while True:
+            try:
+                task = store.get_task(self.project_id, name)
+                waves = tuple(store.list_wave_tasks(task.id))
+                break
+            except StoreError:  # busy, or a full disk's moment: reading goes on once it passes
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(POLL_S)
         pong = self.sandbox.client.ping(timeout=1.0)
         pid = int(pong["pid"]) if pong is not None else None
         return Look(time.monotonic(), task, waves, tuple(self._procs()), pid)

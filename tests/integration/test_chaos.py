@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -151,3 +153,31 @@ def test_bad_arguments_are_refused_with_exit_2_before_anything_starts(
     assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert set(Path(tempfile.gettempdir()).glob("corral-chaos-*")) == before  # nothing was made
+
+
+def test_a_campaign_stopped_with_sigterm_cleans_up_and_exits_130(user: User) -> None:
+    campaign = subprocess.Popen(
+        [CORRAL, "chaos", "--faults", "5", "--seed", "1", "--keep"],
+        cwd=user.cwd,
+        env=user.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert campaign.stdout is not None
+        for line in campaign.stdout:
+            if "task chaos-1: planning" in line:
+                break
+        campaign.send_signal(signal.SIGTERM)
+        out, err = campaign.communicate(timeout=120)
+    finally:
+        campaign.kill()
+    assert campaign.returncode == 130, out + err
+    assert err.strip().splitlines()[-1] == "corral: error: interrupted" and "Traceback" not in err
+    kept = re.search(r"^kept (\S+) ", out, re.MULTILINE)
+    assert kept is not None, out
+    assert _processes_of(kept.group(1)) == []  # its daemon, heart, tmux server and agents: all gone
+    assert (Path(kept.group(1)) / "home" / "corral.db").is_file()  # --keep kept the database
+    shutil.rmtree(kept.group(1))
+    user.untouched()
