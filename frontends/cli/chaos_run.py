@@ -266,6 +266,7 @@ class Campaign:
                 look.now, task.name, look.fingerprint, waiting, look.daemon_pid is not None, note
             )
             if stall is not None:
+                stall = Violation(stall.invariant, f"{stall.what}; {self._stall_detail(task.name)}")
                 self.violations.append(stall)
                 self.say(f"STUCK: {stall.what}")
         self._follow_fault(look)
@@ -352,6 +353,19 @@ class Campaign:
         self.say(f"as a person: {' '.join(argv)} ({waiting.kind}) → {outcome}")
         if "Traceback" in done.stderr or "unexpected" in done.stderr:
             self.errors.append(f"{' '.join(argv)}: {done.stderr.strip()[:300]}")
+
+    def _stall_detail(self, name: str) -> str:
+        """What a person would look at next: the task's agents as `corral instance list` shows them, and
+        its last audit rows."""
+        assert self.world is not None
+        store = self.world.store
+        agents = [
+            f"{r.title} {r.status} ({r.reason})"
+            for r in store.list_instances(self.world.project)
+            if r.task == name and r.status not in ("exited", "failed")
+        ]
+        rows = [f"{r.kind}: {r.message}" for r in store.list_audit(self.project_id, task=name, limit=4)]
+        return f"instances: {', '.join(agents) or 'none live'}; last audit rows: {' | '.join(reversed(rows))}"
 
     def _settle(self, name: str) -> None:
         """After the task ended: holds released, the fault in flight followed to its end, and every agent of
