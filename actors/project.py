@@ -440,9 +440,11 @@ class Project(EndedInstances, TaskHost, Supervisor):
         try:
             with Store.open(Path(self.spec.store_path)) as store:
                 records = store.list_instances(self.spec.name)
+                over = _tasks_over(store, self.spec.name, records)
         except Exception as exc:
             log.error("project %s: cannot read its recorded instances: %s", self.spec.name, exc)
             return ()
+        sessions = self._live_sessions() if over else None
         brought = []
         for record in records:
             if record.title in self._children:
@@ -450,15 +452,49 @@ class Project(EndedInstances, TaskHost, Supervisor):
             if record.status in FINISHED:
                 self._keep_ended(record)
                 continue
+            why = over.get(record.title)
+            if why is not None and sessions is not None and record.session not in sessions:
+                ended = self._record_ended(record.title, f"not brought back: {why}")
+                if ended is not None:
+                    self._keep_ended(ended)
+                continue
             try:
                 self._recover(record)
             except Exception as exc:
                 log.error("project %s: cannot bring back instance %s: %s", self.spec.name, record.title, exc)
                 continue
+            if why is not None:  # alive, for a task that is over: adopted only to be stopped for good
+                self.stop_task_agent(record.title, why)
+                self._record_ended(record.title, f"stopped: {why}")
+                continue
             brought.append(record.title)
         if brought:
             log.info("project %s: brought back %s", self.spec.name, ", ".join(brought))
         return tuple(brought)
+
+    def _live_sessions(self) -> set[str] | None:
+        """The tmux sessions alive now; None when that cannot be told (then a recorded agent is brought back
+        and stopped, rather than guessed dead)."""
+        server = self.spec.tmux_server
+        if server is None:
+            return None
+        try:
+            return set(server.list_sessions(prefix=""))
+        except Exception as exc:
+            log.warning("project %s: cannot list the tmux sessions: %s", self.spec.name, exc)
+            return None
+
+    def _record_ended(self, title: str, reason: str) -> InstanceRecord | None:
+        """Record `title` as ended with `reason`: its row as stored now, None if it could not be written."""
+        from actors.store import Store
+
+        try:
+            with Store.open(Path(self.spec.store_path)) as store:
+                store.set_instance_status(self.spec.name, title, "exited", reason, pid=None)
+                return store.get_instance(self.spec.name, title)
+        except Exception as exc:
+            log.error("project %s: cannot record %s as ended: %s", self.spec.name, title, exc)
+            return None
 
     def _recover(self, record: InstanceRecord) -> InstanceEntry:
         return self._start_instance(request_of(record), recorded=record)
@@ -472,6 +508,26 @@ class Project(EndedInstances, TaskHost, Supervisor):
         if self._controls is None or self._controls.settings != settings:
             self._controls = ResourceControls(settings)
         return self._controls
+
+
+def _tasks_over(store: Any, project: str, records: list[InstanceRecord]) -> dict[str, str]:
+    """For each recorded-live task agent whose task is over (done or cancelled): why it must not work on.
+    Its end was not recorded (a write lost to a full disk, a daemon killed before the task's end stopped it):
+    brought back as it is, it would run for a task nobody works on any more, and nothing would stop it."""
+    from protocols.errors import NotFoundError
+
+    over = {}
+    project_id = store.get_project(project).id
+    for record in records:
+        if not record.task or record.status in FINISHED:
+            continue
+        try:
+            status = store.get_task(project_id, record.task).status
+        except NotFoundError:
+            continue
+        if status in ("done", "cancelled"):
+            over[record.title] = f"its task {record.task} is {status}"
+    return over
 
 
 def _tell(ref: Any, message: Any) -> None:

@@ -21,6 +21,7 @@ import pykka
 
 from actors.supervision.context import ChildContext
 from actors.supervision.messages import ChildExit
+from protocols.chaos import InjectedCrash, InjectedFault
 from protocols.messages import ExitReason
 
 __all__ = ["ActorExit", "SupervisedActor"]
@@ -122,6 +123,8 @@ class SupervisedActor(pykka.ThreadingActor):
 
     def _handle_receive(self, message: Any) -> Any:
         # pykka stops *every* actor in the process on a BaseException; here it ends this actor only.
+        if isinstance(message, InjectedCrash):  # only a chaos daemon sends it (protocols/chaos.py)
+            raise InjectedFault(message.reason)
         try:
             return super()._handle_receive(message)
         except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:

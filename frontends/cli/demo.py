@@ -4,14 +4,11 @@
     corral demo --json              # the summary as one JSON object on stdout (progress on stderr)
     corral demo --keep              # keep the scratch repository to look at afterwards
 
-Everything the demo touches is its own: a temporary directory holding a git repository (`repo/`), a database
-(`home/`, as CORRAL_HOME), a runtime directory (`run/`: the daemon's socket, pid lock and log) and a tmux
-server on a socket of its own (CORRAL_TMUX_SOCKET). They are set in this process's environment before its
-daemon is started, so that the daemon and every agent it starts inherit them: the user's tasks, database,
-daemon and tmux server are never seen. CORRAL_SIM_AUTO_APPROVE goes the same way, because `[resources.env]`
-may not set CORRAL_* variables. Every agent is corral-sim, playing the role corral starts it in: the planner
-writes a plan of 2 waves × 3 tasks, each wave coder commits `Task N: …`, the reviewer and the readiness agent
-approve.
+Everything the demo touches is its own (`frontends.cli.sandbox`): a temporary directory holding a git
+repository, a database, a runtime directory and a tmux server of its own, so the user's tasks, database,
+daemon and tmux server are never seen. Every agent is corral-sim, playing the role corral starts it in: the
+planner writes a plan of 2 waves × 3 tasks, each wave coder commits `Task N: …`, the reviewer and the
+readiness agent approve.
 
 The demo does only what a person would: it creates the task, starts planning, and starts implementing once
 the plan is written (planned → implementing is a person's `corral task implement`). The rest is the daemon
@@ -22,24 +19,17 @@ an event dropped for a slow reader (`lagged`) would be a line missing for good.
 Cleanup always runs, also on Ctrl-C and SIGTERM: the daemon is stopped (killed if it does not stop), the tmux
 server is killed, and the directory is removed unless --keep. A second Ctrl-C cannot cut it short.
 
-This module is the run: the scratch environment, the daemon, the loop that drives the task, the cleanup. What
-the run shows people — progress lines, the summary, the failure — is `frontends.cli.demo_report`'s.
+This module is the run: the loop that drives the task and its summary. What the run shows people —
+progress lines, the summary, the failure — is `frontends.cli.demo_report`'s.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import secrets
 import shutil
-import signal
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -59,7 +49,15 @@ from frontends.cli.demo_report import (
     wave_task_rows,
 )
 from frontends.cli.output import HelpFormatter, print_error, print_json, terminal_safe
-from protocols.errors import CorralError
+from frontends.cli.sandbox import (
+    Sandbox,
+    Scratch,
+    branch_commits,
+    corral_sim,
+    private_environment,
+    require_tools,
+    terminate_as_interrupt,
+)
 
 if TYPE_CHECKING:
     from actors.store import Store
@@ -130,152 +128,6 @@ def register(groups: Any, summary: str) -> None:
     parser.set_defaults(handler=_demo)
 
 
-# --- the scratch directory and its environment -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Scratch:
-    """The demo's temporary directory and the names derived from it."""
-
-    root: Path
-    socket: str
-
-    @classmethod
-    def make(cls) -> Scratch:
-        root = Path(tempfile.mkdtemp(prefix="corral-demo-")).resolve()
-        scratch = cls(root, f"corral-demo-{os.getpid()}-{secrets.token_hex(2)}")
-        scratch.home.mkdir(mode=0o700)
-        scratch.runtime.mkdir(mode=0o700)
-        os.chmod(scratch.runtime, 0o700)  # mkdir's mode is filtered by the umask; the daemon requires 0700
-        return scratch
-
-    @property
-    def repo(self) -> Path:
-        return self.root / "repo"
-
-    @property
-    def home(self) -> Path:
-        return self.root / "home"
-
-    @property
-    def runtime(self) -> Path:
-        return self.root / "run"
-
-    def environment(self) -> dict[str, str | None]:
-        """The variables the demo sets (None: removed) for itself, its daemon and the daemon's agents."""
-        from protocols.config import MANAGED_ENV_KEYS
-
-        # An agent's own variables (corral demo run inside an agent's session) and a git override would
-        # point the demo at someone else's task or repository.
-        cleared = [*MANAGED_ENV_KEYS, "GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE"]
-        return {
-            **dict.fromkeys(cleared),
-            "CORRAL_HOME": str(self.home),
-            "CORRAL_RUNTIME_DIR": str(self.runtime),
-            "CORRAL_TMUX_SOCKET": self.socket,
-            "CORRAL_SIM_AUTO_APPROVE": "1",
-        }
-
-
-@contextmanager
-def _environment(changes: Mapping[str, str | None]) -> Iterator[None]:
-    """os.environ with `changes` applied, restored on exit."""
-    before = {name: os.environ.get(name) for name in changes}
-    try:
-        for name, value in changes.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt, so that a terminated demo cleans up as an interrupted one does."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def _shielded() -> Iterator[None]:
-    """Ctrl-C and SIGTERM are ignored while the body runs: a cleanup cut short leaves a daemon behind."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _corral_sim() -> str:
-    """The simulated agent's absolute path: beside this Python (a venv's bin/), else on PATH."""
-    beside = Path(sys.executable).with_name("corral-sim")
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("corral-sim")
-    if found is None:
-        raise CorralError(
-            f"the demo's agents are corral-sim, which is neither beside {sys.executable} nor on PATH: "
-            "install corral with its scripts (pip install -e . in its source tree, or make demo)"
-        )
-    return str(Path(found).absolute())
-
-
-def _require_tools() -> None:
-    missing = [tool for tool in ("git", "tmux") if shutil.which(tool) is None]
-    if missing:
-        raise CorralError(
-            f"the demo needs {' and '.join(missing)}, not found on PATH: corral doctor says how to install it"
-        )
-
-
-def _make_repo(repo: Path, sim: str) -> None:
-    """A git repository with a README and a `.corral/config.toml` that runs every agent as corral-sim."""
-    import json
-
-    from actors.git.runner import run_git
-    from frontends.cli.setup import EXCLUDED
-
-    repo.mkdir()
-    run_git(repo, "init", "-q")
-    run_git(repo, "symbolic-ref", "HEAD", "refs/heads/main")
-    for key, value in (
-        ("user.name", "corral demo"),
-        ("user.email", "demo@corral.invalid"),
-        ("commit.gpgsign", "false"),
-    ):
-        run_git(repo, "config", key, value)
-    (repo / "README.md").write_text("# A scratch project\n\nMade by `corral demo`, removed when it ends.\n")
-    config = repo / ".corral" / "config.toml"
-    config.parent.mkdir()
-    # A JSON string is a TOML basic string for any path.
-    config.write_text(f"default_program = {json.dumps(sim)}\nauto_yes = true\n")
-    (repo / ".git" / "info").mkdir(exist_ok=True)
-    (repo / ".git" / "info" / "exclude").write_text("".join(f"{line}\n" for line in EXCLUDED))
-    run_git(repo, "add", "README.md", ".corral/config.toml")
-    run_git(repo, "commit", "-q", "-m", "Initial commit")
-
-
 # --- the run -----------------------------------------------------------------------------------------------
 
 
@@ -299,14 +151,13 @@ class _Outcome:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    sim = _corral_sim()
-    _require_tools()
-    demo = _Demo(
-        Scratch.make(), _Board(sys.stderr if args.json else sys.stdout, time.monotonic()), args.timeout
-    )
+    sim = corral_sim()
+    require_tools("the demo")
+    sandbox = Sandbox(Scratch.make("corral-demo-"), sim, name="demo")
+    demo = _Demo(sandbox, _Board(sys.stderr if args.json else sys.stdout, time.monotonic()), args.timeout)
     try:
-        with _environment(demo.scratch.environment()), _terminate_as_interrupt():
-            summary = demo.run(sim)
+        with private_environment(sandbox.scratch.environment()), terminate_as_interrupt():
+            summary = demo.run()
     finally:
         problems = demo.clean_up(keep=args.keep)
     summary = dataclasses.replace(summary, kept=args.keep, cleanup_problems=tuple(problems))
@@ -322,28 +173,24 @@ def _demo(args: argparse.Namespace) -> int:
 class _Demo:
     """One run: set up, follow the task to its end, summarize; `clean_up` whatever happened."""
 
-    def __init__(self, scratch: Scratch, board: _Board, timeout: float) -> None:
-        from frontends.daemon import DaemonClient
-
-        self.scratch = scratch
+    def __init__(self, sandbox: Sandbox, board: _Board, timeout: float) -> None:
+        self.sandbox = sandbox
+        self.scratch = sandbox.scratch
+        self.client = sandbox.client
         self.board = board
         self.timeout = timeout
         self.deadline = board.began + timeout
-        self.client = DaemonClient(scratch.runtime)
-        self.daemon_pid: int | None = None
-        self.heart_pid: int | None = None
 
-    def run(self, sim: str) -> Summary:
+    def run(self) -> Summary:
         from actors.store import Store
 
-        _make_repo(self.scratch.repo, sim)
+        self.sandbox.make_repo()
         self.board.say("setup", f"scratch repository {self.scratch.repo}")
-        started = self.client.autostart(start_timeout=DAEMON_START_S)
-        self.daemon_pid, self.heart_pid = started.pid, started.heart_pid
-        heart = f", under its heart, pid {self.heart_pid}" if self.heart_pid else ""
+        started = self.sandbox.start_daemon(timeout=DAEMON_START_S)
+        heart = f", under its heart, pid {started.heart_pid}" if started.heart_pid else ""
         self.board.say(
             "setup",
-            f"daemon started (pid {self.daemon_pid}{heart}); agents run on tmux server {self.scratch.socket}",
+            f"daemon started (pid {started.pid}{heart}); agents run on tmux server {self.scratch.socket}",
         )
         # Changes go through the daemon's API, as a UI's do: a transition there wakes the project's supervisor
         # at once. Progress is read from the store.
@@ -419,7 +266,7 @@ class _Demo:
     def _summarize(self, store: Store, project: Project, outcome: _Outcome) -> Summary:
         snap = outcome.snapshot
         task = snap.task
-        commits = attributed(_branch_commits(self.scratch.repo, task.branch), snap)
+        commits = attributed(branch_commits(self.scratch.repo, task.branch), snap)
         tail = () if outcome.ok else audit_tail(store.list_audit(project.id, limit=AUDIT_TAIL))
         return Summary(
             ok=outcome.ok,
@@ -432,8 +279,8 @@ class _Demo:
             scratch=str(self.scratch.root),
             repo=str(self.scratch.repo),
             kept=False,
-            daemon_pid=self.daemon_pid,
-            heart_pid=self.heart_pid,
+            daemon_pid=self.sandbox.daemon_pid,
+            heart_pid=self.sandbox.heart_pid,
             next_steps=tuple(command for command, _ in NEXT_STEPS) if outcome.ok else (),
             tmux_socket=self.scratch.socket,
             agents=agent_rows(snap, commits),
@@ -445,46 +292,15 @@ class _Demo:
     # -- cleanup ---------------------------------------------------------------------------------------------
 
     def clean_up(self, *, keep: bool) -> list[str]:
-        """Stop the daemon, kill the tmux server, remove the directory unless `keep`. Never raises, and
-        cannot be interrupted; returns the problems met, for the summary."""
-        problems: list[str] = []
+        """Stop the daemon and the tmux server, remove the directory unless `keep` (Sandbox.clean_up). Never
+        raises; returns the problems met, for the summary."""
         root = self.scratch.root
-        with _shielded():
-            try:
-                self.board.say(
-                    "cleanup",
-                    f"stopping the daemon and the tmux server; {'keeping' if keep else 'removing'} {root}",
-                )
-            except OSError:  # the reader went away (`corral demo | head`): clean up all the same
-                pass
-            self._stop_daemon(problems)
-            _kill_tmux(self.scratch.socket, problems)
-            if not keep:
-                shutil.rmtree(root, ignore_errors=True)
-                if root.exists():
-                    problems.append(f"could not remove {root}: remove it with rm -rf {root}")
-        return problems
-
-    def _stop_daemon(self, problems: list[str]) -> None:
-        """Stop the daemon and its heart in order; kill what is left. Both are frozen (SIGSTOP) before either
-        is killed: a heart would restart a killed daemon, and a daemon would replace a killed heart."""
-        from frontends.daemon import DaemonError
-        from frontends.daemon.lock import lock_holder, pid_alive
-
-        paths = self.client.paths
-        holders = (lock_holder(paths.pid_file), lock_holder(paths.heart_pid_file))
-        pids = {self.daemon_pid, self.heart_pid, *holders}
         try:
-            self.client.stop(timeout=30)
-        except (DaemonError, OSError) as exc:
-            problems.append(f"the demo's daemon did not stop in order, so it was killed: {exc}")
-        left = [pid for pid in pids if pid is not None and pid_alive(pid)]
-        for signum in (signal.SIGSTOP, signal.SIGKILL):
-            for pid in left:
-                try:
-                    os.kill(pid, signum)
-                except OSError:
-                    pass
+            verb = "keeping" if keep else "removing"
+            self.board.say("cleanup", f"stopping the daemon and the tmux server; {verb} {root}")
+        except OSError:  # the reader went away (`corral demo | head`): clean up all the same
+            pass
+        return self.sandbox.clean_up(keep=keep)
 
 
 def _missing_from_path() -> str:
@@ -512,28 +328,6 @@ def _plan_problem(task: Task) -> str:
     except PlanError as exc:
         return f"the planner's plan cannot be read: {exc}"
     return ""
-
-
-def _kill_tmux(socket: str, problems: list[str]) -> None:
-    from actors.runtimes.tmux_server import TmuxServer
-
-    server = TmuxServer(socket)
-    try:
-        server.kill()
-    except (CorralError, OSError) as exc:
-        problems.append(f"could not kill the demo's tmux server ({exc}): tmux -L {socket} kill-server")
-    shutil.rmtree(server.run_dir, ignore_errors=True)  # the agents' output FIFOs
-
-
-def _branch_commits(repo: Path, branch: str) -> list[tuple[str, int, str]]:
-    """(short sha, commit time, subject) of the commits on `branch` that main does not have, oldest first."""
-    from actors.git.runner import git_succeeds, run_git
-
-    if not branch or not git_succeeds(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"):
-        return []
-    out = run_git(repo, "log", "--reverse", "--format=%h%x09%ct%x09%s", f"main..refs/heads/{branch}")
-    fields = (line.split("\t", 2) for line in out.splitlines())
-    return [(sha, int(when), subject) for sha, when, subject in fields]
 
 
 def _seconds(text: str) -> float:

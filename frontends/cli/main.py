@@ -104,6 +104,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "setup": ("frontends.cli.setup", "write .corral/config.toml with the agent program found on PATH"),
     "instance": ("frontends.cli.instances", "start, list and steer agents (through the daemon)"),
     "demo": ("frontends.cli.demo", "run one task end to end with simulated agents, in a scratch repository"),
+    "chaos": ("frontends.cli.chaos", "inject faults while tasks run in a scratch corral: is anything lost?"),
 }
 
 

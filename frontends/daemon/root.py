@@ -49,6 +49,7 @@ from actors.supervision import (
     SupervisorStats,
 )
 from frontends.daemon.api import DaemonInfo, make_app
+from frontends.daemon.chaos import add_chaos_routes
 from frontends.daemon.config import DaemonConfig, check_repo_configs
 from frontends.daemon.heartlink import HeartLink
 from frontends.daemon.instances import InstanceDesk
@@ -198,7 +199,10 @@ class Daemon:
         threading.Thread(
             target=self._watch_tree, args=(self.tree,), name="corral-root-watch", daemon=True
         ).start()
-        self.server = ControlServer(make_app(self), self.config.paths.socket, on_exit=self._server_exited)
+        app = make_app(self)
+        if add_chaos_routes(app, lambda: self.tree.env.directory if self.tree is not None else None):
+            log.warning("chaos routes on (CORRAL_CHAOS=1): /v1/chaos/crash crashes actors on request")
+        self.server = ControlServer(app, self.config.paths.socket, on_exit=self._server_exited)
         self.server.start()
         threading.Thread(target=self._upkeep, name="corral-upkeep", daemon=True).start()
         self.heart_link.start()  # under a heart: watch it, and replace it if it is killed

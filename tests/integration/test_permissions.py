@@ -57,7 +57,7 @@ def test_auto_yes_answers_permission_prompts_as_the_roles_policy_says(env: Env, 
     # a role's allow regex: its edits to a.txt are accepted, everything else is refused by the policy
     _configure(
         git_repo,
-        'auto_yes = true\npermissions = "deny_all"\n[agents.coder]\nallow = [\'edit to a\\.txt\']\n',
+        "auto_yes = true\npermissions = \"deny_all\"\n[agents.coder]\nallow = ['edit to a\\.txt']\n",
     )
     worktree = _start(git_repo, "coder", "/edit a.txt allowed\n/edit b.txt refused", "--agent-type", "coder")
     wait_until(lambda: "User rejected the edit to b.txt" in _screen(git_repo, "coder"), 30, "the refusal")
