@@ -150,7 +150,10 @@ class InstanceRestart(msgspec.Struct, frozen=True):
 
 
 class InstanceKill(msgspec.Struct, frozen=True):
-    """Kill the agent and everything it started; the instance stays, exited, until restarted."""
+    """Kill the agent and everything it started; the instance stays, exited, until restarted. `reason`
+    replaces "killed by request" when the kill is corral's own (a task that is over stops its agents)."""
+
+    reason: str = ""
 
 
 class InstancePause(msgspec.Struct, frozen=True):
@@ -412,7 +415,7 @@ class Instance(Supervisor):
         if isinstance(message, InstanceRestart):
             return self._restart_agent()
         if isinstance(message, InstanceKill):
-            return self._kill()
+            return self._kill(message.reason)
         if isinstance(message, InstancePause):
             return self._pause()
         if isinstance(message, InstanceResume):
@@ -702,7 +705,7 @@ class Instance(Supervisor):
             except Exception as exc:
                 log.warning("%s: killing its session: %s", self.spec.title, exc)
 
-    def _kill(self) -> list[int]:
+    def _kill(self, why: str = "") -> list[int]:
         """Kill the agent, record "exited: killed by request", and end this Instance: with no agent to
         watch it would only hold a thread and a database connection until the daemon restarts. The Project
         keeps its child spec (transient, ended normally), so it is still listed, and restart starts it
@@ -720,7 +723,7 @@ class Instance(Supervisor):
             self._wake.cancel()
             self._wake = None
         self._capture_token += 1  # an evaluation already queued finds its token stale
-        reason = "killed by request" + (f"; survivors {survivors}" if survivors else "")
+        reason = (why or "killed by request") + (f"; survivors {survivors}" if survivors else "")
         if self._paused and self.spec.worktree is not None:
             reason += f" while paused (its work is on branch {self.spec.worktree.branch})"
         previous = self.state.status

@@ -161,7 +161,7 @@ class TaskHost:
             from actors.instance import InstanceKill
 
             try:
-                ref.ask(InstanceKill(), timeout=self.spec.instance_shutdown_s)
+                ref.ask(InstanceKill(f"stopped: {reason}"), timeout=self.spec.instance_shutdown_s)
             except Exception as exc:  # the child is stopped below all the same
                 log.warning("project %s: kill of %s: %s", self.spec.name, title, exc)
         self._terminate_child_now(title)
