@@ -740,7 +740,16 @@ def _prompt_rule(f: _Facts) -> Verdict | None:
         return None
     status = f.state.status
     if prompt.kind == "start":
-        return (_S.LOADING if not f.seen else status), f"start screen: {prompt.label}"
+        label = f"start screen: {prompt.label}"
+        # Past the start timeout, a start screen that outlived its answers, or froze, needs a person:
+        # "loading" for good is a silent stall (an agent stopped on its trust screen stayed so under chaos).
+        if f.now - f.state.started_at >= f.harness.start_timeout_s:
+            if f.exhausted:
+                return _S.WAITING, f"{label} (answered {MAX_ANSWER_TRIES} times; it is still there)"
+            if not f.answering and f.quiet >= f.harness.quiet_unknown_s:
+                frozen = f"no change for {_secs(f.quiet)}"
+                return _S.WAITING, f"{label}, {frozen}: it needs a person or may be hung"
+        return (_S.LOADING if not f.seen else status), label
     shown = f"{_KIND_TEXT[prompt.kind]}: {prompt.text}"
     if f.answering:
         # Being answered now: not a person's business, so no "waiting" to notify anyone of.

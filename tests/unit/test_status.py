@@ -389,6 +389,25 @@ def test_a_start_screen_is_dismissed_again_only_after_a_hold_and_at_most_three_t
     assert sent[int(ANSWER_HOLD_S * 2)] == ("Enter",)
 
 
+def test_an_agent_frozen_on_its_start_screen_waits_for_a_person_instead_of_loading_for_ever() -> None:
+    """Seen in a chaos campaign: a PTY agent stopped (SIGSTOP) on its trust screen stayed "loading" for good.
+    Once its answers are spent and the screen has not changed for the harness's quiet limit, it waits."""
+    agent = Agent(SIM)
+    for t in range(0, 4 * int(SIM.quiet_unknown_s) + 1):
+        agent.see(float(t), SIM_TRUST)
+    agent.tick_until(8 * SIM.quiet_unknown_s)
+    assert agent.status is S.WAITING, statuses(agent)
+    assert agent.state.reason.startswith("start screen: trust screen"), agent.state.reason
+    assert "still there" in agent.state.reason or "may be hung" in agent.state.reason
+
+
+def test_a_start_screen_still_being_answered_is_loading_not_waiting() -> None:
+    agent = Agent(SIM)
+    agent.see(0.2, SIM_TRUST)
+    agent.tick_until(min(SIM.start_timeout_s, SIM.quiet_unknown_s) - 0.5)
+    assert (agent.status, agent.state.reason) == (S.LOADING, "start screen: trust screen")
+
+
 def test_an_idle_agent_with_a_clock_ticking_stays_ready() -> None:
     agent = Agent(CLAUDE)
     for t in range(0, 60):
