@@ -39,6 +39,7 @@ from frontends.dashboard.model import (
     State,
     Toast,
 )
+from frontends.dashboard.overlays import tree_lines
 from protocols.errors import UsageError
 from protocols.fsm import allowed_events
 from protocols.instances import FINISHED, InstanceView
@@ -687,8 +688,6 @@ def _overlay_length(state: State, overlay: Overlay) -> int:
     if overlay.kind == "tmux":
         return len(state.fleet.orphans)
     if overlay.kind == "tree":
-        from frontends.dashboard.overlays import tree_lines
-
         return len(tree_lines(state.fleet.tree))
     return len(overlay.items)
 
@@ -716,8 +715,12 @@ def _interactive_key(state: State, key: str) -> Result:
         return _view(state, interactive=False), ()
     if key == "KEY_CTRL_ENTER":
         return _view(state, interactive=False), (SendKeys(title, ("Enter",)),)
-    if not title:
-        return _view(state, interactive=False), ()
+    inst = _instance(state, title)
+    if inst is None or inst.status not in ALIVE:
+        why = "is gone" if inst is None else f"is {inst.status}"
+        return toast(
+            _view(state, interactive=False), f"left interactive mode: {title or 'the agent'} {why}"
+        ), ()
     name = TMUX_KEYS.get(key)
     if name is None:
         if key.startswith("KEY_CTRL_") and len(key) == 10:

@@ -487,3 +487,14 @@ def test_an_agent_key_with_no_agent_selected_says_so(key: str) -> None:
     state = with_view(State(fleet=Fleet(project="app", connected=True)), selected="")
     state, effects = press(state, key)
     assert effects == [] and "select an agent first" in last_toast(state)
+
+
+def test_interactive_mode_ends_when_the_agent_ends() -> None:
+    state, _ = press(sample_state("instance:add-sso-W2-T1"), "i")
+    ended = tuple(
+        msgspec.structs.replace(i, status="exited") if i.title == "add-sso-W2-T1" else i
+        for i in state.fleet.instances
+    )
+    state = msgspec.structs.replace(state, fleet=msgspec.structs.replace(state.fleet, instances=ended))
+    state, effects = press(state, "x")
+    assert effects == [] and not state.view.interactive and "exited" in last_toast(state)
