@@ -67,9 +67,15 @@ def test_bench_dashboard_render() -> None:
         ]
         new_screen = _time(lambda n, f=fresh, w=width, h=height: frame(f[n], w, h))
         colors16 = _time(lambda n, s=state, w=width, h=height: frame(s, w, h, colors=16))
+        transcripts = [  # an sdk agent's transcript of 5000 lines, new each frame
+            msgspec.structs.replace(state, pane=msgspec.structs.replace(state.pane, screen=_screen(5000, n)))
+            for n in range(ROUNDS)
+        ]
+        transcript = _time(lambda n, f=transcripts, w=width, h=height: frame(f[n], w, h))
         for name, values in (
             ("same screen", same),
             ("new screen each frame", new_screen),
+            ("new 5000-line transcript each frame", transcript),
             ("16 colours", colors16),
         ):
             med = median(values)
