@@ -143,7 +143,7 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     body: Any = None
     done: str = ""
-    reply: str = ""  # "" or what to do with the answer: `keys.on_reply(state, call, answer)` (checkout, plan)
+    reply: str = ""  # "" or what to do with the answer: `actions.on_reply(state, call, answer)`
 
 
 class Attach(msgspec.Struct, frozen=True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from frontends.dashboard import actions
+from frontends.dashboard import labels
 from frontends.dashboard.cells import fit, wrap
 from frontends.dashboard.cells import width as cells_width
 from frontends.dashboard.model import Overlay, State
@@ -84,7 +84,7 @@ def _content(state: State, overlay: Overlay) -> tuple[list[str], list[str], int 
     kind = overlay.kind
     lines = [plain(line) for line in overlay.lines]
     if kind in ("menu", "picker"):
-        return lines, [actions.label(item) for item in overlay.items], overlay.cursor
+        return lines, [labels.label(item) for item in overlay.items], overlay.cursor
     if kind == "tmux":
         return lines, _orphan_rows(state), overlay.cursor if state.fleet.orphans else None
     if kind == "tree":

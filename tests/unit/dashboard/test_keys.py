@@ -8,7 +8,8 @@ import msgspec
 import pytest
 
 from frontends.dashboard import sidebar
-from frontends.dashboard.keys import handle, instance_actions, on_reply
+from frontends.dashboard.actions import instance_actions, on_reply
+from frontends.dashboard.keys import handle
 from frontends.dashboard.model import Attach, Call, Copy, Effect, Fleet, Quit, SendKeys, State
 from tests.unit.dashboard.fleet_kit import instance, sample_fleet, sample_state, with_view
 
