@@ -11,7 +11,8 @@ plan, attach help) takes every key; then interactive mode (`i`) forwards keys to
 ctrl+space; then the search prompt (`/`); else the dashboard's own keys act on the selected row
 (sidebar.rows: the same rows the renderer draws). A key that cannot apply to the row says why in a toast
 rather than doing nothing. What an action does (the request, the confirmation, the form) is actions.py's,
-shared by keys, menu entries and accepted overlays.
+shared by keys, menu entries and accepted overlays; its `on_reply` is re-exported here, beside `handle`, for
+the loop that carries out the effects.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from frontends.dashboard.actions import (
     find_instance,
     instance_action,
     instance_actions,
+    on_reply,
     open_overlay,
     orphan_action,
     orphan_at,
@@ -448,4 +450,4 @@ def handle(state: State, key: str) -> Result:
     return action(state)
 
 
-__all__ = ["HELP", "KEYS", "TMUX_KEYS", "handle", "normalize"]
+__all__ = ["HELP", "KEYS", "TMUX_KEYS", "handle", "normalize", "on_reply"]
