@@ -160,8 +160,7 @@ class Attach(msgspec.Struct, frozen=True):
 
 class SendKeys(msgspec.Struct, frozen=True):
     """Forward keys to the selected agent (interactive mode): tmux key names (`Enter`, `BSpace`, `Up`, `C-c`,
-    `Space`) or one literal character each (send those with `send` `{"text": c, "enter": false}`, which types
-    them literally: a `;` or `#` alone is not a key name tmux reads as itself)."""
+    `Space`) or one literal character each, which names itself as a key (the send-keys route)."""
 
     title: str
     keys: tuple[str, ...]
