@@ -26,7 +26,7 @@ FOOTERS = {
     "input": "enter: ok · esc: cancel",
     "tmux": "a adopt · enter attach · k kill · esc close",
     "tree": "↑↓ scroll · esc close (live)",
-    "checkout": "esc close · r resume the agent when done",
+    "checkout": "esc close (then r resumes the agent)",
     "plan": "↑↓ scroll · esc close",
     "attach_help": "any key: attach",
 }

@@ -8,6 +8,7 @@ import re
 import msgspec
 
 from frontends.dashboard.cells import visible_width
+from frontends.dashboard.keys import handle
 from frontends.dashboard.model import Pane, State, Toast, View
 from frontends.dashboard.render import frame, sidebar_width
 from tests.unit.dashboard.fleet_kit import big_fleet, sample_fleet, sample_state, with_view
@@ -73,3 +74,30 @@ def test_tiny_and_huge_terminals_get_exact_frames() -> None:
         lines = frame(sample_state(audit_open=True), width, height)
         assert len(lines) == height
         assert [visible_width(line) for line in lines] == [width] * height
+
+
+def test_status_glyphs_carry_their_colours_at_16_and_256() -> None:
+    for colors, failed, waiting in (
+        (256, "\x1b[1;38;5;203m✗", "\x1b[1;38;5;220m◆"),
+        (16, "\x1b[1;31m✗", "\x1b[1;33m◆"),
+    ):
+        drawn = "".join(frame(sample_state(), 200, 60, colors=colors))
+        assert failed in drawn and waiting in drawn
+
+
+def test_a_long_help_scrolls_and_says_how_much_is_left() -> None:
+    state, _ = handle(sample_state(), "?")
+    first = text(state, 80, 24)
+    assert any("↓" in line and "more" in line for line in first)
+    for _ in range(40):
+        state, _ = handle(state, "KEY_DOWN")
+    last = text(state, 80, 24)
+    assert any("W2 3/5 = wave 2" in line for line in last)
+    assert any("↑" in line and "above" in line for line in last)
+
+
+def test_a_menu_keeps_its_cursor_in_view_on_a_short_terminal() -> None:
+    state, _ = handle(sample_state("instance:add-sso-W2-T3"), " ")
+    for _ in range(30):
+        state, _ = handle(state, "KEY_DOWN")
+    assert any("▸ copy worktree path" in line for line in text(state, 80, 12))
