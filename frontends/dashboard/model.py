@@ -91,9 +91,13 @@ class Toast(msgspec.Struct, frozen=True):
 
 
 class Overlay(msgspec.Struct, frozen=True, kw_only=True):
-    """A modal box over the dashboard. `kind` says which: help, confirm, menu (instance or task context menu),
-    picker (spawn mode, set status), input (a new task, a prompt, a rename), tmux (the orphan browser),
-    tree (the supervision view), checkout (the git commands after c), attach_help (first attach)."""
+    """A modal box over the dashboard. `kind` says which: help, confirm, menu (instance or task context menu:
+    `on_accept` "instance" or "task", `items` action ids of labels.py), picker (the spawn mode), input (a
+    new task's name then brief, a new agent's title then prompt, a rename, an orphan's title; `on_accept`
+    the form's step, `fields` the earlier steps' answers, `lines` the question or the last error), tmux (the
+    orphan browser over `Fleet.orphans`), tree (the supervision view over `Fleet.tree`: the app keeps it
+    fresh while this is open), checkout (the git commands after c), plan (a task's plan), attach_help
+    (before the first attach)."""
 
     kind: str
     title: str = ""
@@ -102,6 +106,8 @@ class Overlay(msgspec.Struct, frozen=True, kw_only=True):
     text: str = ""  # an input's text so far
     target: str = ""  # the instance or task the overlay acts on
     on_accept: str = ""  # the action taken when accepted (confirm, input, picker)
+    fields: dict[str, str] = {}  # a form of several steps: what the earlier steps answered
+    lines: tuple[str, ...] = ()  # text shown above the items or the input (a plan, a tree, commands)
 
 
 class View(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,6 +124,7 @@ class View(msgspec.Struct, frozen=True, kw_only=True):
     overlay: Overlay | None = None
     toasts: tuple[Toast, ...] = ()
     attached_once: bool = False  # the attach help overlay is shown only the first time
+    scroll: int = 0  # preview lines scrolled: back from the end (agent) or down from the top (diff, info)
 
 
 class State(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,6 +134,7 @@ class State(msgspec.Struct, frozen=True, kw_only=True):
     view: View = View()
     pane: Pane = Pane()
     now: float = 0.0  # monotonic seconds, for toasts and ages
+    wall: float = 0.0  # time.time(), for the age of what the daemon stamped with the wall clock (orphans)
 
 
 # -- effects: what a key asks the app to carry out ---------------------------------------------------------
@@ -139,16 +147,20 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     body: Any = None
     done: str = ""
+    reply: str = ""  # "" or what to do with the answer: `actions.on_reply(state, call, answer)`
 
 
 class Attach(msgspec.Struct, frozen=True):
-    """Hand the terminal to the instance's agent until ctrl-q (or ctrl+space)."""
+    """Hand the terminal to the instance's agent until ctrl-q (or ctrl+space); with `session` (and no title),
+    to an orphan tmux session on corral's server (`tmux -L corral attach-session -t =<session>`)."""
 
     title: str
+    session: str = ""
 
 
 class SendKeys(msgspec.Struct, frozen=True):
-    """Forward keys to the selected agent (interactive mode)."""
+    """Forward keys to the selected agent (interactive mode): tmux key names (`Enter`, `BSpace`, `Up`, `C-c`,
+    `Space`) or one literal character each, which names itself as a key (the send-keys route)."""
 
     title: str
     keys: tuple[str, ...]
