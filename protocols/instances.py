@@ -21,6 +21,7 @@ __all__ = [
     "MODES",
     "WORKTREE_MODES",
     "InstanceDeleted",
+    "InstanceDiff",
     "InstanceView",
     "StartInstance",
     "WorktreeMode",
@@ -105,3 +106,19 @@ class InstanceDeleted(msgspec.Struct, frozen=True, kw_only=True):
     kept: tuple[str, ...] = ()  # what stays, and why (a task's shared worktree, a branch corral did not make)
     discarded: tuple[str, ...] = ()  # with force: the commits and uncommitted changes that were lost
     dry_run: bool = False
+
+
+class InstanceDiff(msgspec.Struct, frozen=True, kw_only=True):
+    """`GET …/instances/{title}/diff`: what the instance changed since `base` (the commit its branch started
+    from; "HEAD" when it has none), committed or not, untracked files as new ones. `stat` is git's --stat
+    of it; `diff` the patch without colours, cut at a line end after `limit_bytes` (`truncated` says so)."""
+
+    project: str
+    title: str
+    base: str
+    branch: str
+    worktree: str  # where it was read ("" for a paused instance: its branch's commits)
+    stat: str
+    diff: str
+    truncated: bool = False
+    limit_bytes: int = 0

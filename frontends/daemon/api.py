@@ -7,6 +7,7 @@
     POST /v1/reload      ReloadReport               re-read the configuration (as SIGHUP does)
     POST /v1/shutdown    Stopping (202)             orderly shutdown (as SIGTERM does)
     GET  /v1/events      text/event-stream          every event published in the daemon, `data: <json>`
+    GET  /v1/tree        SupervisionNode            the supervision tree, live (protocols/observer.py)
 
 Under /v1/repos/{project}/, the routes of two more modules (their docstrings have the details):
 
@@ -72,6 +73,7 @@ from protocols.errors import (
     NotFoundError,
     PayloadError,
     StoreError,
+    SupervisionError,
     TooLargeError,
     TransitionError,
     UsageError,
@@ -79,6 +81,7 @@ from protocols.errors import (
 from protocols.health import WriteFaults
 from protocols.heart import HeartReport
 from protocols.messages import encode
+from protocols.observer import SupervisionNode
 from protocols.records import Project
 
 if TYPE_CHECKING:
@@ -124,6 +127,8 @@ class DaemonControl(Protocol):
 
     def supervision(self) -> concurrent.futures.Future[SupervisorStats]: ...
 
+    def supervision_tree(self) -> concurrent.futures.Future[SupervisionNode]: ...
+
     def list_projects(self) -> concurrent.futures.Future[list[Project]]: ...
 
     def register_project(self, path: str) -> concurrent.futures.Future[tuple[Project, bool]]: ...
@@ -163,6 +168,7 @@ def make_app(control: DaemonControl) -> web.Application:
     app.router.add_post("/v1/reload", _reload)
     app.router.add_post("/v1/shutdown", _shutdown)
     app.router.add_get("/v1/events", _events)
+    app.router.add_get("/v1/tree", _tree)
     from frontends.daemon.instances import add_instance_routes  # they import this module's helpers
     from frontends.daemon.tasks import add_task_routes
 
@@ -280,6 +286,15 @@ async def _status(request: web.Request) -> web.Response:
         heart=control.heart(),
     )
     return json_response(status)
+
+
+async def _tree(request: web.Request) -> web.Response:
+    """The supervision tree, read live from every supervisor (actors/supervision/observer.py)."""
+    try:
+        node = await answer(request.app[CONTROL].supervision_tree())
+    except SupervisionError as exc:  # the tree is starting or stopping
+        return error_response(503, str(exc))
+    return json_response(node)
 
 
 async def _list_repos(request: web.Request) -> web.Response:

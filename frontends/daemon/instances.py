@@ -8,6 +8,7 @@
     POST /v1/repos/{project}/instances/{title}/capture          {lines?, ansi?} → Captured
     POST /v1/repos/{project}/instances/{title}/{pause|resume|restart|kill}   → InstanceView
     DELETE /v1/repos/{project}/instances/{title}[?force=true&dry_run=true]   → InstanceDeleted
+    GET  /v1/repos/{project}/instances/{title}/diff             InstanceDiff (its changes against its base)
     GET  /v1/orphans                                            [Orphan]
     POST /v1/repos/{project}/orphans/{session}/adopt            {title?} → InstanceView (201)
     POST /v1/orphans/{session}/kill                             → KilledOrphan
@@ -45,6 +46,7 @@ import concurrent.futures
 import logging
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -52,6 +54,8 @@ import pykka
 from aiohttp import web
 
 from actors.board import InstanceBoard
+from actors.git import GitError
+from actors.git.difftext import MAX_DIFF_BYTES, diff_text
 from actors.instance import (
     GetInstanceInfo,
     InstanceCapture,
@@ -79,7 +83,7 @@ from actors.supervision import SupervisionTree
 from frontends.daemon.api import CONTROL
 from frontends.daemon.http import answer, error_response, json_response, read_body, route
 from protocols.errors import ConflictError, NotFoundError, SupervisionError, UsageError
-from protocols.instances import FINISHED, InstanceDeleted, InstanceView, StartInstance
+from protocols.instances import FINISHED, InstanceDeleted, InstanceDiff, InstanceView, StartInstance
 from protocols.records import InstanceRecord
 from protocols.titles import AmbiguousTitle
 
@@ -195,8 +199,10 @@ class InstanceDesk:
         *,
         board: InstanceBoard,
         list_records: Callable[[], concurrent.futures.Future[list[InstanceRecord]]] | None = None,
+        project_root: Callable[[str], str] | None = None,
     ) -> None:
         self._tree = tree
+        self._project_root = project_root
         self._board = board
         self._metrics = FleetMetrics()
         self.tmux_server = tmux_server
@@ -224,6 +230,9 @@ class InstanceDesk:
         self, project: str, title: str, *, force: bool = False, dry_run: bool = False
     ) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._delete, project, title, force, dry_run)
+
+    def diff(self, project: str, title: str) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._diff, project, title)
 
     def orphans(self) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._orphans)
@@ -353,6 +362,35 @@ class InstanceDesk:
         deleted: InstanceDeleted = _ask(ref, message, ACTION_TIMEOUT_S, project)
         return deleted
 
+    def _diff(self, project: str, title: str) -> InstanceDiff:
+        """The instance's changes against its base (actors/git/difftext.py), read on this thread."""
+        _, ref = self._project(project)
+        entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
+        record = next((r for r in self._records() if (r.project, r.title) == (project, entry.title)), None)
+        path = record.worktree_path if record is not None else entry.worktree
+        base = (record.base_commit if record is not None else "") or "HEAD"
+        if not path:
+            raise ConflictError(
+                f'instance "{entry.title}" has no worktree of its own (it works in the repository itself): '
+                "there is no base to diff against; run git diff in the repository"
+            )
+        root = self._project_root(project) if self._project_root is not None else path
+        try:
+            text = diff_text(root, path, base=base, branch=entry.branch)
+        except GitError as exc:
+            raise ConflictError(f'cannot diff instance "{entry.title}": {exc}') from None
+        return InstanceDiff(
+            project=project,
+            title=entry.title,
+            base=base,
+            branch=entry.branch,
+            worktree=path if Path(path).is_dir() else "",
+            stat=text.stat,
+            diff=text.diff,
+            truncated=text.truncated,
+            limit_bytes=MAX_DIFF_BYTES,
+        )
+
     def _records(self) -> list[InstanceRecord]:
         if self._list_records is None:
             return []
@@ -459,6 +497,7 @@ def add_instance_routes(app: web.Application) -> None:
     app.router.add_post(route("/v1/repos/{project}/instances"), _start)
     app.router.add_get(route("/v1/repos/{project}/instances/{title}"), _get)
     app.router.add_delete(route("/v1/repos/{project}/instances/{title}"), _delete)
+    app.router.add_get(route("/v1/repos/{project}/instances/{title}/diff"), _diff)
     app.router.add_post(route("/v1/repos/{project}/instances/{title}/{action}"), _act)
     app.router.add_get("/v1/orphans", _orphans)
     app.router.add_post(route("/v1/repos/{project}/orphans/{session}/adopt"), _adopt)
@@ -511,6 +550,13 @@ async def _act(request: web.Request) -> web.Response:
     body = kind() if kind is NoBody and not request.can_read_body else await read_body(request, kind)
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
+    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    return result if isinstance(result, web.Response) else json_response(result)
+
+
+async def _diff(request: web.Request) -> web.Response:
+    desk = request.app[CONTROL].instances
+    future = desk.diff(request.match_info["project"], request.match_info["title"])
     result = await _settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result)
 
