@@ -12,6 +12,7 @@
 Under /v1/repos/{project}/, the routes of two more modules (their docstrings have the details):
 
     …/instances[/{title}[/{action}]], /v1/orphans…   the agents                      instances.py
+    …/instances/{title}/{diff,push,pr,checkout}      an instance's branch            branches.py
     GET  …/tasks[?status=…&topic=…&all=1]            [TaskSummary] (no contents)     tasks.py
     POST …/tasks                                     NewTask → Task (201)
     GET  …/tasks/{name}                              TaskDetail (the task and its wave tasks)
@@ -33,9 +34,9 @@ JSON, an integer beyond 64 bits, a NUL byte in a path, a bad Content-Encoding, a
 repository, an unknown route), 503 when the daemon does not answer in time, and 500 — logged with its
 traceback — only for a bug. Bad input never produces a 500. A `CorralError` raised by the work maps by its
 kind: UsageError and PayloadError 400, NotFoundError 404, ConflictError and TransitionError (a move the
-lifecycle refuses) 409, TooLargeError 413, DiskFullError 507, any other StoreError 503. A request aiohttp
-cannot parse gets the same JSON (`connection.py`). A client that goes away before its answer is no error: it
-is logged at debug level.
+lifecycle refuses) 409, TooLargeError 413, ToolError (a program such as gh missing or not logged in) 424,
+DiskFullError 507, any other StoreError 503. A request aiohttp cannot parse gets the same JSON
+(`connection.py`). A client that goes away before its answer is no error: it is logged at debug level.
 
 **The event stream** subscribes to the EventHub with `on_ready` bridged by `call_soon_threadsafe`, so a
 publisher (any actor thread) wakes the stream without the loop polling. The subscription's queue is bounded:
@@ -75,6 +76,7 @@ from protocols.errors import (
     StoreError,
     SupervisionError,
     TooLargeError,
+    ToolError,
     TransitionError,
     UsageError,
 )
@@ -85,6 +87,7 @@ from protocols.observer import SupervisionNode
 from protocols.records import Project
 
 if TYPE_CHECKING:
+    from frontends.daemon.branches import BranchDesk
     from frontends.daemon.instances import InstanceDesk
     from frontends.daemon.tasks import TaskDesk
 
@@ -143,6 +146,9 @@ class DaemonControl(Protocol):
     @property
     def tasks(self) -> TaskDesk: ...
 
+    @property
+    def branches(self) -> BranchDesk: ...
+
 
 class _Streams:
     """The wake-up events of the open event streams, and whether the server is closing."""
@@ -169,9 +175,11 @@ def make_app(control: DaemonControl) -> web.Application:
     app.router.add_post("/v1/shutdown", _shutdown)
     app.router.add_get("/v1/events", _events)
     app.router.add_get("/v1/tree", _tree)
-    from frontends.daemon.instances import add_instance_routes  # they import this module's helpers
+    from frontends.daemon.branches import add_branch_routes  # they import this module's helpers
+    from frontends.daemon.instances import add_instance_routes
     from frontends.daemon.tasks import add_task_routes
 
+    add_branch_routes(app)  # first: …/{title}/push is a branch route, not an instance action
     add_instance_routes(app)
     add_task_routes(app)
     app.on_shutdown.append(_end_streams)
@@ -188,6 +196,7 @@ _STATUS_OF: tuple[tuple[type[CorralError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (TransitionError, 409),
+    (ToolError, 424),
     (DiskFullError, 507),
     (StoreError, 503),
 )

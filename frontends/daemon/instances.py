@@ -8,7 +8,7 @@
     POST /v1/repos/{project}/instances/{title}/capture          {lines?, ansi?} → Captured
     POST /v1/repos/{project}/instances/{title}/{pause|resume|restart|kill}   → InstanceView
     DELETE /v1/repos/{project}/instances/{title}[?force=true&dry_run=true]   → InstanceDeleted
-    GET  /v1/repos/{project}/instances/{title}/diff             InstanceDiff (its changes against its base)
+    GET  …/instances/{title}/diff, POST …/{push|pr|checkout}  its branch: branches.py
     GET  /v1/orphans                                            [Orphan]
     POST /v1/repos/{project}/orphans/{session}/adopt            {title?} → InstanceView (201)
     POST /v1/orphans/{session}/kill                             → KilledOrphan
@@ -46,7 +46,6 @@ import concurrent.futures
 import logging
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -54,8 +53,6 @@ import pykka
 from aiohttp import web
 
 from actors.board import InstanceBoard
-from actors.git import GitError
-from actors.git.difftext import MAX_DIFF_BYTES, diff_text
 from actors.instance import (
     GetInstanceInfo,
     InstanceCapture,
@@ -83,7 +80,7 @@ from actors.supervision import SupervisionTree
 from frontends.daemon.api import CONTROL
 from frontends.daemon.http import answer, error_response, json_response, read_body, route
 from protocols.errors import ConflictError, NotFoundError, SupervisionError, UsageError
-from protocols.instances import FINISHED, InstanceDeleted, InstanceDiff, InstanceView, StartInstance
+from protocols.instances import FINISHED, InstanceDeleted, InstanceView, StartInstance
 from protocols.records import InstanceRecord
 from protocols.titles import AmbiguousTitle
 
@@ -93,9 +90,11 @@ __all__ = [
     "Captured",
     "InstanceDesk",
     "KilledOrphan",
+    "NoBody",
     "Orphan",
     "add_instance_routes",
     "daemon_tmux_server",
+    "settle",
 ]
 
 TMUX_SOCKET_ENV = "CORRAL_TMUX_SOCKET"
@@ -199,10 +198,8 @@ class InstanceDesk:
         *,
         board: InstanceBoard,
         list_records: Callable[[], concurrent.futures.Future[list[InstanceRecord]]] | None = None,
-        project_root: Callable[[str], str] | None = None,
     ) -> None:
         self._tree = tree
-        self._project_root = project_root
         self._board = board
         self._metrics = FleetMetrics()
         self.tmux_server = tmux_server
@@ -230,9 +227,6 @@ class InstanceDesk:
         self, project: str, title: str, *, force: bool = False, dry_run: bool = False
     ) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._delete, project, title, force, dry_run)
-
-    def diff(self, project: str, title: str) -> concurrent.futures.Future[Any]:
-        return self._pool.submit(self._diff, project, title)
 
     def orphans(self) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._orphans)
@@ -362,33 +356,16 @@ class InstanceDesk:
         deleted: InstanceDeleted = _ask(ref, message, ACTION_TIMEOUT_S, project)
         return deleted
 
-    def _diff(self, project: str, title: str) -> InstanceDiff:
-        """The instance's changes against its base (actors/git/difftext.py), read on this thread."""
+    def resolve(self, project: str, title: str) -> InstanceEntry:
+        """The entry `title` names in `project` (its Project started if need be), on the caller's thread."""
         _, ref = self._project(project)
         entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
-        record = next((r for r in self._records() if (r.project, r.title) == (project, entry.title)), None)
-        path = record.worktree_path if record is not None else entry.worktree
-        base = (record.base_commit if record is not None else "") or "HEAD"
-        if not path:
-            raise ConflictError(
-                f'instance "{entry.title}" has no worktree of its own (it works in the repository itself): '
-                "there is no base to diff against; run git diff in the repository"
-            )
-        root = self._project_root(project) if self._project_root is not None else path
-        try:
-            text = diff_text(root, path, base=base, branch=entry.branch)
-        except GitError as exc:
-            raise ConflictError(f'cannot diff instance "{entry.title}": {exc}') from None
-        return InstanceDiff(
-            project=project,
-            title=entry.title,
-            base=base,
-            branch=entry.branch,
-            worktree=path if Path(path).is_dir() else "",
-            stat=text.stat,
-            diff=text.diff,
-            truncated=text.truncated,
-            limit_bytes=MAX_DIFF_BYTES,
+        return entry
+
+    def record(self, entry: InstanceEntry) -> InstanceRecord | None:
+        """The instance's row as the store has it now (None: not recorded), on the caller's thread."""
+        return next(
+            (r for r in self._records() if (r.project, r.title) == (entry.project, entry.title)), None
         )
 
     def _records(self) -> list[InstanceRecord]:
@@ -497,14 +474,13 @@ def add_instance_routes(app: web.Application) -> None:
     app.router.add_post(route("/v1/repos/{project}/instances"), _start)
     app.router.add_get(route("/v1/repos/{project}/instances/{title}"), _get)
     app.router.add_delete(route("/v1/repos/{project}/instances/{title}"), _delete)
-    app.router.add_get(route("/v1/repos/{project}/instances/{title}/diff"), _diff)
     app.router.add_post(route("/v1/repos/{project}/instances/{title}/{action}"), _act)
     app.router.add_get("/v1/orphans", _orphans)
     app.router.add_post(route("/v1/repos/{project}/orphans/{session}/adopt"), _adopt)
     app.router.add_post(route("/v1/orphans/{session}/kill"), _kill_orphan)
 
 
-async def _settle(future: concurrent.futures.Future[_T], timeout: float) -> _T | web.Response:
+async def settle(future: concurrent.futures.Future[_T], timeout: float) -> _T | web.Response:
     """The answer, or the response for the errors the shared middleware does not map this way."""
     try:
         return await answer(future, timeout)
@@ -519,21 +495,21 @@ async def _list(request: web.Request) -> web.Response:
         s.strip() for value in request.query.getall("status", []) for s in value.split(",") if s.strip()
     )
     desk = request.app[CONTROL].instances
-    result = await _settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
+    result = await settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
 async def _start(request: web.Request) -> web.Response:
     body = await read_body(request, StartInstance)
     desk = request.app[CONTROL].instances
-    result = await _settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
+    result = await settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result, 201)
 
 
 async def _get(request: web.Request) -> web.Response:
     desk = request.app[CONTROL].instances
     future = desk.get(request.match_info["project"], request.match_info["title"])
-    result = await _settle(future, LIST_TIMEOUT_S * 3)
+    result = await settle(future, LIST_TIMEOUT_S * 3)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -543,21 +519,14 @@ async def _act(request: web.Request) -> web.Response:
         known = ", ".join(ACTIONS)
         return error_response(
             404,
-            f"no such instance action: {action} (actions: {known}; an ended instance is deleted with "
-            "DELETE /v1/repos/{project}/instances/{title})",
+            f"no such instance action: {action} (actions: {known}, push, pr, checkout; an ended instance is "
+            "deleted with DELETE /v1/repos/{project}/instances/{title})",
         )
     kind, to_message = ACTIONS[action]
     body = kind() if kind is NoBody and not request.can_read_body else await read_body(request, kind)
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
-    result = await _settle(future, ACTION_TIMEOUT_S + 10)
-    return result if isinstance(result, web.Response) else json_response(result)
-
-
-async def _diff(request: web.Request) -> web.Response:
-    desk = request.app[CONTROL].instances
-    future = desk.diff(request.match_info["project"], request.match_info["title"])
-    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -566,7 +535,7 @@ async def _delete(request: web.Request) -> web.Response:
     desk = request.app[CONTROL].instances
     project, title = request.match_info["project"], request.match_info["title"]
     future = desk.delete(project, title, force=flags["force"], dry_run=flags["dry_run"])
-    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -592,7 +561,7 @@ def _flags(request: web.Request, *names: str) -> dict[str, bool]:
 
 
 async def _orphans(request: web.Request) -> web.Response:
-    result = await _settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
+    result = await settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -600,11 +569,11 @@ async def _adopt(request: web.Request) -> web.Response:
     body = AdoptRequest() if not request.can_read_body else await read_body(request, AdoptRequest)
     desk = request.app[CONTROL].instances
     future = desk.adopt(request.match_info["project"], request.match_info["session"], body.title)
-    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result, 201)
 
 
 async def _kill_orphan(request: web.Request) -> web.Response:
     future = request.app[CONTROL].instances.kill_orphan(request.match_info["session"])
-    result = await _settle(future, ACTION_TIMEOUT_S)
+    result = await settle(future, ACTION_TIMEOUT_S)
     return result if isinstance(result, web.Response) else json_response(result)

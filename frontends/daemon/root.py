@@ -51,6 +51,7 @@ from actors.supervision import (
     observe,
 )
 from frontends.daemon.api import DaemonInfo, make_app
+from frontends.daemon.branches import BranchDesk
 from frontends.daemon.chaos import add_chaos_routes
 from frontends.daemon.config import DaemonConfig, check_repo_configs
 from frontends.daemon.heartlink import HeartLink
@@ -188,10 +189,8 @@ class Daemon:
             self.tmux,
             list_records=lambda: self._store_call(lambda s: s.list_instances()),
             board=self.board,
-            project_root=lambda name: self._store_call(lambda s: s.get_project(name).root).result(
-                timeout=_STATS_TIMEOUT_S * 5
-            ),
         )
+        self.branches = BranchDesk(self.instances, self._store_call)
         self.tasks = TaskDesk(
             self._store_call,
             publish=self.publish,
@@ -268,6 +267,7 @@ class Daemon:
         if self.tree is not None:
             self.tree.stop()
         self.instances.close()
+        self.branches.close()
         self._ask_pool.shutdown(wait=False, cancel_futures=True)
         self._store_pool.submit(self._close_stores)
         self._store_pool.shutdown(wait=True)
