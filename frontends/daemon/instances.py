@@ -7,6 +7,7 @@
     POST /v1/repos/{project}/instances/{title}/send-keys        {keys: [...]} → InstanceView
     POST /v1/repos/{project}/instances/{title}/capture          {lines?, ansi?} → Captured
     POST /v1/repos/{project}/instances/{title}/{pause|resume|restart|kill}   → InstanceView
+    POST /v1/repos/{project}/instances/{title}/rename           {title} → InstanceView (under its new title)
     DELETE /v1/repos/{project}/instances/{title}[?force=true&dry_run=true]   → InstanceDeleted
     GET  …/instances/{title}/diff, POST …/{push|pr|checkout}  its branch: branches.py
     GET  /v1/orphans                                            [Orphan]
@@ -67,6 +68,7 @@ from actors.project_inbox import (
     AdoptSession,
     DeleteInstance,
     InstanceEntry,
+    RenameInstance,
     ResolveTitle,
     RestartEnded,
     instance_view,
@@ -80,7 +82,7 @@ from actors.supervision import SupervisionTree
 from frontends.daemon.api import CONTROL
 from frontends.daemon.http import answer, error_response, json_response, read_body, route
 from protocols.errors import ConflictError, NotFoundError, SupervisionError, UsageError
-from protocols.instances import FINISHED, InstanceDeleted, InstanceView, StartInstance
+from protocols.instances import FINISHED, InstanceDeleted, InstanceView, RenameRequest, StartInstance
 from protocols.records import InstanceRecord
 from protocols.titles import AmbiguousTitle
 
@@ -223,6 +225,9 @@ class InstanceDesk:
     def act(self, project: str, title: str, message: Any) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._act, project, title, message)
 
+    def rename(self, project: str, title: str, new_title: str) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._rename, project, title, new_title)
+
     def delete(
         self, project: str, title: str, *, force: bool = False, dry_run: bool = False
     ) -> concurrent.futures.Future[Any]:
@@ -343,6 +348,13 @@ class InstanceDesk:
             f'instance "{entry.title}" has ended ({final.status}: {final.reason}); restart it: '
             f"corral instance restart {entry.title}"
         )
+
+    def _rename(self, project: str, title: str, new_title: str) -> InstanceView:
+        tree, ref = self._project(project)
+        entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
+        message = RenameInstance(title=entry.title, new_title=new_title)
+        renamed: InstanceEntry = _ask(ref, message, ACTION_TIMEOUT_S, project)
+        return self._view(tree, renamed)
 
     def _delete(self, project: str, title: str, force: bool, dry_run: bool) -> InstanceDeleted:
         _, ref = self._project(project)
@@ -474,6 +486,7 @@ def add_instance_routes(app: web.Application) -> None:
     app.router.add_post(route("/v1/repos/{project}/instances"), _start)
     app.router.add_get(route("/v1/repos/{project}/instances/{title}"), _get)
     app.router.add_delete(route("/v1/repos/{project}/instances/{title}"), _delete)
+    app.router.add_post(route("/v1/repos/{project}/instances/{title}/rename"), _rename)
     app.router.add_post(route("/v1/repos/{project}/instances/{title}/{action}"), _act)
     app.router.add_get("/v1/orphans", _orphans)
     app.router.add_post(route("/v1/repos/{project}/orphans/{session}/adopt"), _adopt)
@@ -519,13 +532,21 @@ async def _act(request: web.Request) -> web.Response:
         known = ", ".join(ACTIONS)
         return error_response(
             404,
-            f"no such instance action: {action} (actions: {known}, push, pr, checkout; an ended instance is "
-            "deleted with DELETE /v1/repos/{project}/instances/{title})",
+            f"no such instance action: {action} (actions: {known}, rename, push, pr, checkout; an ended "
+            "instance is deleted with DELETE /v1/repos/{project}/instances/{title})",
         )
     kind, to_message = ACTIONS[action]
     body = kind() if kind is NoBody and not request.can_read_body else await read_body(request, kind)
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
+    return result if isinstance(result, web.Response) else json_response(result)
+
+
+async def _rename(request: web.Request) -> web.Response:
+    body = await read_body(request, RenameRequest)
+    desk = request.app[CONTROL].instances
+    future = desk.rename(request.match_info["project"], request.match_info["title"], body.title)
     result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result)
 
