@@ -7,6 +7,7 @@
     POST /v1/repos/{project}/instances/{title}/send-keys        {keys: [...]} → InstanceView
     POST /v1/repos/{project}/instances/{title}/capture          {lines?, ansi?} → Captured
     POST /v1/repos/{project}/instances/{title}/{pause|resume|restart|kill}   → InstanceView
+    POST /v1/repos/{project}/instances/{title}/answer           {answer?: yes|no} → InstanceView
     POST /v1/repos/{project}/instances/{title}/rename           {title} → InstanceView (under its new title)
     DELETE /v1/repos/{project}/instances/{title}[?force=true&dry_run=true]   → InstanceDeleted
     GET  …/instances/{title}/diff, POST …/{push|pr|checkout}  its branch: branches.py
@@ -47,7 +48,7 @@ import concurrent.futures
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import pykka
@@ -56,6 +57,7 @@ from aiohttp import web
 from actors.board import InstanceBoard
 from actors.instance import (
     GetInstanceInfo,
+    InstanceAnswer,
     InstanceCapture,
     InstanceKill,
     InstancePause,
@@ -136,6 +138,10 @@ class NoBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
+class AnswerRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    answer: Literal["yes", "no"] = "yes"
+
+
 class Captured(msgspec.Struct, frozen=True):
     """`POST …/capture`: the screen (and history) of an instance."""
 
@@ -183,6 +189,7 @@ ACTIONS: dict[str, tuple[type[Any], Callable[[Any], Any]]] = {
     "resume": (NoBody, lambda b: InstanceResume()),
     "restart": (NoBody, lambda b: InstanceRestart()),
     "kill": (NoBody, lambda b: InstanceKill()),
+    "answer": (AnswerRequest, lambda b: InstanceAnswer(b.answer == "yes")),
 }
 
 
@@ -536,11 +543,21 @@ async def _act(request: web.Request) -> web.Response:
             "instance is deleted with DELETE /v1/repos/{project}/instances/{title})",
         )
     kind, to_message = ACTIONS[action]
-    body = kind() if kind is NoBody and not request.can_read_body else await read_body(request, kind)
+    body = _defaults(kind) if not request.can_read_body else None
+    if body is None:
+        body = await read_body(request, kind)
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
     result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result)
+
+
+def _defaults(kind: type[Any]) -> Any:
+    """The body an action takes when none is sent: every field's default; None when a field has none."""
+    try:
+        return kind()
+    except TypeError:
+        return None
 
 
 async def _rename(request: web.Request) -> web.Response:
