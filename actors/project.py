@@ -48,6 +48,7 @@ from typing import Any
 
 import msgspec
 
+from actors.board import BoardRow, InstanceBoard
 from actors.claimer import OutboxReady
 from actors.clock import utc_stamp
 from actors.instance import AgentEnded, Instance, InstanceSpec, StatusNotice
@@ -61,10 +62,12 @@ from actors.project_inbox import (
     InstanceEntry,
     ListEntries,
     RecoverInstances,
+    RenameInstance,
     ResolveTitle,
     RestartEnded,
     project_id,
 )
+from actors.project_rename import Renames
 from actors.resources import ResourceControls
 from actors.supervision import (
     BackoffSpec,
@@ -108,6 +111,7 @@ class ProjectSpec(msgspec.Struct, frozen=True, kw_only=True):
     instance_shutdown_s: float = 15.0
     store_path: str = ""  # the database its instances are recorded in and recovered from ("": neither)
     recorder: Any = None  # InstanceSpec.recorder for its instances (None: each opens a Store)
+    board: InstanceBoard | None = None  # where it posts its instances' rows for lists (None: nowhere)
 
 
 def _start_project(spec: ProjectSpec, ctx: ChildContext) -> Any:
@@ -127,9 +131,10 @@ def project_child(spec: ProjectSpec) -> ChildSpec:
     )
 
 
-class Project(EndedInstances, TaskHost, Supervisor):
-    """One repository's instances, its ended ones (EndedInstances) and its tasks' agents (TaskHost). Runs on
-    its own thread; every message is answered there."""
+class Project(EndedInstances, Renames, TaskHost, Supervisor):
+    """One repository's instances, its ended ones (EndedInstances), their renaming (Renames) and its tasks'
+    agents (TaskHost). Runs on its own thread; every message is answered there, and after each one the
+    instances' rows are posted on the instance board that lists read (actors/board.py)."""
 
     def __init__(self, ctx: ChildContext, spec: ProjectSpec) -> None:
         super().__init__(ctx, spec.flags)
@@ -142,9 +147,14 @@ class Project(EndedInstances, TaskHost, Supervisor):
         self._controls: ResourceControls | None = None
         self._outbox: Any = None  # actors.tasks.OutboxRunner, made on this thread at the first drain
         self._outbox_timer: Any = None
+        self._posted: tuple[BoardRow, ...] | None = None  # the rows last posted on the board
+        self._board_live = not spec.store_path  # after recovery: rows posted earlier would show a part
 
     def started(self) -> None:
+        if self.spec.board is not None:
+            self.spec.board.reset(self.spec.name)
         super().started()
+        self._post_board()
         if self.spec.store_path:
             self.actor_ref.tell(RecoverInstances())  # first in the inbox: before any request is answered
             # After recovery: a recovered agent is found, not started again.
@@ -156,8 +166,37 @@ class Project(EndedInstances, TaskHost, Supervisor):
             self._outbox_timer = None
         super().stopping()
         self._drop_runner()
+        if self.spec.board is not None:
+            self.spec.board.down(self.spec.name)
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._on_message(message)
+        finally:
+            self._post_board()
+
+    def _post_board(self) -> None:
+        """Post the rows a list shows, when they changed (after every message: whatever it changed)."""
+        board = self.spec.board
+        if board is None or not self._board_live:
+            return
+        try:
+            rows = tuple(self._board_row(entry) for entry in self._listed_entries())
+            if rows != self._posted:
+                board.post(self.spec.name, rows)
+                self._posted = rows
+        except Exception:  # a bug here must not take the Project down: lists then show older rows
+            log.exception("project %s: cannot post its rows on the instance board", self.spec.name)
+
+    def _board_row(self, entry: InstanceEntry) -> BoardRow:
+        if entry.final is not None:
+            return BoardRow(entry=entry, info=entry.final)
+        notice = self._statuses.get(entry.title)
+        if notice is None or notice.info is None or not self._from_current(entry.title, notice.urn):
+            return BoardRow(entry=entry)  # nothing from this Instance yet: a list asks it
+        return BoardRow(entry=entry, info=notice.info, pid=notice.pid, started_at=notice.started_at)
+
+    def _on_message(self, message: Any) -> Any:
         if isinstance(message, StartInstance):
             return self._start_requested(message)
         if isinstance(message, DrainOutbox | OutboxReady):
@@ -169,7 +208,10 @@ class Project(EndedInstances, TaskHost, Supervisor):
         if isinstance(message, AgentEnded):
             return self._agent_ended(message)
         if isinstance(message, RecoverInstances):
-            return self._recover_all()
+            try:
+                return self._recover_all()
+            finally:
+                self._board_live = True
         if isinstance(message, AdoptSession):
             return self._adopt(message)
         if isinstance(message, ListEntries):
@@ -180,6 +222,8 @@ class Project(EndedInstances, TaskHost, Supervisor):
             return self._restart_ended(message.title)
         if isinstance(message, DeleteInstance):
             return self._delete(message)
+        if isinstance(message, RenameInstance):
+            return self._rename(message)
         return super().on_receive(message)
 
     def child_exited(self, child_id: str, generation: int, reason: Any, restarting: bool) -> None:
@@ -261,10 +305,12 @@ class Project(EndedInstances, TaskHost, Supervisor):
         adopt: AdoptSession | None = None,
         *,
         again: bool = False,
+        renamed_from: str = "",
     ) -> InstanceEntry:
         """Start a new instance; or, with `recorded`, bring back a recorded one (with `again`: an ended one a
-        person restarts); or, with `adopt`, make one of an orphan session. A task's agent may take the title
-        of an instance that ended before this Project started: the new one replaces it."""
+        person restarts; with `renamed_from`: a renamed one taken back under its new title); or, with `adopt`,
+        make one of an orphan session. A task's agent may take the title of an instance that ended before
+        this Project started: the new one replaces it."""
         title = check_title(request.title)
         if title in self._children:
             raise self._taken(title)
@@ -313,6 +359,9 @@ class Project(EndedInstances, TaskHost, Supervisor):
             spec, wt = recovered(spec, recorded, wt)
             if again:
                 spec = restarted(spec, recorded.sdk_session_id)
+            if renamed_from:
+                why = f"renamed from {renamed_from}"
+                spec = msgspec.structs.replace(spec, notes=(*prepared.spec.notes, why), comeback=why)
         elif adopt is not None:
             spec = adopted(spec, adopt.session, adopt.cwd)
         record = self._record(request, spec, wt, recorded, adopt)
@@ -337,7 +386,7 @@ class Project(EndedInstances, TaskHost, Supervisor):
             agent_type=request.agent_type,
             session=record.session,
             created_at=datetime.fromisoformat(record.created_at).timestamp(),
-            notes=prepared.notes,
+            notes=(*prepared.notes, f"renamed from {renamed_from}") if renamed_from else prepared.notes,
         )
         self._entries[title] = entry
         self._rows[title] = record

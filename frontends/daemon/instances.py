@@ -7,7 +7,10 @@
     POST /v1/repos/{project}/instances/{title}/send-keys        {keys: [...]} → InstanceView
     POST /v1/repos/{project}/instances/{title}/capture          {lines?, ansi?} → Captured
     POST /v1/repos/{project}/instances/{title}/{pause|resume|restart|kill}   → InstanceView
+    POST /v1/repos/{project}/instances/{title}/answer           {answer?: yes|no} → InstanceView
+    POST /v1/repos/{project}/instances/{title}/rename           {title} → InstanceView (under its new title)
     DELETE /v1/repos/{project}/instances/{title}[?force=true&dry_run=true]   → InstanceDeleted
+    GET  …/instances/{title}/diff, POST …/{push|pr|checkout}  its branch: branches.py
     GET  /v1/orphans                                            [Orphan]
     POST /v1/repos/{project}/orphans/{session}/adopt            {title?} → InstanceView (201)
     POST /v1/orphans/{session}/kill                             → KilledOrphan
@@ -45,16 +48,17 @@ import concurrent.futures
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import pykka
 from aiohttp import web
 
+from actors.board import InstanceBoard
 from actors.instance import (
     GetInstanceInfo,
+    InstanceAnswer,
     InstanceCapture,
-    InstanceInfo,
     InstanceKill,
     InstancePause,
     InstanceRestart,
@@ -66,13 +70,13 @@ from actors.project_inbox import (
     AdoptSession,
     DeleteInstance,
     InstanceEntry,
-    ListEntries,
+    RenameInstance,
     ResolveTitle,
     RestartEnded,
     instance_view,
 )
 from actors.projects import PROJECTS, EnsureProject
-from actors.runtimes.procinfo import kill_tree
+from actors.runtimes.procinfo import FleetMetrics, kill_tree
 from actors.runtimes.procinfo import tree as tree_of
 from actors.runtimes.tmux import TmuxError, TmuxServer, default_server
 from actors.runtimes.tmux_server import SESSION_PREFIX
@@ -80,7 +84,7 @@ from actors.supervision import SupervisionTree
 from frontends.daemon.api import CONTROL
 from frontends.daemon.http import answer, error_response, json_response, read_body, route
 from protocols.errors import ConflictError, NotFoundError, SupervisionError, UsageError
-from protocols.instances import FINISHED, InstanceDeleted, InstanceView, StartInstance
+from protocols.instances import FINISHED, InstanceDeleted, InstanceView, RenameRequest, StartInstance
 from protocols.records import InstanceRecord
 from protocols.titles import AmbiguousTitle
 
@@ -90,9 +94,11 @@ __all__ = [
     "Captured",
     "InstanceDesk",
     "KilledOrphan",
+    "NoBody",
     "Orphan",
     "add_instance_routes",
     "daemon_tmux_server",
+    "settle",
 ]
 
 TMUX_SOCKET_ENV = "CORRAL_TMUX_SOCKET"
@@ -130,6 +136,10 @@ class CaptureRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class NoBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
+
+
+class AnswerRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    answer: Literal["yes", "no"] = "yes"
 
 
 class Captured(msgspec.Struct, frozen=True):
@@ -179,6 +189,7 @@ ACTIONS: dict[str, tuple[type[Any], Callable[[Any], Any]]] = {
     "resume": (NoBody, lambda b: InstanceResume()),
     "restart": (NoBody, lambda b: InstanceRestart()),
     "kill": (NoBody, lambda b: InstanceKill()),
+    "answer": (AnswerRequest, lambda b: InstanceAnswer(b.answer == "yes")),
 }
 
 
@@ -194,9 +205,12 @@ class InstanceDesk:
         tree: Callable[[], SupervisionTree | None],
         tmux_server: TmuxServer,
         *,
+        board: InstanceBoard,
         list_records: Callable[[], concurrent.futures.Future[list[InstanceRecord]]] | None = None,
     ) -> None:
         self._tree = tree
+        self._board = board
+        self._metrics = FleetMetrics()
         self.tmux_server = tmux_server
         self._list_records = list_records
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="corral-instances")
@@ -218,6 +232,9 @@ class InstanceDesk:
     def act(self, project: str, title: str, message: Any) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._act, project, title, message)
 
+    def rename(self, project: str, title: str, new_title: str) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._rename, project, title, new_title)
+
     def delete(
         self, project: str, title: str, *, force: bool = False, dry_run: bool = False
     ) -> concurrent.futures.Future[Any]:
@@ -234,11 +251,15 @@ class InstanceDesk:
 
     # -- on the desk's threads --------------------------------------------------------------------------
 
-    def _project(self, name: str) -> tuple[SupervisionTree, pykka.ActorRef[Any]]:
-        """The tree and the project's supervisor, started now if it is not running yet (by the Projects)."""
+    def _running_tree(self) -> SupervisionTree:
         tree = self._tree()
         if tree is None:
             raise SupervisionError("the supervision tree is not running")
+        return tree
+
+    def _project(self, name: str) -> tuple[SupervisionTree, pykka.ActorRef[Any]]:
+        """The tree and the project's supervisor, started now if it is not running yet (by the Projects)."""
+        tree = self._running_tree()
         projects = tree.env.directory.get(f"{tree.root_id}/{PROJECTS}")
         if projects is None:
             raise SupervisionError("the projects' supervisor is restarting; try again in a moment")
@@ -249,34 +270,45 @@ class InstanceDesk:
         return tree, ref
 
     def _list(self, project: str, statuses: frozenset[str]) -> list[InstanceView]:
-        tree, ref = self._project(project)
-        entries: tuple[InstanceEntry, ...] = _ask(ref, ListEntries(), LIST_TIMEOUT_S, project)
-        asked = []
-        for entry in entries:  # ask them all at once, then collect (an ended one has nobody to ask)
-            target = tree.env.directory.get(entry.path) if entry.final is None else None
-            future = None
-            if target is not None:
-                try:
-                    future = target.ask(GetInstanceInfo(), block=False)
-                except pykka.ActorDeadError:
-                    pass
-            asked.append((entry, future))
+        """The project's instances from the board its Project keeps (actors/board.py): no actor is asked,
+        except an Instance that has not told its Project anything yet (just started, or restarting)."""
+        rows = self._board.rows(project)
+        if rows is None:  # its Project is not running yet, or still bringing its instances back
+            self._project(project)  # starts it; NotFoundError for a project nobody registered
+            if not self._board.wait_ready(project, LIST_TIMEOUT_S * 2):
+                raise TimeoutError(
+                    f"project {project} did not list its instances within {LIST_TIMEOUT_S * 2:g} s (it may "
+                    "still be bringing its agents back); try again in a moment, or see the daemon's log"
+                )
+            rows = self._board.rows(project)
+            if rows is None:
+                raise ConflictError(f"project {project} is restarting; try again in a moment")
+        tree = self._running_tree()
+        now = tree.env.clock.monotonic()
+        agents = {r.entry.title: (r.pid, r.started_at) for r in rows if r.pid and r.entry.final is None}
+        metrics = self._metrics.sample(project, agents)
         views = []
-        for entry, future in asked:
-            info, why = entry.final, "the instance is restarting (its actor failed)"
-            if future is not None:
-                try:
-                    info = future.get(timeout=LIST_TIMEOUT_S)
-                except pykka.Timeout:
-                    why = f"the instance did not answer within {LIST_TIMEOUT_S:g} s"
-                except pykka.ActorDeadError:
-                    pass
-            if info is None and why.startswith("the instance is restarting"):
-                entry, info = self._ended_meanwhile(ref, entry)
-            view = instance_view(entry, info, tree.env.clock.monotonic(), why)
+        for row in rows:
+            if row.info is None:
+                view = self._asked_view(tree, row.entry)
+            else:
+                info = row.info
+                if row.entry.final is None:
+                    info = msgspec.structs.replace(info, metrics=metrics.get(row.entry.title))
+                view = instance_view(row.entry, info, now)
             if not statuses or view.status in statuses:
                 views.append(view)
         return views
+
+    def _asked_view(self, tree: SupervisionTree, entry: InstanceEntry) -> InstanceView:
+        """An instance the board has no info for, asked itself; unknown, with why, if it cannot answer."""
+        now = tree.env.clock.monotonic()
+        try:
+            return self._view(tree, entry)
+        except TimeoutError:
+            return instance_view(entry, None, now, f"the instance did not answer within {LIST_TIMEOUT_S:g} s")
+        except (ConflictError, NotFoundError):  # its actor restarting, or it ended and went meanwhile
+            return instance_view(entry, None, now, "the instance is restarting (its actor failed)")
 
     def _start(self, project: str, request: StartInstance) -> InstanceView:
         tree, ref = self._project(project)
@@ -302,16 +334,6 @@ class InstanceDesk:
             return Captured(project=entry.project, title=entry.title, lines=message.lines, text=result)
         return self._view(tree, entry)
 
-    def _ended_meanwhile(
-        self, project: pykka.ActorRef[Any], entry: InstanceEntry
-    ) -> tuple[InstanceEntry, InstanceInfo | None]:
-        """An Instance that was gone when asked: it ended just now, and its Project has its last info."""
-        try:
-            entry = _ask(project, ResolveTitle(entry.title), LIST_TIMEOUT_S, entry.project)
-        except Exception:  # removed meanwhile, or the Project is busy: shown as unknown, with why
-            return entry, None
-        return entry, entry.final
-
     def _act_ended(
         self, tree: SupervisionTree, project: pykka.ActorRef[Any], entry: InstanceEntry, message: Any
     ) -> Any:
@@ -334,6 +356,13 @@ class InstanceDesk:
             f"corral instance restart {entry.title}"
         )
 
+    def _rename(self, project: str, title: str, new_title: str) -> InstanceView:
+        tree, ref = self._project(project)
+        entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
+        message = RenameInstance(title=entry.title, new_title=new_title)
+        renamed: InstanceEntry = _ask(ref, message, ACTION_TIMEOUT_S, project)
+        return self._view(tree, renamed)
+
     def _delete(self, project: str, title: str, force: bool, dry_run: bool) -> InstanceDeleted:
         _, ref = self._project(project)
         entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
@@ -345,6 +374,18 @@ class InstanceDesk:
         message = DeleteInstance(title=title, force=force, dry_run=dry_run)
         deleted: InstanceDeleted = _ask(ref, message, ACTION_TIMEOUT_S, project)
         return deleted
+
+    def resolve(self, project: str, title: str) -> InstanceEntry:
+        """The entry `title` names in `project` (its Project started if need be), on the caller's thread."""
+        _, ref = self._project(project)
+        entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
+        return entry
+
+    def record(self, entry: InstanceEntry) -> InstanceRecord | None:
+        """The instance's row as the store has it now (None: not recorded), on the caller's thread."""
+        return next(
+            (r for r in self._records() if (r.project, r.title) == (entry.project, entry.title)), None
+        )
 
     def _records(self) -> list[InstanceRecord]:
         if self._list_records is None:
@@ -452,13 +493,14 @@ def add_instance_routes(app: web.Application) -> None:
     app.router.add_post(route("/v1/repos/{project}/instances"), _start)
     app.router.add_get(route("/v1/repos/{project}/instances/{title}"), _get)
     app.router.add_delete(route("/v1/repos/{project}/instances/{title}"), _delete)
+    app.router.add_post(route("/v1/repos/{project}/instances/{title}/rename"), _rename)
     app.router.add_post(route("/v1/repos/{project}/instances/{title}/{action}"), _act)
     app.router.add_get("/v1/orphans", _orphans)
     app.router.add_post(route("/v1/repos/{project}/orphans/{session}/adopt"), _adopt)
     app.router.add_post(route("/v1/orphans/{session}/kill"), _kill_orphan)
 
 
-async def _settle(future: concurrent.futures.Future[_T], timeout: float) -> _T | web.Response:
+async def settle(future: concurrent.futures.Future[_T], timeout: float) -> _T | web.Response:
     """The answer, or the response for the errors the shared middleware does not map this way."""
     try:
         return await answer(future, timeout)
@@ -473,21 +515,21 @@ async def _list(request: web.Request) -> web.Response:
         s.strip() for value in request.query.getall("status", []) for s in value.split(",") if s.strip()
     )
     desk = request.app[CONTROL].instances
-    result = await _settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
+    result = await settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
 async def _start(request: web.Request) -> web.Response:
     body = await read_body(request, StartInstance)
     desk = request.app[CONTROL].instances
-    result = await _settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
+    result = await settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result, 201)
 
 
 async def _get(request: web.Request) -> web.Response:
     desk = request.app[CONTROL].instances
     future = desk.get(request.match_info["project"], request.match_info["title"])
-    result = await _settle(future, LIST_TIMEOUT_S * 3)
+    result = await settle(future, LIST_TIMEOUT_S * 3)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -497,14 +539,32 @@ async def _act(request: web.Request) -> web.Response:
         known = ", ".join(ACTIONS)
         return error_response(
             404,
-            f"no such instance action: {action} (actions: {known}; an ended instance is deleted with "
-            "DELETE /v1/repos/{project}/instances/{title})",
+            f"no such instance action: {action} (actions: {known}, rename, push, pr, checkout; an ended "
+            "instance is deleted with DELETE /v1/repos/{project}/instances/{title})",
         )
     kind, to_message = ACTIONS[action]
-    body = kind() if kind is NoBody and not request.can_read_body else await read_body(request, kind)
+    body = _defaults(kind) if not request.can_read_body else None
+    if body is None:
+        body = await read_body(request, kind)
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
-    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
+    return result if isinstance(result, web.Response) else json_response(result)
+
+
+def _defaults(kind: type[Any]) -> Any:
+    """The body an action takes when none is sent: every field's default; None when a field has none."""
+    try:
+        return kind()
+    except TypeError:
+        return None
+
+
+async def _rename(request: web.Request) -> web.Response:
+    body = await read_body(request, RenameRequest)
+    desk = request.app[CONTROL].instances
+    future = desk.rename(request.match_info["project"], request.match_info["title"], body.title)
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -513,7 +573,7 @@ async def _delete(request: web.Request) -> web.Response:
     desk = request.app[CONTROL].instances
     project, title = request.match_info["project"], request.match_info["title"]
     future = desk.delete(project, title, force=flags["force"], dry_run=flags["dry_run"])
-    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -539,7 +599,7 @@ def _flags(request: web.Request, *names: str) -> dict[str, bool]:
 
 
 async def _orphans(request: web.Request) -> web.Response:
-    result = await _settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
+    result = await settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -547,11 +607,11 @@ async def _adopt(request: web.Request) -> web.Response:
     body = AdoptRequest() if not request.can_read_body else await read_body(request, AdoptRequest)
     desk = request.app[CONTROL].instances
     future = desk.adopt(request.match_info["project"], request.match_info["session"], body.title)
-    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result, 201)
 
 
 async def _kill_orphan(request: web.Request) -> web.Response:
     future = request.app[CONTROL].instances.kill_orphan(request.match_info["session"])
-    result = await _settle(future, ACTION_TIMEOUT_S)
+    result = await settle(future, ACTION_TIMEOUT_S)
     return result if isinstance(result, web.Response) else json_response(result)

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import msgspec
 import pykka
 
+from actors.board import InstanceBoard
 from actors.clock import utc_stamp
 from actors.eventbus import EventBus, EventHub
 from actors.health import WriteHealth
@@ -47,8 +48,10 @@ from actors.supervision import (
     SupervisionTree,
     SupervisorFlags,
     SupervisorStats,
+    observe,
 )
 from frontends.daemon.api import DaemonInfo, make_app
+from frontends.daemon.branches import BranchDesk
 from frontends.daemon.chaos import add_chaos_routes
 from frontends.daemon.config import DaemonConfig, check_repo_configs
 from frontends.daemon.heartlink import HeartLink
@@ -61,6 +64,7 @@ from protocols.errors import NotFoundError, NotInRepoError, StoreError, Supervis
 from protocols.health import WriteFaults
 from protocols.heart import HeartReport
 from protocols.messages import DaemonReloaded, DaemonStopping, ExitReason, RepoRegistered
+from protocols.observer import SupervisionNode
 from protocols.records import Project
 
 __all__ = ["ROOT_FLAGS", "Daemon", "root_children"]
@@ -82,6 +86,7 @@ def root_children(
     tmux_server: Any = None,
     health: WriteHealth | None = None,
     recorder: Any = None,
+    board: InstanceBoard | None = None,
 ) -> list[ChildSpec]:
     """The root supervisor's children, in start order (they stop in reverse): the actors every daemon runs.
 
@@ -89,7 +94,8 @@ def root_children(
     the repositories' supervisors that carry out their outbox. `tmux_server` is corral's tmux server, the
     one every tmux agent runs in (None: the runtime's default). `health` is where the claimer and the audit
     recorder report a store they cannot write (they degrade and retry; they do not crash). `recorder` writes
-    an Instance's row on a thread that owns a connection (`InstanceSpec.recorder`)."""
+    an Instance's row on a thread that owns a connection (`InstanceSpec.recorder`). `board` is where the
+    Projects post their instances' rows, which the instance list reads (actors/board.py)."""
     from actors.audit import AuditConfig, AuditFeed, AuditRecorder
     from actors.claimer import ClaimerConfig, SignalClaimer
     from actors.projects import PROJECTS, ProjectsConfig, projects_child
@@ -117,7 +123,9 @@ def root_children(
             backoff=BackoffSpec(min_s=0.5, max_s=10.0),
         ),
         projects_child(
-            ProjectsConfig(store_path=config.database, tmux_server=tmux_server, recorder=recorder)
+            ProjectsConfig(
+                store_path=config.database, tmux_server=tmux_server, recorder=recorder, board=board
+            )
         ),
     ]
 
@@ -155,8 +163,15 @@ class Daemon:
         for handler in logging.getLogger().handlers:  # the daemon's log counts its dropped lines here
             if isinstance(handler, DaemonLogHandler):
                 handler.health = self.health
+        self.board = InstanceBoard()
         self.children = [
-            *root_children(config, tmux_server=self.tmux, health=self.health, recorder=self._record_instance),
+            *root_children(
+                config,
+                tmux_server=self.tmux,
+                health=self.health,
+                recorder=self._record_instance,
+                board=self.board,
+            ),
             *extra_children,
         ]
         self.tree: SupervisionTree | None = None
@@ -173,7 +188,9 @@ class Daemon:
             lambda: self.tree,
             self.tmux,
             list_records=lambda: self._store_call(lambda s: s.list_instances()),
+            board=self.board,
         )
+        self.branches = BranchDesk(self.instances, self._store_call)
         self.tasks = TaskDesk(
             self._store_call,
             publish=self.publish,
@@ -250,6 +267,7 @@ class Daemon:
         if self.tree is not None:
             self.tree.stop()
         self.instances.close()
+        self.branches.close()
         self._ask_pool.shutdown(wait=False, cancel_futures=True)
         self._store_pool.submit(self._close_stores)
         self._store_pool.shutdown(wait=True)
@@ -305,6 +323,9 @@ class Daemon:
     def supervision(self) -> concurrent.futures.Future[SupervisorStats]:
         return self._ask_pool.submit(self._root_statistics)
 
+    def supervision_tree(self) -> concurrent.futures.Future[SupervisionNode]:
+        return self._ask_pool.submit(self._observe)
+
     def list_projects(self) -> concurrent.futures.Future[list[Project]]:
         return self._store_call(lambda store: store.list_projects())
 
@@ -343,6 +364,11 @@ class Daemon:
                 self._store_call(_checkpoint)
             except RuntimeError:  # the pool was shut down: the daemon is stopping
                 return
+
+    def _observe(self) -> SupervisionNode:
+        if self.tree is None:
+            raise SupervisionError("the supervision tree is not running")
+        return observe(self.tree.env.directory, self.tree.root_id, timeout=_STATS_TIMEOUT_S)
 
     def _root_statistics(self) -> SupervisorStats:
         if self.tree is None:
