@@ -1,1 +1,2 @@
-"""The terminal dashboard (blessed): a client of the daemon's control API and event stream, never of the store."""
+"""The terminal dashboard (blessed): a client of the daemon's control API and event stream, never of the
+store."""
