@@ -102,6 +102,8 @@ class Overlay(msgspec.Struct, frozen=True, kw_only=True):
     text: str = ""  # an input's text so far
     target: str = ""  # the instance or task the overlay acts on
     on_accept: str = ""  # the action taken when accepted (confirm, input, picker)
+    fields: dict[str, str] = {}  # a form of several steps: what the earlier steps answered
+    lines: tuple[str, ...] = ()  # text shown above the items or the input (a plan, a tree, commands)
 
 
 class View(msgspec.Struct, frozen=True, kw_only=True):
@@ -118,6 +120,7 @@ class View(msgspec.Struct, frozen=True, kw_only=True):
     overlay: Overlay | None = None
     toasts: tuple[Toast, ...] = ()
     attached_once: bool = False  # the attach help overlay is shown only the first time
+    scroll: int = 0  # preview lines scrolled: back from the end (agent) or down from the top (diff, info)
 
 
 class State(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,6 +130,7 @@ class State(msgspec.Struct, frozen=True, kw_only=True):
     view: View = View()
     pane: Pane = Pane()
     now: float = 0.0  # monotonic seconds, for toasts and ages
+    wall: float = 0.0  # time.time(), for the age of what the daemon stamped with the wall clock (orphans)
 
 
 # -- effects: what a key asks the app to carry out ---------------------------------------------------------
@@ -139,16 +143,21 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     body: Any = None
     done: str = ""
+    reply: str = ""  # "" or what to do with the answer: `keys.on_reply(state, call, answer)` (checkout, plan)
 
 
 class Attach(msgspec.Struct, frozen=True):
-    """Hand the terminal to the instance's agent until ctrl-q (or ctrl+space)."""
+    """Hand the terminal to the instance's agent until ctrl-q (or ctrl+space); with `session` (and no title),
+    to an orphan tmux session on corral's server (`tmux -L corral attach-session -t =<session>`)."""
 
     title: str
+    session: str = ""
 
 
 class SendKeys(msgspec.Struct, frozen=True):
-    """Forward keys to the selected agent (interactive mode)."""
+    """Forward keys to the selected agent (interactive mode): tmux key names (`Enter`, `BSpace`, `Up`, `C-c`,
+    `Space`) or one literal character each (send those with `send` `{"text": c, "enter": false}`, which types
+    them literally: a `;` or `#` alone is not a key name tmux reads as itself)."""
 
     title: str
     keys: tuple[str, ...]
