@@ -32,6 +32,7 @@ from frontends.daemon.client import DaemonClient
 from frontends.dashboard.bridge import Bridge, Focus, Notice, Refresh, stop_bridge
 from frontends.dashboard.effects import EffectRunner, Outcome, osc52
 from frontends.dashboard.model import Attach, Call, Copy, Fleet, Pane, Quit, SendKeys, State, Toast, View
+from protocols.instances import InstanceView
 
 __all__ = ["IDLE_S", "TOAST_S", "Painter", "colors_of", "focus_of", "key_name", "run"]
 
@@ -128,6 +129,7 @@ class _Loop:
         notifications: bool,
         frame: Callable[..., list[str]],
         handle: Callable[[State, str], tuple[State, tuple[Any, ...]]],
+        on_reply: Callable[[State, Call, Any], State],
     ) -> None:
         self.client = client
         self.project = project
@@ -136,6 +138,7 @@ class _Loop:
         self.notifications = notifications
         self.frame = frame
         self.handle = handle
+        self.on_reply = on_reply
         self.fleets: queue.Queue[Fleet] = queue.Queue(maxsize=1)
         self.panes: queue.Queue[Pane] = queue.Queue(maxsize=1)
         self.notices: queue.Queue[Notice] = queue.Queue()
@@ -159,7 +162,7 @@ class _Loop:
                 while True:
                     key = term.inkey(timeout=IDLE_S, esc_delay=ESC_DELAY_S)
                     effects: tuple[Any, ...] = ()
-                    state = msgspec.structs.replace(self.state, now=time.monotonic())
+                    state = msgspec.structs.replace(self.state, now=time.monotonic(), wall=time.time())
                     if key:
                         state, effects = self.handle(state, key_name(key, key.name, key.is_sequence))
                     state = self._take_updates(state)
@@ -192,10 +195,12 @@ class _Loop:
                 outcome = self.outcomes.get_nowait()
             except queue.Empty:
                 break
-            toasts.append(Toast(outcome.text, outcome.level, until))
+            if outcome.text:
+                toasts.append(Toast(outcome.text, outcome.level, until))
             if outcome.refresh:
                 self.bridge.tell(Refresh())
-            state = self._shown_answer(state, outcome)
+            if outcome.call is not None and outcome.call.reply:
+                state = self.on_reply(state, outcome.call, outcome.answer)
         while True:
             try:
                 notice = self.notices.get_nowait()
@@ -205,20 +210,6 @@ class _Loop:
             if self.notifications and not self.runner.notify(notice.text, notice.level):
                 sys.stdout.write("\a")
         return _with_toasts(state, toasts)
-
-    def _shown_answer(self, state: State, outcome: Outcome) -> State:
-        """An answer a person reads, not only a toast: checkout's git commands (and the branch, copied)."""
-        answer = outcome.answer
-        if not (outcome.path.endswith("/checkout") and isinstance(answer, dict)):
-            return state
-        from frontends.dashboard.model import Overlay
-
-        commands = tuple(str(c) for c in answer.get("commands", ()))
-        branch = str(answer.get("branch", ""))
-        if branch:
-            sys.stdout.write(osc52(branch))
-        overlay = Overlay(kind="checkout", title=f"check out {branch}", items=commands, target=branch)
-        return msgspec.structs.replace(state, view=msgspec.structs.replace(state.view, overlay=overlay))
 
     def _draw(self, state: State) -> None:
         term = self.term
@@ -251,21 +242,28 @@ class _Loop:
                 sys.stdout.write(osc52(effect.text))
                 sys.stdout.flush()
             elif isinstance(effect, Attach):
-                self._attach(effect.title)
+                self._attach(effect)
         return True
 
-    def _attach(self, title: str) -> None:
-        from frontends.dashboard.attach import attach
+    def _instance(self, title: str) -> InstanceView | None:
+        return next((v for v in self.state.fleet.instances if v.title == title), None)
 
-        view = next((v for v in self.state.fleet.instances if v.title == title), None)
-        if view is None:
-            problem = f"no instance {title} (any more)"
+    def _attach(self, effect: Attach) -> None:
+        """Hand the terminal over until the person detaches; the loop waits (it has nothing to draw on)."""
+        from frontends.dashboard.attach import attach, attach_session
+
+        view = self._instance(effect.title) if effect.title else None
+        if effect.title and view is None:
+            problem = f"no instance {effect.title} (any more)"
         else:
             term = self.term
             sys.stdout.write(term.exit_fullscreen + term.normal_cursor)
             sys.stdout.flush()
             try:
-                problem = attach(view, sys.stdout, self.client)
+                if view is not None:
+                    problem = attach(view, sys.stdout, self.client)
+                else:
+                    problem = attach_session(self.client, effect.session)
             finally:
                 sys.stdout.write(term.enter_fullscreen + term.hide_cursor)
                 self.painter.invalidate()
@@ -273,9 +271,8 @@ class _Loop:
         if problem:
             toast = Toast(problem, "warn", time.monotonic() + TOAST_S)
             self.state = _with_toasts(self.state, [toast])
-        self.painter.paint(
-            self.frame(self.state, *self.painter.size, colors=colors_of(self.term.number_of_colors))
-        )
+        colors = colors_of(self.term.number_of_colors)
+        self.painter.paint(self.frame(self.state, *self.painter.size, colors=colors))
 
 
 def _quote(text: str) -> str:
@@ -288,9 +285,11 @@ def run(client: DaemonClient, project: str, *, notifications: bool = True, term:
     """Run the dashboard on this terminal until the person quits; returns the exit code (0)."""
     import blessed
 
-    from frontends.dashboard.keys import handle
+    from frontends.dashboard.keys import handle, on_reply
     from frontends.dashboard.render import frame
 
     terminal = term if term is not None else blessed.Terminal()
-    loop = _Loop(client, project, terminal, notifications=notifications, frame=frame, handle=handle)
+    loop = _Loop(
+        client, project, terminal, notifications=notifications, frame=frame, handle=handle, on_reply=on_reply
+    )
     return loop.run()

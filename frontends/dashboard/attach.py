@@ -29,7 +29,7 @@ from typing import Any, TextIO
 
 from frontends.daemon.client import DaemonClient
 
-__all__ = ["DETACH_BYTES", "DETACH_KEYS", "attach", "attach_env", "detach_bindings"]
+__all__ = ["DETACH_BYTES", "DETACH_KEYS", "attach", "attach_env", "attach_session", "detach_bindings"]
 
 DETACH_KEYS = ("C-q", "C-Space")
 """The tmux names of the keys that detach (bound on corral's tmux server only)."""
@@ -65,6 +65,20 @@ def attach(view: Any, out: TextIO, client: DaemonClient | None = None) -> str:
             return "cannot attach: no daemon client"
         return _attach_pty(client, view.project, view.title, out)
     return f"{view.title} runs in {view.mode} mode and has no terminal to attach: i types to it"
+
+
+def attach_session(client: DaemonClient, session: str) -> str:
+    """Attach to an orphan tmux session on corral's server (the T browser), as `attach` does a tmux agent."""
+    from frontends.daemon.errors import DaemonError
+
+    try:
+        orphans = client.call("GET", "/v1/orphans", timeout=_TMUX_TIMEOUT_S)
+    except DaemonError as exc:
+        return f"cannot list the orphan sessions: {exc}"
+    argv = next((o.get("attach") for o in orphans if o.get("session") == session), None)
+    if not argv:
+        return f"no orphan tmux session {session} (any more)"
+    return _attach_tmux(tuple(str(a) for a in argv))
 
 
 def _attach_tmux(argv: tuple[str, ...]) -> str:

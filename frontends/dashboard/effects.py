@@ -30,7 +30,7 @@ from frontends.daemon.client import DaemonClient
 from frontends.daemon.errors import DaemonError, DaemonNotRunning
 from frontends.dashboard.model import Call, SendKeys
 
-__all__ = ["CALL_TIMEOUT_S", "EffectRunner", "Outcome", "notify_argv", "osc52"]
+__all__ = ["CALL_TIMEOUT_S", "EffectRunner", "Outcome", "key_requests", "notify_argv", "osc52"]
 
 CALL_TIMEOUT_S = 90.0
 """An action may take as long as the daemon allows its own (a start, a pause that commits): 60 s and more."""
@@ -44,8 +44,8 @@ class Outcome(msgspec.Struct, frozen=True):
     text: str
     level: Literal["info", "warn", "error"] = "info"
     refresh: bool = False
-    answer: Any = None  # the daemon's answer, for effects whose result is shown (checkout's commands)
-    path: str = ""
+    call: Call | None = None  # the request, when its answer is shown (`Call.reply`: keys.on_reply)
+    answer: Any = None
 
 
 def osc52(text: str) -> str:
@@ -82,6 +82,7 @@ class EffectRunner:
         self._calls.submit(self._call, call)
 
     def send_keys(self, keys: SendKeys, base: str) -> None:
+        """Type `keys` to the agent, in order after the keys typed before."""
         self._keys.submit(self._send_keys, keys, base)
 
     def notify(self, text: str, level: str) -> bool:
@@ -104,24 +105,39 @@ class EffectRunner:
             self.outcomes.put(Outcome(str(exc), "error", refresh=True))
             return
         if 200 <= status < 300:
-            text = call.done or f"{call.method} {call.path}: done"
-            self.outcomes.put(Outcome(text, refresh=True, answer=body, path=call.path))
+            text = call.done or ("" if call.reply else f"{call.method} {call.path}: done")
+            self.outcomes.put(Outcome(text, refresh=call.method != "GET", call=call, answer=body))
         else:
-            self.outcomes.put(Outcome(_refusal(status, body), "error", refresh=True, path=call.path))
+            self.outcomes.put(Outcome(_refusal(status, body), "error", refresh=True))
 
     def _send_keys(self, keys: SendKeys, base: str) -> None:
         from urllib.parse import quote
 
-        path = f"{base}/instances/{quote(keys.title, safe='')}/send-keys"
-        try:
-            status, body = self.client.request(
-                "POST", path, json={"keys": list(keys.keys)}, timeout=KEYS_TIMEOUT_S
-            )
-        except DaemonError as exc:
-            self.outcomes.put(Outcome(f"keys not sent to {keys.title}: {exc}", "error"))
-            return
-        if not 200 <= status < 300:
-            self.outcomes.put(Outcome(f"keys not sent to {keys.title}: {_refusal(status, body)}", "error"))
+        path = f"{base}/instances/{quote(keys.title, safe='')}"
+        for action, body in key_requests(keys.keys):
+            try:
+                status, answer = self.client.request(
+                    "POST", f"{path}/{action}", json=body, timeout=KEYS_TIMEOUT_S
+                )
+            except DaemonError as exc:
+                self.outcomes.put(Outcome(f"keys not sent to {keys.title}: {exc}", "error"))
+                return
+            if not 200 <= status < 300:
+                self.outcomes.put(
+                    Outcome(f"keys not sent to {keys.title}: {_refusal(status, answer)}", "error")
+                )
+                return
+
+
+def key_requests(keys: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """The API requests that type `keys` (tmux key names, or one literal character each) to an agent, in
+    order: one `send-keys` for them all. Pure.
+
+    Not `send`: it clears the agent's input line first (C-u, in both runtimes), which would erase what was
+    typed a key before. A literal character is a key that names itself for both runtimes (tmux escapes a
+    lone `;`); a space is `Space`, since a key name cannot hold one."""
+    names = ["Space" if key == " " else key for key in keys if key]
+    return [("send-keys", {"keys": names})] if names else []
 
 
 def _refusal(status: int, body: Any) -> str:

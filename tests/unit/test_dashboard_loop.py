@@ -11,7 +11,7 @@ import pytest
 from frontends.dashboard.app import Painter, colors_of, focus_of, key_name
 from frontends.dashboard.attach import attach_env, detach_bindings
 from frontends.dashboard.bridge import Focus, Notice, notice_of, offer
-from frontends.dashboard.effects import osc52
+from frontends.dashboard.effects import key_requests, osc52
 from frontends.dashboard.model import Fleet, Overlay, State, View
 
 
@@ -91,3 +91,10 @@ def test_attach_detaches_with_ctrl_q_on_corrals_server_and_nests_inside_the_pers
     ]
     env = attach_env({"TMUX": "/tmp/tmux-0/default,1,0", "TMUX_PANE": "%1", "TERM": "screen", "HOME": "/h"})
     assert env == {"TERM": "screen", "HOME": "/h"}
+
+
+def test_typed_keys_go_as_send_keys_in_order_never_as_send_which_clears_the_line() -> None:
+    assert key_requests(("a", " ", ";", "#", "Enter")) == [
+        ("send-keys", {"keys": ["a", "Space", ";", "#", "Enter"]})
+    ]
+    assert key_requests(()) == []

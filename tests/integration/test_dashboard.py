@@ -1,0 +1,265 @@
+"""The dashboard end to end, as a person uses it: `corral dashboard` in a terminal (a tmux server of the
+test's own, not corral's), a real daemon, corral-sim agents on corral's (private) tmux server and in PTYs;
+driven by keys (send-keys), read off the screen (capture-pane)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.runtimes.tmux_server import TmuxServer
+from frontends.daemon import DaemonClient
+from tests.daemon_kit import stop_everything
+from tests.integration.cli_kit import ok
+from tests.integration.dashboard_kit import SIM, Dashboard, wait_for
+
+STATUS_BAR = "corral  proj"  # the dashboard's first line (the repository is called proj)
+
+
+class Env:
+    def __init__(self, runtime_dir: Path, socket: str) -> None:
+        self.client = DaemonClient(runtime_dir)
+        self.tmux = TmuxServer(socket)
+
+
+@pytest.fixture
+def env(corral_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    parent = Path(tempfile.mkdtemp(prefix="crl-d-", dir="/tmp"))
+    runtime_dir = parent / "run"
+    socket = f"corral-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("CORRAL_RUNTIME_DIR", str(runtime_dir))
+    monkeypatch.setenv("CORRAL_TMUX_SOCKET", socket)
+    monkeypatch.setenv("CORRAL_AUTOSTART", "1")
+    made = Env(runtime_dir, socket)
+    yield made
+    try:
+        stop_everything(runtime_dir)
+    finally:
+        made.tmux.kill()
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def instance(env: Env, repo: Path, title: str) -> dict[str, Any]:
+    return env.client.call("GET", f"/v1/repos/{repo.name}/instances/{title}", timeout=20)
+
+
+def wait_status(env: Env, repo: Path, title: str, *statuses: str) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        view = instance(env, repo, title)
+        return view if view["status"] in statuses else None
+
+    return wait_for(reached, 60, f"{title} to be {' or '.join(statuses)}")
+
+
+def start(repo: Path, title: str, *args: str) -> None:
+    ok(repo, "instance", "start", title, "--program", SIM, *args)
+
+
+def sidebar(screen: str) -> list[str]:
+    """The sidebar's rows: the left column of every line below the status bar, stripped."""
+    return [line.split("│")[0].strip() for line in screen.splitlines()[1:] if "│" in line]
+
+
+def selected(screen: str) -> str:
+    """The selected sidebar row (marked ›), without its marker."""
+    return next((row.removeprefix("›").strip() for row in sidebar(screen) if row.startswith("›")), "")
+
+
+def select(dash: Dashboard, title: str) -> str:
+    """Move the selection down until it is on `title`'s row; returns the screen."""
+    for _ in range(20):
+        screen = dash.screen()
+        if title in selected(screen).split():
+            return screen
+        before = selected(screen)
+        dash.keys("Down")
+        dash.wait_for(lambda s, before=before: selected(s) != before or None, 10, "the selection to move")
+    raise AssertionError(f"{title} never selected:\n{dash.screen()}")
+
+
+def test_navigate_between_tasks_and_agents_with_their_screen_diff_and_info(env: Env, git_repo: Path) -> None:
+    ok(git_repo, "task", "create", "fix-login", "--title", "Fix login", "--topic", "auth")
+    start(git_repo, "alpha")
+    start(git_repo, "beta", "--mode", "pty")
+    wait_status(env, git_repo, "alpha", "ready")
+    with Dashboard.open(git_repo) as dash:
+        screen = dash.wait_for("beta")
+        rows = sidebar(screen)
+        assert any("fix-login" in r for r in rows) and any("auth" in r for r in rows)
+        screen = select(dash, "alpha")
+        dash.wait_for(
+            lambda s: "corral-sim" in s.split("│", 1)[-1] or None, 20, "alpha's screen in the preview"
+        )
+        dash.keys("Tab")  # Diff
+        dash.keys("Tab")  # Info
+        info = dash.wait_for("corral/alpha", what="alpha's branch in the info pane")
+        assert "tmux" in info
+        select(dash, "beta")
+        dash.wait_for("corral/beta", what="beta's info after moving")
+        dash.keys("Up")
+        dash.wait_for(lambda s: "alpha" in selected(s).split() or None, 10, "alpha selected again")
+
+
+@pytest.mark.parametrize("outer_tmux", [True, False], ids=["inside-the-persons-tmux", "plain-terminal"])
+def test_attach_fullscreen_and_detach_with_ctrl_q(env: Env, git_repo: Path, outer_tmux: bool) -> None:
+    start(git_repo, "alpha")
+    wait_status(env, git_repo, "alpha", "ready")
+    with Dashboard.open(git_repo, outer_tmux=outer_tmux) as dash:
+        dash.wait_for("alpha")
+        select(dash, "alpha")
+        dash.keys("Enter")
+        dash.wait_for("ctrl+q or ctrl+space detaches")  # the one-time help
+        dash.keys("Enter")
+        attached = dash.wait_gone(STATUS_BAR)
+        assert "corral-sim" in attached  # the agent's own screen, the whole terminal
+        dash.type("/echo from-the-attached-terminal")
+        dash.keys("Enter")
+        dash.wait_for("from-the-attached-terminal")
+        dash.keys("C-q")
+        dash.wait_for(STATUS_BAR)
+        assert dash.exited() is None
+        dash.keys("Enter")  # the help is not shown again: straight to the agent
+        dash.wait_gone(STATUS_BAR)
+        dash.keys("C-Space")
+        dash.wait_for(STATUS_BAR)
+    assert instance(env, git_repo, "alpha")["status"] in ("ready", "running")  # detaching kept it running
+    assert env.tmux.list_sessions()  # and its session
+
+
+def test_a_pty_agent_is_attached_through_the_daemon(env: Env, git_repo: Path) -> None:
+    start(git_repo, "beta", "--mode", "pty")
+    wait_status(env, git_repo, "beta", "ready")
+    with Dashboard.open(git_repo) as dash:
+        dash.wait_for("beta")
+        select(dash, "beta")
+        dash.keys("Enter")
+        dash.wait_for("ctrl+q or ctrl+space detaches")
+        dash.keys("Enter")
+        dash.wait_gone(STATUS_BAR)
+        dash.wait_for("corral-sim")
+        dash.type("/echo typed-through-the-daemon")
+        dash.keys("Enter")
+        dash.wait_for("typed-through-the-daemon")
+        dash.keys("C-q")
+        dash.wait_for(STATUS_BAR)
+    captured = env.client.call(
+        "POST", f"/v1/repos/{git_repo.name}/instances/beta/capture", json={"lines": 50}, timeout=20
+    )
+    assert "typed-through-the-daemon" in captured["text"]
+
+
+@pytest.mark.parametrize("mode", ["tmux", "pty"])
+def test_interactive_typing_reaches_the_agent(env: Env, git_repo: Path, mode: str) -> None:
+    start(git_repo, "alpha", "--mode", mode)
+    wait_status(env, git_repo, "alpha", "ready")
+    with Dashboard.open(git_repo) as dash:
+        dash.wait_for("alpha")
+        select(dash, "alpha")
+        dash.keys("i")
+        dash.type("/echo one; two #3")  # ; and # are what tmux would read as syntax
+        dash.keys("Enter")
+        dash.keys("C-Space")  # leaves interactive mode
+        dash.wait_for("one; two #3", what="the agent's answer in the preview")
+
+    def answered() -> bool:
+        text = env.client.call(
+            "POST", f"/v1/repos/{git_repo.name}/instances/alpha/capture", json={"lines": 50}, timeout=20
+        )["text"]
+        return "⏺ one; two #3" in text  # the agent's answer, not only the echo of the typed line
+
+    wait_for(answered, 20, "the agent to have echoed the typed line")
+
+
+def test_pause_resume_and_kill(env: Env, git_repo: Path) -> None:
+    start(git_repo, "alpha")
+    wait_status(env, git_repo, "alpha", "ready")
+    with Dashboard.open(git_repo) as dash:
+        dash.wait_for("alpha")
+        select(dash, "alpha")
+        dash.keys("K")
+        dash.wait_for("paused alpha")  # the toast
+        wait_status(env, git_repo, "alpha", "paused")
+        dash.wait_for(lambda s: any("‖" in r for r in sidebar(s) if "alpha" in r) or None, 20, "alpha paused")
+        dash.keys("r")
+        wait_status(env, git_repo, "alpha", "loading", "running", "ready")
+        wait_status(env, git_repo, "alpha", "ready")
+        dash.keys("k")
+        dash.wait_for("Kill alpha?")
+        dash.keys("y")
+        wait_status(env, git_repo, "alpha", "exited")
+        screen = dash.wait_for(lambda s: any("□" in r for r in sidebar(s) if "alpha" in r) and s, 20,
+                               "alpha shown ended")  # fmt: skip
+        assert "alpha" in " ".join(sidebar(screen))  # the row stays
+
+
+def test_search_and_sort(env: Env, git_repo: Path) -> None:
+    start(git_repo, "zeta")
+    start(git_repo, "alpha")
+    start(git_repo, "beta")
+    with Dashboard.open(git_repo) as dash:
+        dash.wait_for("beta")
+        dash.keys("/")
+        dash.type("bet")
+        dash.keys("Enter")
+        screen = dash.wait_gone("zeta")
+        assert "beta" in " ".join(sidebar(screen)) and "alpha" not in " ".join(sidebar(screen))
+        dash.keys("/")
+        dash.keys("Escape")  # clears the search
+        dash.wait_for("zeta")
+
+        def order(screen: str) -> list[str]:
+            names = ("alpha", "beta", "zeta")
+            return [n for row in sidebar(screen) for n in names if n in row.split()]
+
+        for _ in range(3):
+            bar = dash.screen().splitlines()[0]
+            if "sort name" in bar:
+                break
+            dash.keys("3")
+            dash.wait_for(lambda s, bar=bar: s.splitlines()[0] != bar or None, 10, "the sort to change")
+        screen = dash.wait_for("sort name")
+        assert order(screen) == ["alpha", "beta", "zeta"]
+        dash.keys("3")
+        screen = dash.wait_for("sort created")
+        assert order(screen) == ["zeta", "alpha", "beta"]
+
+
+def test_quitting_leaves_the_agents_running_and_two_dashboards_run_at_once(env: Env, git_repo: Path) -> None:
+    start(git_repo, "alpha")
+    wait_status(env, git_repo, "alpha", "ready")
+    with Dashboard.open(git_repo) as first, Dashboard.open(git_repo) as second:
+        first.wait_for("alpha")
+        second.wait_for("alpha")
+        first.keys("q")
+        first.wait_for("Quit")  # asks, since an agent runs
+        first.keys("y")
+        first.wait_for("[dashboard exited: 0]")
+        assert second.exited() is None and "alpha" in second.screen()
+    assert instance(env, git_repo, "alpha")["status"] == "ready"
+
+
+def test_the_daemon_lost_shows_a_banner_and_the_dashboard_reconnects(env: Env, git_repo: Path) -> None:
+    start(git_repo, "alpha")
+    with Dashboard.open(git_repo) as dash:
+        dash.wait_for("alpha")
+        env.client.stop()
+        banner = dash.wait_for("reconnecting")
+        assert "alpha" in banner  # the last known rows stay
+        ok(git_repo, "daemon", "start")
+        dash.wait_gone("reconnecting")
+        start(git_repo, "beta")  # and it is live again: a new agent shows
+        dash.wait_for("beta")
+
+
+def test_corral_alone_opens_the_dashboard_and_starts_the_daemon(env: Env, git_repo: Path) -> None:
+    assert env.client.ping() is None
+    with Dashboard.open(git_repo, args=()) as dash:
+        dash.wait_for(STATUS_BAR)
+        dash.wait_gone("connecting")
+    assert env.client.ping() is not None
