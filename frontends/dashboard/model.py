@@ -91,9 +91,13 @@ class Toast(msgspec.Struct, frozen=True):
 
 
 class Overlay(msgspec.Struct, frozen=True, kw_only=True):
-    """A modal box over the dashboard. `kind` says which: help, confirm, menu (instance or task context menu),
-    picker (spawn mode, set status), input (a new task, a prompt, a rename), tmux (the orphan browser),
-    tree (the supervision view), checkout (the git commands after c), attach_help (first attach)."""
+    """A modal box over the dashboard. `kind` says which: help, confirm, menu (instance or task context menu:
+    `on_accept` "instance" or "task", `items` action ids of labels.py), picker (the spawn mode), input (a
+    new task's name then brief, a new agent's title then prompt, a rename, an orphan's title; `on_accept`
+    the form's step, `fields` the earlier steps' answers, `lines` the question or the last error), tmux (the
+    orphan browser over `Fleet.orphans`), tree (the supervision view over `Fleet.tree`: the app keeps it
+    fresh while this is open), checkout (the git commands after c), plan (a task's plan), attach_help
+    (before the first attach)."""
 
     kind: str
     title: str = ""
@@ -143,7 +147,7 @@ class Call(msgspec.Struct, frozen=True, kw_only=True):
     path: str
     body: Any = None
     done: str = ""
-    reply: str = ""  # "" or what to do with the answer: `keys.on_reply(state, call, answer)` (checkout, plan)
+    reply: str = ""  # "" or what to do with the answer: `actions.on_reply(state, call, answer)`
 
 
 class Attach(msgspec.Struct, frozen=True):
@@ -156,8 +160,7 @@ class Attach(msgspec.Struct, frozen=True):
 
 class SendKeys(msgspec.Struct, frozen=True):
     """Forward keys to the selected agent (interactive mode): tmux key names (`Enter`, `BSpace`, `Up`, `C-c`,
-    `Space`) or one literal character each (send those with `send` `{"text": c, "enter": false}`, which types
-    them literally: a `;` or `#` alone is not a key name tmux reads as itself)."""
+    `Space`) or one literal character each, which names itself as a key (the send-keys route)."""
 
     title: str
     keys: tuple[str, ...]

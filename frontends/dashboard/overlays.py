@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from frontends.dashboard import actions
+from frontends.dashboard import labels
+from frontends.dashboard.cells import fit, wrap
 from frontends.dashboard.cells import width as cells_width
-from frontends.dashboard.cells import wrap
 from frontends.dashboard.model import Overlay, State
 from frontends.dashboard.panes import duration
 from frontends.dashboard.sanitize import plain
@@ -26,7 +26,7 @@ FOOTERS = {
     "input": "enter: ok · esc: cancel",
     "tmux": "a adopt · enter attach · k kill · esc close",
     "tree": "↑↓ scroll · esc close (live)",
-    "checkout": "esc close · r resume the agent when done",
+    "checkout": "esc close (then r resumes the agent)",
     "plan": "↑↓ scroll · esc close",
     "attach_help": "any key: attach",
 }
@@ -84,7 +84,7 @@ def _content(state: State, overlay: Overlay) -> tuple[list[str], list[str], int 
     kind = overlay.kind
     lines = [plain(line) for line in overlay.lines]
     if kind in ("menu", "picker"):
-        return lines, [actions.label(item) for item in overlay.items], overlay.cursor
+        return lines, [labels.label(item) for item in overlay.items], overlay.cursor
     if kind == "tmux":
         return lines, _orphan_rows(state), overlay.cursor if state.fleet.orphans else None
     if kind == "tree":
@@ -92,6 +92,12 @@ def _content(state: State, overlay: Overlay) -> tuple[list[str], list[str], int 
     if kind in ("help", "checkout", "plan", "attach_help", "confirm"):
         return lines, [plain(item) for item in overlay.items], None
     return lines, [], None
+
+
+def _edge(theme: Theme, start: str, text: str, role: str, end: str, cells: int) -> str:
+    """A box's top or bottom border, `cells` wide, with `text` set into it."""
+    rule = "─" * max(0, cells - 3 - cells_width(text))
+    return theme.paint("border", start) + theme.paint(role, text) + theme.paint("border", rule + end)
 
 
 def box(state: State, theme: Theme, width: int, height: int) -> tuple[int, int, list[str]]:
@@ -114,29 +120,32 @@ def box(state: State, theme: Theme, width: int, height: int) -> tuple[int, int, 
         room = inner - 3
         tail = shown[-room:] if cells_width(shown) > room else shown
         body.append(theme.line([("accent", "> "), ("bold", tail), ("selected", " ")], inner))
-    list_room = max(1, height - 4 - len(body))
+    room = max(1, height - 4 - len(body))
+    if len(items) > room:
+        room = max(1, room - 1)  # a line says how many more there are
     first = 0
-    if cursor is not None and cursor >= list_room:
-        first = cursor - list_room + 1
+    if cursor is not None and cursor >= room:
+        first = cursor - room + 1
     elif cursor is None and overlay.kind in ("help", "tree", "plan"):
-        first = max(0, min(overlay.cursor, len(items) - list_room))
-    for n, item in enumerate(items[first : first + list_room], start=first):
+        first = max(0, min(overlay.cursor, len(items) - room))
+    shown = items[first : first + room]
+    for n, item in enumerate(shown, start=first):
         if cursor is not None:
             role = "selected" if n == cursor else "text"
             body.append(theme.line([(role, ("▸ " if n == cursor else "  ") + item)], inner))
         else:
             body.append(theme.line([("text", item)], inner))
+    if len(items) > room:
+        after = len(items) - first - len(shown)
+        note = f"↓ {after} more" if after else f"↑ {first} above"
+        body.append(theme.line([("dim", note)], inner))
     body = body[: max(1, height - 4)]
     border = theme.sgr("border")
     reset = "\x1b[0m" if border else ""
-    title = f" {plain(overlay.title)} " if overlay.title else ""
-    footer = f" {FOOTERS.get(overlay.kind, 'esc close')} "
-    top = theme.line([("border", "╭─"), ("accent", title), ("border", "─" * inner)], inner + 3) + theme.paint(
-        "border", "╮"
-    )
-    bottom = theme.line(
-        [("border", "╰─"), ("dim", footer), ("border", "─" * inner)], inner + 3
-    ) + theme.paint("border", "╯")
+    title = fit(f" {plain(overlay.title)} ", inner - 2, ellipsis=True).rstrip() + " " if overlay.title else ""
+    footer = fit(f" {FOOTERS.get(overlay.kind, 'esc close')} ", inner - 2).rstrip() + " "
+    top = _edge(theme, "╭─", title, "accent", "╮", inner + 4)
+    bottom = _edge(theme, "╰─", footer, "dim", "╯", inner + 4)
     side = f"{border}│{reset}"
     lines = [top, *(f"{side} {line} {side}" for line in body), bottom]
     box_w = inner + 4

@@ -26,6 +26,14 @@ def _pad(lines: list[str], theme: Theme, width: int, height: int) -> list[str]:
     return (lines + [blank] * height)[:height]
 
 
+def _tail(text: str, lines: int) -> str:
+    """The last `lines` lines of `text` that hold something (and a margin), so a transcript of thousands
+    of lines is not sanitized whole for a pane that shows forty."""
+    keep = lines + 20
+    parts = text.rstrip("\r\n\t ").rsplit("\n", keep)
+    return text if len(parts) <= keep else "\n".join(parts[-keep:])
+
+
 def agent(state: State, inst: InstanceView, theme: Theme, width: int, height: int) -> list[str]:
     """The agent's screen (tmux, pty) or transcript (sdk), its last lines, scrolled back `view.scroll`."""
     pane = state.pane
@@ -34,7 +42,7 @@ def agent(state: State, inst: InstanceView, theme: Theme, width: int, height: in
         if inst.status in FINISHED and pane.title == inst.title:
             note = "the agent ended with an empty screen"
         return _pad([theme.line([("dim", note)], width)], theme, width, height)
-    lines = screen_lines(pane.screen, theme.colors)
+    lines = screen_lines(_tail(pane.screen, height + state.view.scroll), theme.colors)
     end = max(min(len(lines), len(lines) - state.view.scroll), min(height, len(lines)))
     shown = lines[max(0, end - height) : end]
     return _pad([cut(line, 0, width) for line in shown], theme, width, height)

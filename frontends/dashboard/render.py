@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import Counter
 
 from frontends.dashboard import overlays, panes, sidebar
-from frontends.dashboard.cells import RESET, cut, visible_width
+from frontends.dashboard.cells import RESET, cut, visible_width, wrap
 from frontends.dashboard.model import State
 from frontends.dashboard.sanitize import plain
 from frontends.dashboard.sidebar import Row
@@ -26,6 +26,7 @@ from frontends.dashboard.theme import GLYPHS, LEGEND, Theme, theme_for
 
 TABS = (("agent", "Agent"), ("diff", "Diff"), ("info", "Info"))
 MIN_SIDEBAR, MAX_SIDEBAR = 24, 56
+TOAST_MARKS = {"info": "»", "warn": "!", "error": "✗"}
 
 
 def sidebar_width(width: int) -> int:
@@ -67,30 +68,31 @@ def frame(state: State, width: int, height: int, *, colors: int = 256) -> list[s
 
 
 def _status_bar(state: State, theme: Theme, width: int) -> str:
-    fleet = state.fleet
+    """Project, what the view narrows to, agents by status, tasks waiting, sort; live or offline."""
+    fleet, view = state.fleet, state.view
     counts = Counter(i.status for i in fleet.instances)
     pieces: list[tuple[str, str]] = [("bar_key", " corral "), ("bar", f" {plain(fleet.project)} ")]
-    if state.view.interactive:
-        pieces.append(("toast_warn", f" INTERACTIVE → {plain(state.view.selected.split(':', 1)[-1])} "))
-        pieces.append(("bar", " "))
+    if view.interactive:
+        pieces += [("toast_warn", f" INTERACTIVE → {plain(view.selected.split(':', 1)[-1])} "), ("bar", " ")]
+    if view.search or view.searching:
+        pieces.append(("bar_key", f" /{plain(view.search)}{'▏' if view.searching else ''} "))
+    if view.filter == "active":
+        pieces.append(("bar_key", " active only "))
     for status in GLYPHS:
         if counts.get(status):
             pieces.append(("bar", f" {GLYPHS[status]} {counts[status]}"))
     if not fleet.instances:
         pieces.append(("bar", " no agents"))
     waiting = sum(1 for t in fleet.tasks if t.waiting is not None)
-    pieces.append(("bar", f"  │ tasks {len(fleet.tasks)}"))
+    pieces.append(("bar", f"  │ {len(fleet.tasks)} task{'' if len(fleet.tasks) == 1 else 's'}"))
     if waiting:
-        pieces.append(("bar_key", f" ({waiting} wait{'s' if waiting == 1 else ''} for you)"))
-    view = state.view
-    pieces.append(("bar", f"  │ sort {view.sort} · {'active only' if view.filter == 'active' else 'all'}"))
-    if view.search or view.searching:
-        pieces.append(("bar", f" · /{plain(view.search)}"))
-    left = theme.line(pieces, width, fill="bar")
+        pieces.append(("bar_key", f", {waiting} wait{'s' if waiting == 1 else ''} for you"))
+    pieces.append(("bar", f"  │ sort: {view.sort}"))
     live = " live " if fleet.connected else " offline "
-    if width > 60:
-        return cut(left, 0, width - len(live)) + theme.paint("bar_key" if fleet.connected else "banner", live)
-    return left
+    if width <= 60:
+        return theme.line(pieces, width, fill="bar")
+    left = theme.line(pieces, width - len(live), fill="bar")
+    return left + theme.paint("bar_key" if fleet.connected else "banner", live)
 
 
 def _banner(state: State, theme: Theme, width: int) -> str:
@@ -185,10 +187,10 @@ def _row_lines(state: State, row: Row, theme: Theme, width: int, selected: bool)
             (text_role, "›" if selected else " "),
             (marker[1], marker[0]),
             (text_role, " " + plain(t.name)),
-            ("dim", " " + t.display_status),
         ]
         if wave:
             pieces.append(("accent", " " + wave))
+        pieces.append(("dim", " " + t.display_status))
         lines = [theme.line(pieces, width, fill=fill)]
         if t.waiting is not None:
             lines.append(
@@ -237,9 +239,10 @@ def _sidebar(
         lines.extend(_row_lines(state, row, theme, width, is_sel))
     if not all_rows:
         if state.view.search or state.view.filter == "active":
-            lines = [theme.line([("dim", " nothing matches (1 shows all, esc clears the search)")], width)]
+            note = "nothing matches: 1 shows all, esc clears the search"
         else:
-            lines = [theme.line([("dim", " no tasks or agents yet: n new task, N new agent")], width)]
+            note = "no tasks or agents yet: n makes a new task, N a new agent"
+        lines = [theme.line([("dim", " " + chunk)], width) for chunk in wrap(note, width - 2)]
     first = 0
     if len(lines) > room > 0:
         first = max(0, min(sel_line - room // 2, len(lines) - room))
@@ -322,7 +325,7 @@ def _toasts(state: State, theme: Theme, lines: list[str], width: int, bottom: in
         y = bottom - 1 - n
         if y < 1:
             break
-        text = f" {plain(toast.text)} "
+        text = f" {TOAST_MARKS.get(toast.level, '»')} {plain(toast.text)} "
         w = min(width, max(len(text), 1))
         painted = theme.line([(f"toast_{toast.level}", text)], w, fill=f"toast_{toast.level}")
         x = width - w

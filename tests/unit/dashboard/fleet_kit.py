@@ -94,7 +94,7 @@ WAVE_QUESTION = TaskWaiting(
 
 SCREEN = (
     "\x1b[1m╭───────────────────────────────╮\x1b[0m\n"
-    "\x1b[1m│\x1b[0m \x1b[38;5;174m✻\x1b[0m Welcome to \x1b[1mClaude Code\x1b[0m!   \x1b[1m│\x1b[0m\n"
+    "\x1b[1m│\x1b[0m \x1b[38;5;174m✻\x1b[0m Welcome to \x1b[1mClaude Code\x1b[0m!     \x1b[1m│\x1b[0m\n"
     "\x1b[1m╰───────────────────────────────╯\x1b[0m\n"
     "\n"
     "> implement the SSO callback\n"
