@@ -210,14 +210,18 @@ class AgentEnded(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StatusNotice(msgspec.Struct, frozen=True):
-    """Told to the parent (the Project) at every status change: the Project keeps what it needs to watch its
-    tasks' agents (idle, waiting) without asking each Instance in turn."""
+    """Told to the parent (the Project) at every change of what the Instance shows — its status, its agent's
+    start and end, its conversation id: the Project keeps what it needs to watch its tasks' agents (idle,
+    waiting) and to post the instance board (actors/board.py) without asking each Instance in turn."""
 
     title: str
     status: str
     reason: str
     since: float  # monotonic, on the tree's clock
     urn: str = ""  # the Instance actor that tells it: a late notice from an earlier one of the title is stale
+    info: InstanceInfo | None = None  # the Instance's info as `GetInstanceInfo` gives it, without metrics
+    pid: int | None = None  # the agent's process while it runs (its metrics are read from /proc by pid)
+    started_at: float | None = None  # when the agent's process started (time.monotonic), for its uptime
 
 
 _ENDED = frozenset({AgentStatus.EXITED, AgentStatus.FAILED})
@@ -262,6 +266,8 @@ class Instance(Supervisor):
         self._wake = None
         self._store: Any = None
         self._pid: int | None = None
+        self._started_at: float | None = None  # the agent's process start (time.monotonic), from its runtime
+        self._attach: Any = None  # how to attach to the running agent (asked of each runtime generation once)
         recorded = spec.record.sdk_session_id if spec.record is not None else ""
         self._sdk_session = recorded or spec.conversation_id
         self._worked = spec.record.worked if spec.record is not None else False
@@ -283,10 +289,10 @@ class Instance(Supervisor):
             self.state = msgspec.structs.replace(
                 self.state, status=AgentStatus.PAUSED, reason=self._recorded_reason("paused")
             )
-            self._persist()
+            self._tell_and_record()
             return  # no runtime until a resume (`_start_again` adds it)
         super().started()
-        self._persist()
+        self._tell_and_record()
         if self.spec.mode == "sdk" and self._pending:
             self._send_pending()
 
@@ -316,6 +322,12 @@ class Instance(Supervisor):
             self._restarts += 1
         stats = self._runtime_stats()
         self._pid = getattr(stats, "pid", None)
+        self._started_at = getattr(stats, "started_at", None)
+        try:
+            self._attach = self._runtime_ask(GetAttachInfo())
+        except Exception as exc:  # the runtime is going away already: its exit report follows
+            log.debug("%s: no attach info: %s", self.spec.title, exc)
+            self._attach = None
         adopted = bool(getattr(stats, "adopted", False))
         if self.spec.task_prompt and not adopted and (restarted or self.spec.comeback):
             if self._manual_restart:
@@ -327,7 +339,7 @@ class Instance(Supervisor):
             self._pending = restart_prompt(why, self.spec.task_prompt)
         self._manual_restart = False
         self._decide(Evidence(mode=self.spec.mode, alive=True, restarts=self._restarts))
-        self._persist()
+        self._tell_and_record()
         if self.spec.mode == "sdk" and self._pending and generation > 1:
             self._send_pending()  # a restarted sdk agent resumed its conversation: give it its task again
 
@@ -335,7 +347,7 @@ class Instance(Supervisor):
         if child_id != RUNTIME:
             return
         self._alive = False
-        self._pid = None
+        self._pid = self._started_at = self._attach = None
         self._last_exit = reason.message or str(reason)
         status, signal = exit_details(reason)
         if status is None and signal is None and reason.is_error:
@@ -351,6 +363,7 @@ class Instance(Supervisor):
                 said=self._last_words,
             )
         )
+        self._tell_status()  # its process is gone, whether or not the status changed
         if not restarting:
             said = f" (it said: {self._last_words})" if self._last_words else ""
             self._note(f"agent ended: {reason}{said}", "info" if not reason.is_error else "warn")
@@ -399,7 +412,7 @@ class Instance(Supervisor):
                     and message.event.session_id != self._sdk_session
                 ):
                     self._sdk_session = message.event.session_id
-                    self._persist()
+                    self._tell_and_record()
                 self._decide(
                     Evidence(mode="sdk", alive=True, restarts=self._restarts, sdk_events=(message.event,))
                 )
@@ -432,6 +445,11 @@ class Instance(Supervisor):
                 metrics = self._runtime_ask(GetMetrics())
             except Exception as exc:  # the runtime is going away: info without them
                 log.debug("%s: info without runtime details: %s", self.spec.title, exc)
+        return msgspec.structs.replace(self._card(), attach=attach, metrics=metrics)
+
+    def _card(self) -> InstanceInfo:
+        """The info without asking the runtime anything: what the Instance tells its Project at each change
+        (attach as asked when the runtime started; no metrics — a list reads those from /proc by pid)."""
         return InstanceInfo(
             project=self.spec.project,
             title=self.spec.title,
@@ -443,8 +461,7 @@ class Instance(Supervisor):
             resource_profile=self.spec.resource_profile,
             task=self.spec.task,
             agent_type=self.spec.agent_type,
-            attach=attach,
-            metrics=metrics,
+            attach=self._attach if self._runtime() is not None else None,
             conversation_id=self._sdk_session,
         )
 
@@ -565,12 +582,27 @@ class Instance(Supervisor):
         parent = self.ctx.parent
         if parent is not None:
             state = self.state
-            urn = self.actor_urn
-            _tell(parent, StatusNotice(self.spec.title, str(state.status), state.reason, state.since, urn))
+            pid, started = (self._pid, self._started_at) if self._alive else (None, None)
+            notice = StatusNotice(
+                self.spec.title,
+                str(state.status),
+                state.reason,
+                state.since,
+                self.actor_urn,
+                info=self._card(),
+                pid=pid,
+                started_at=started,
+            )
+            _tell(parent, notice)
 
-    def _publish_status(self, previous: str) -> None:
+    def _tell_and_record(self) -> None:
+        """Something a person sees changed without a status change (the agent started or ended, its
+        conversation id): tell the Project, and record it."""
         self._tell_status()
         self._persist()
+
+    def _publish_status(self, previous: str) -> None:
+        self._tell_and_record()
         self.ctx.env.publish(
             InstanceStatusChanged(
                 project=self.spec.project,
@@ -718,7 +750,7 @@ class Instance(Supervisor):
         child = self._children.get(RUNTIME)
         if child is not None:
             self._terminate(child)  # synchronously: its late exit report is stale, not "exit status 0"
-        self._alive, self._pid = False, None
+        self._alive, self._pid, self._started_at, self._attach = False, None, None, None
         if self._wake is not None:
             self._wake.cancel()
             self._wake = None

@@ -48,6 +48,7 @@ from typing import Any
 
 import msgspec
 
+from actors.board import BoardRow, InstanceBoard
 from actors.claimer import OutboxReady
 from actors.clock import utc_stamp
 from actors.instance import AgentEnded, Instance, InstanceSpec, StatusNotice
@@ -108,6 +109,7 @@ class ProjectSpec(msgspec.Struct, frozen=True, kw_only=True):
     instance_shutdown_s: float = 15.0
     store_path: str = ""  # the database its instances are recorded in and recovered from ("": neither)
     recorder: Any = None  # InstanceSpec.recorder for its instances (None: each opens a Store)
+    board: InstanceBoard | None = None  # where it posts its instances' rows for lists (None: nowhere)
 
 
 def _start_project(spec: ProjectSpec, ctx: ChildContext) -> Any:
@@ -142,9 +144,14 @@ class Project(EndedInstances, TaskHost, Supervisor):
         self._controls: ResourceControls | None = None
         self._outbox: Any = None  # actors.tasks.OutboxRunner, made on this thread at the first drain
         self._outbox_timer: Any = None
+        self._posted: tuple[BoardRow, ...] | None = None  # the rows last posted on the board
+        self._board_live = not spec.store_path  # after recovery: rows posted earlier would show a part
 
     def started(self) -> None:
+        if self.spec.board is not None:
+            self.spec.board.reset(self.spec.name)
         super().started()
+        self._post_board()
         if self.spec.store_path:
             self.actor_ref.tell(RecoverInstances())  # first in the inbox: before any request is answered
             # After recovery: a recovered agent is found, not started again.
@@ -156,8 +163,34 @@ class Project(EndedInstances, TaskHost, Supervisor):
             self._outbox_timer = None
         super().stopping()
         self._drop_runner()
+        if self.spec.board is not None:
+            self.spec.board.down(self.spec.name)
 
     def on_receive(self, message: Any) -> Any:
+        try:
+            return self._on_message(message)
+        finally:
+            self._post_board()
+
+    def _post_board(self) -> None:
+        """Post the rows a list shows, when they changed (after every message: whatever it changed)."""
+        board = self.spec.board
+        if board is None or not self._board_live:
+            return
+        rows = tuple(self._board_row(entry) for entry in self._listed_entries())
+        if rows != self._posted:
+            board.post(self.spec.name, rows)
+            self._posted = rows
+
+    def _board_row(self, entry: InstanceEntry) -> BoardRow:
+        if entry.final is not None:
+            return BoardRow(entry=entry, info=entry.final)
+        notice = self._statuses.get(entry.title)
+        if notice is None or notice.info is None or not self._from_current(entry.title, notice.urn):
+            return BoardRow(entry=entry)  # nothing from this Instance yet: a list asks it
+        return BoardRow(entry=entry, info=notice.info, pid=notice.pid, started_at=notice.started_at)
+
+    def _on_message(self, message: Any) -> Any:
         if isinstance(message, StartInstance):
             return self._start_requested(message)
         if isinstance(message, DrainOutbox | OutboxReady):
@@ -169,7 +202,10 @@ class Project(EndedInstances, TaskHost, Supervisor):
         if isinstance(message, AgentEnded):
             return self._agent_ended(message)
         if isinstance(message, RecoverInstances):
-            return self._recover_all()
+            try:
+                return self._recover_all()
+            finally:
+                self._board_live = True
         if isinstance(message, AdoptSession):
             return self._adopt(message)
         if isinstance(message, ListEntries):

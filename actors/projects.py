@@ -65,6 +65,7 @@ class ProjectsConfig(msgspec.Struct, frozen=True, kw_only=True):
     tmux_server: Any = None
     sweep_s: float = 2.0
     recorder: Any = None  # InstanceSpec.recorder for every Instance (None: each opens its own Store)
+    board: Any = None  # actors.board.InstanceBoard every Project posts its instances' rows on (None: none)
 
 
 class EnsureProject(msgspec.Struct, frozen=True):
@@ -204,6 +205,7 @@ class Projects(Supervisor):
             tmux_server=self.config.tmux_server,
             store_path=self.config.store_path,
             recorder=self.config.recorder,
+            board=self.config.board,
         )
         self._on_start_child(StartChild(project_child(spec)))
         log.info("started the supervisor of project %s", record.name)

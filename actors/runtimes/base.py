@@ -160,6 +160,7 @@ class RuntimeStats(msgspec.Struct, frozen=True):
     bytes_read: int
     last_output_at: float | None  # monotonic
     adopted: bool  # found running at start (re-adopted after a daemon restart) rather than started
+    started_at: float | None = None  # when the agent's process started (time.monotonic): its uptime's start
 
 
 # -- what a runtime tells its Instance ----------------------------------------------------------------------

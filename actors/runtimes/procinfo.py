@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import msgspec
 
@@ -21,6 +22,7 @@ from actors.clock import Recent
 __all__ = [
     "TOKEN_VAR",
     "CpuSampler",
+    "FleetMetrics",
     "ProcStat",
     "RuntimeMetrics",
     "kill_tree",
@@ -28,6 +30,7 @@ __all__ = [
     "session_processes",
     "tagged_sessions",
     "tree",
+    "trees",
 ]
 
 TOKEN_VAR = "CORRAL_RUNTIME_TOKEN"
@@ -98,11 +101,22 @@ metrics is one scan instead of 50 (each scan reads every process's stat file).""
 def tree(root: int, *, recent: bool = False) -> list[ProcStat]:
     """`root` and all its descendants that are alive (zombies excluded). `recent`: from a snapshot up to
     SNAPSHOT_MAX_AGE_S old (metrics); the default scans now (anything that kills must)."""
+    return trees((root,), recent=recent)[root]
+
+
+def trees(roots: Iterable[int], *, recent: bool = False) -> dict[int, list[ProcStat]]:
+    """`tree` of each root, from one scan (or one recent snapshot) and one pass over it: a list of fifty
+    agents' metrics reads /proc once and walks it once."""
     stats = _recent_stats.get() if recent else _all_stats()
     children: dict[int, list[ProcStat]] = {}
+    by_pid: dict[int, ProcStat] = {}
     for st in stats:
         children.setdefault(st.ppid, []).append(st)
-    top = next((st for st in stats if st.pid == root), None)
+        by_pid[st.pid] = st
+    return {root: _descendants(by_pid.get(root), children) for root in roots}
+
+
+def _descendants(top: ProcStat | None, children: dict[int, list[ProcStat]]) -> list[ProcStat]:
     if top is None:
         return []
     out, todo = [], [top]
@@ -184,9 +198,13 @@ class CpuSampler:
         self._last: tuple[float, float] | None = None
         self._percent = 0.0
 
-    def sample(self, root: int | None, started_at: float) -> RuntimeMetrics:
+    def sample(
+        self, root: int | None, started_at: float, procs: list[ProcStat] | None = None
+    ) -> RuntimeMetrics:
+        """The metrics of `root`'s tree now; `procs`: that tree as `trees` read it (else read here)."""
         now = time.monotonic()
-        procs = tree(root, recent=True) if root else []
+        if procs is None:
+            procs = tree(root, recent=True) if root else []
         cpu = sum(st.cpu_s for st in procs)
         percent = self._percent
         if self._last is None or now - self._last[0] > SNAPSHOT_MAX_AGE_S:
@@ -201,3 +219,28 @@ class CpuSampler:
             rss_bytes=sum(st.rss_bytes for st in procs),
             uptime_s=max(0.0, now - started_at),
         )
+
+
+class FleetMetrics:
+    """The metrics of many agents at once — one /proc snapshot, one walk — keeping a CpuSampler per agent
+    (cpu % is the difference between two samples). For a list: `sample` is called with the agents of one
+    group (a project) each time, and forgets the samplers of agents no longer in it. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._samplers: dict[tuple[str, str], tuple[int, CpuSampler]] = {}
+        self._lock = threading.Lock()
+
+    def sample(self, group: str, agents: Mapping[str, tuple[int, float | None]]) -> dict[str, RuntimeMetrics]:
+        """name → (pid, process start on time.monotonic, None: unknown) → name → its metrics now."""
+        procs = trees((pid for pid, _ in agents.values()), recent=True)
+        out = {}
+        with self._lock:
+            for key in [k for k in self._samplers if k[0] == group and k[1] not in agents]:
+                del self._samplers[key]
+            for name, (pid, started_at) in agents.items():
+                held = self._samplers.get((group, name))
+                if held is None or held[0] != pid:
+                    held = self._samplers[(group, name)] = (pid, CpuSampler())
+                start = started_at if started_at is not None else time.monotonic()
+                out[name] = held[1].sample(pid, start, procs[pid])
+        return out

@@ -376,6 +376,7 @@ class PtyRuntime(RuntimeActor):
             bytes_read=self._bytes_read,
             last_output_at=self._last_output_at,
             adopted=False,
+            started_at=self._spawned_at,
         )
 
     def on_runtime_message(self, message: Any) -> Any:

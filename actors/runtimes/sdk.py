@@ -441,6 +441,7 @@ class SdkRuntime(RuntimeActor):
             bytes_read=self._bytes_read,
             last_output_at=self._last_output,
             adopted=False,
+            started_at=self._started_at,
         )
 
 

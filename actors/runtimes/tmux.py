@@ -467,6 +467,7 @@ class TmuxRuntime(RuntimeActor):
             bytes_read=self._bytes_before + (tap.bytes_read if tap is not None else 0),
             last_output_at=self._last_output,
             adopted=self._adopted,
+            started_at=self._started_at,
         )
 
     def _pane_id(self) -> str:

@@ -51,10 +51,10 @@ import msgspec
 import pykka
 from aiohttp import web
 
+from actors.board import InstanceBoard
 from actors.instance import (
     GetInstanceInfo,
     InstanceCapture,
-    InstanceInfo,
     InstanceKill,
     InstancePause,
     InstanceRestart,
@@ -66,13 +66,12 @@ from actors.project_inbox import (
     AdoptSession,
     DeleteInstance,
     InstanceEntry,
-    ListEntries,
     ResolveTitle,
     RestartEnded,
     instance_view,
 )
 from actors.projects import PROJECTS, EnsureProject
-from actors.runtimes.procinfo import kill_tree
+from actors.runtimes.procinfo import FleetMetrics, kill_tree
 from actors.runtimes.procinfo import tree as tree_of
 from actors.runtimes.tmux import TmuxError, TmuxServer, default_server
 from actors.runtimes.tmux_server import SESSION_PREFIX
@@ -194,9 +193,12 @@ class InstanceDesk:
         tree: Callable[[], SupervisionTree | None],
         tmux_server: TmuxServer,
         *,
+        board: InstanceBoard,
         list_records: Callable[[], concurrent.futures.Future[list[InstanceRecord]]] | None = None,
     ) -> None:
         self._tree = tree
+        self._board = board
+        self._metrics = FleetMetrics()
         self.tmux_server = tmux_server
         self._list_records = list_records
         self._pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="corral-instances")
@@ -234,11 +236,15 @@ class InstanceDesk:
 
     # -- on the desk's threads --------------------------------------------------------------------------
 
-    def _project(self, name: str) -> tuple[SupervisionTree, pykka.ActorRef[Any]]:
-        """The tree and the project's supervisor, started now if it is not running yet (by the Projects)."""
+    def _running_tree(self) -> SupervisionTree:
         tree = self._tree()
         if tree is None:
             raise SupervisionError("the supervision tree is not running")
+        return tree
+
+    def _project(self, name: str) -> tuple[SupervisionTree, pykka.ActorRef[Any]]:
+        """The tree and the project's supervisor, started now if it is not running yet (by the Projects)."""
+        tree = self._running_tree()
         projects = tree.env.directory.get(f"{tree.root_id}/{PROJECTS}")
         if projects is None:
             raise SupervisionError("the projects' supervisor is restarting; try again in a moment")
@@ -249,34 +255,45 @@ class InstanceDesk:
         return tree, ref
 
     def _list(self, project: str, statuses: frozenset[str]) -> list[InstanceView]:
-        tree, ref = self._project(project)
-        entries: tuple[InstanceEntry, ...] = _ask(ref, ListEntries(), LIST_TIMEOUT_S, project)
-        asked = []
-        for entry in entries:  # ask them all at once, then collect (an ended one has nobody to ask)
-            target = tree.env.directory.get(entry.path) if entry.final is None else None
-            future = None
-            if target is not None:
-                try:
-                    future = target.ask(GetInstanceInfo(), block=False)
-                except pykka.ActorDeadError:
-                    pass
-            asked.append((entry, future))
+        """The project's instances from the board its Project keeps (actors/board.py): no actor is asked,
+        except an Instance that has not told its Project anything yet (just started, or restarting)."""
+        rows = self._board.rows(project)
+        if rows is None:  # its Project is not running yet, or still bringing its instances back
+            self._project(project)  # starts it; NotFoundError for a project nobody registered
+            if not self._board.wait_ready(project, LIST_TIMEOUT_S * 2):
+                raise TimeoutError(
+                    f"project {project} did not list its instances within {LIST_TIMEOUT_S * 2:g} s (it may "
+                    "still be bringing its agents back); try again in a moment, or see the daemon's log"
+                )
+            rows = self._board.rows(project)
+            if rows is None:
+                raise ConflictError(f"project {project} is restarting; try again in a moment")
+        tree = self._running_tree()
+        now = tree.env.clock.monotonic()
+        agents = {r.entry.title: (r.pid, r.started_at) for r in rows if r.pid and r.entry.final is None}
+        metrics = self._metrics.sample(project, agents)
         views = []
-        for entry, future in asked:
-            info, why = entry.final, "the instance is restarting (its actor failed)"
-            if future is not None:
-                try:
-                    info = future.get(timeout=LIST_TIMEOUT_S)
-                except pykka.Timeout:
-                    why = f"the instance did not answer within {LIST_TIMEOUT_S:g} s"
-                except pykka.ActorDeadError:
-                    pass
-            if info is None and why.startswith("the instance is restarting"):
-                entry, info = self._ended_meanwhile(ref, entry)
-            view = instance_view(entry, info, tree.env.clock.monotonic(), why)
+        for row in rows:
+            if row.info is None:
+                view = self._asked_view(tree, row.entry)
+            else:
+                info = row.info
+                if row.entry.final is None:
+                    info = msgspec.structs.replace(info, metrics=metrics.get(row.entry.title))
+                view = instance_view(row.entry, info, now)
             if not statuses or view.status in statuses:
                 views.append(view)
         return views
+
+    def _asked_view(self, tree: SupervisionTree, entry: InstanceEntry) -> InstanceView:
+        """An instance the board has no info for, asked itself; unknown, with why, if it cannot answer."""
+        now = tree.env.clock.monotonic()
+        try:
+            return self._view(tree, entry)
+        except TimeoutError:
+            return instance_view(entry, None, now, f"the instance did not answer within {LIST_TIMEOUT_S:g} s")
+        except (ConflictError, NotFoundError):  # its actor restarting, or it ended and went meanwhile
+            return instance_view(entry, None, now, "the instance is restarting (its actor failed)")
 
     def _start(self, project: str, request: StartInstance) -> InstanceView:
         tree, ref = self._project(project)
@@ -301,16 +318,6 @@ class InstanceDesk:
         if isinstance(message, InstanceCapture):
             return Captured(project=entry.project, title=entry.title, lines=message.lines, text=result)
         return self._view(tree, entry)
-
-    def _ended_meanwhile(
-        self, project: pykka.ActorRef[Any], entry: InstanceEntry
-    ) -> tuple[InstanceEntry, InstanceInfo | None]:
-        """An Instance that was gone when asked: it ended just now, and its Project has its last info."""
-        try:
-            entry = _ask(project, ResolveTitle(entry.title), LIST_TIMEOUT_S, entry.project)
-        except Exception:  # removed meanwhile, or the Project is busy: shown as unknown, with why
-            return entry, None
-        return entry, entry.final
 
     def _act_ended(
         self, tree: SupervisionTree, project: pykka.ActorRef[Any], entry: InstanceEntry, message: Any

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 import msgspec
 import pykka
 
+from actors.board import InstanceBoard
 from actors.clock import utc_stamp
 from actors.eventbus import EventBus, EventHub
 from actors.health import WriteHealth
@@ -82,6 +83,7 @@ def root_children(
     tmux_server: Any = None,
     health: WriteHealth | None = None,
     recorder: Any = None,
+    board: InstanceBoard | None = None,
 ) -> list[ChildSpec]:
     """The root supervisor's children, in start order (they stop in reverse): the actors every daemon runs.
 
@@ -89,7 +91,8 @@ def root_children(
     the repositories' supervisors that carry out their outbox. `tmux_server` is corral's tmux server, the
     one every tmux agent runs in (None: the runtime's default). `health` is where the claimer and the audit
     recorder report a store they cannot write (they degrade and retry; they do not crash). `recorder` writes
-    an Instance's row on a thread that owns a connection (`InstanceSpec.recorder`)."""
+    an Instance's row on a thread that owns a connection (`InstanceSpec.recorder`). `board` is where the
+    Projects post their instances' rows, which the instance list reads (actors/board.py)."""
     from actors.audit import AuditConfig, AuditFeed, AuditRecorder
     from actors.claimer import ClaimerConfig, SignalClaimer
     from actors.projects import PROJECTS, ProjectsConfig, projects_child
@@ -117,7 +120,9 @@ def root_children(
             backoff=BackoffSpec(min_s=0.5, max_s=10.0),
         ),
         projects_child(
-            ProjectsConfig(store_path=config.database, tmux_server=tmux_server, recorder=recorder)
+            ProjectsConfig(
+                store_path=config.database, tmux_server=tmux_server, recorder=recorder, board=board
+            )
         ),
     ]
 
@@ -155,8 +160,15 @@ class Daemon:
         for handler in logging.getLogger().handlers:  # the daemon's log counts its dropped lines here
             if isinstance(handler, DaemonLogHandler):
                 handler.health = self.health
+        self.board = InstanceBoard()
         self.children = [
-            *root_children(config, tmux_server=self.tmux, health=self.health, recorder=self._record_instance),
+            *root_children(
+                config,
+                tmux_server=self.tmux,
+                health=self.health,
+                recorder=self._record_instance,
+                board=self.board,
+            ),
             *extra_children,
         ]
         self.tree: SupervisionTree | None = None
@@ -173,6 +185,7 @@ class Daemon:
             lambda: self.tree,
             self.tmux,
             list_records=lambda: self._store_call(lambda s: s.list_instances()),
+            board=self.board,
         )
         self.tasks = TaskDesk(
             self._store_call,
