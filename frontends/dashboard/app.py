@@ -36,8 +36,10 @@ from protocols.instances import InstanceView
 
 __all__ = ["IDLE_S", "TOAST_S", "Painter", "colors_of", "focus_of", "key_name", "run"]
 
-IDLE_S = 0.1
+IDLE_S = 0.2
 """The longest the loop sleeps without a key: how late a new Fleet, Pane or toast can be drawn."""
+INTERACTIVE_IDLE_S = 0.05
+"""…while the person types to an agent (interactive mode): its echo should show at once."""
 TOAST_S = 4.0
 """How long a toast stays."""
 ESC_DELAY_S = 0.05
@@ -160,7 +162,8 @@ class _Loop:
             with term.fullscreen(), term.cbreak(), term.hidden_cursor():
                 self.painter.invalidate()
                 while True:
-                    key = term.inkey(timeout=IDLE_S, esc_delay=ESC_DELAY_S)
+                    idle = INTERACTIVE_IDLE_S if self.state.view.interactive else IDLE_S
+                    key = term.inkey(timeout=idle, esc_delay=ESC_DELAY_S)
                     effects: tuple[Any, ...] = ()
                     state = msgspec.structs.replace(self.state, now=time.monotonic(), wall=time.time())
                     if key:

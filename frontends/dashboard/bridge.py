@@ -15,9 +15,10 @@ a loop that is busy (attached to an agent, say) and the loop never draws a stale
 
 **Threads.** The actor's own thread does every API request (the loop's thread never does: a daemon that
 hangs freezes nothing on screen). Two helper threads only tell the actor things: the event reader (blocked
-on `/v1/events`; every event marks the fleet dirty, so a change shows within one tick) and the ticker (a
-`Tick` every `TICK_S`, which paces fetches: a burst of 50 events costs one fetch, not 50). Both are daemon
-threads: a blocking read cannot be interrupted, and quitting the dashboard must not wait for one.
+on `/v1/events`; an event is fetched at once, or marks the fleet dirty when a fetch was just made) and the
+ticker (a `Tick` every `TICK_S`, which paces the polls and fetches what is dirty: a burst of 50 events
+costs two fetches, not 50). Both are daemon threads: a blocking read cannot be interrupted, and quitting
+the dashboard must not wait for one.
 
 **A lost daemon** makes a fetch fail: the Fleet keeps its last rows with `connected=False` and `problem`
 saying why and what is being done (the banner). The event reader retries its connection every
@@ -59,8 +60,11 @@ __all__ = [
     "stop_bridge",
 ]
 
-TICK_S = 0.1
-"""How often the ticker wakes the actor: the most a change waits before it is fetched."""
+TICK_S = 0.25
+"""How often the ticker wakes the actor (pacing the polls below, and the tail of a burst of events)."""
+EVENT_GAP_S = 0.1
+"""An event is fetched at once unless the last fetch is more recent than this; then at the next tick, so a
+burst of 50 events costs two fetches, not 50."""
 FLEET_POLL_S = 5.0
 """Without events, the fleet is fetched this often anyway (cpu, memory and ages move without events)."""
 PANE_POLL_S = 0.5
@@ -239,6 +243,8 @@ class Bridge(pykka.ThreadingActor):
         self._dirty = True
         if (notice := notice_of(event, self.project)) is not None:
             self._notices.put(notice)
+        if self._fleet.connected and self._clock() - self._fetched_at >= EVENT_GAP_S:
+            self._fetch_fleet(self._clock())
 
     # -- fetching (the actor's thread) --------------------------------------------------------------------
 
@@ -350,7 +356,7 @@ class Bridge(pykka.ThreadingActor):
     # -- helper threads: they only tell the actor ------------------------------------------------------------
 
     def _tick(self, me: pykka.ActorRef[Any]) -> None:
-        while not self._halt.wait(TICK_S):
+        while not self._halt.wait(INTERACTIVE_POLL_S if self._focus.interactive else TICK_S):
             try:
                 me.tell(_Tick())
             except pykka.ActorDeadError:

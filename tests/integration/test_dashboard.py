@@ -83,6 +83,11 @@ def select(dash: Dashboard, title: str) -> str:
     raise AssertionError(f"{title} never selected:\n{dash.screen()}")
 
 
+def attached(screen: str) -> bool:
+    """The agent's own screen fills the terminal: its banner shows, the dashboard's status bar does not."""
+    return "corral-sim" in screen and STATUS_BAR not in screen
+
+
 def test_navigate_between_tasks_and_agents_with_their_screen_diff_and_info(env: Env, git_repo: Path) -> None:
     ok(git_repo, "task", "create", "fix-login", "--title", "Fix login", "--topic", "auth")
     start(git_repo, "alpha")
@@ -116,8 +121,7 @@ def test_attach_fullscreen_and_detach_with_ctrl_q(env: Env, git_repo: Path, oute
         dash.keys("Enter")
         dash.wait_for("ctrl+q or ctrl+space detaches")  # the one-time help
         dash.keys("Enter")
-        attached = dash.wait_gone(STATUS_BAR)
-        assert "corral-sim" in attached  # the agent's own screen, the whole terminal
+        dash.wait_for(attached, what="the agent's own screen, the whole terminal")
         dash.type("/echo from-the-attached-terminal")
         dash.keys("Enter")
         dash.wait_for("from-the-attached-terminal")
@@ -125,7 +129,7 @@ def test_attach_fullscreen_and_detach_with_ctrl_q(env: Env, git_repo: Path, oute
         dash.wait_for(STATUS_BAR)
         assert dash.exited() is None
         dash.keys("Enter")  # the help is not shown again: straight to the agent
-        dash.wait_gone(STATUS_BAR)
+        dash.wait_for(attached, what="the agent's screen again")
         dash.keys("C-Space")
         dash.wait_for(STATUS_BAR)
     assert instance(env, git_repo, "alpha")["status"] in ("ready", "running")  # detaching kept it running
@@ -141,8 +145,7 @@ def test_a_pty_agent_is_attached_through_the_daemon(env: Env, git_repo: Path) ->
         dash.keys("Enter")
         dash.wait_for("ctrl+q or ctrl+space detaches")
         dash.keys("Enter")
-        dash.wait_gone(STATUS_BAR)
-        dash.wait_for("corral-sim")
+        dash.wait_for(attached, what="the agent's screen, proxied")
         dash.type("/echo typed-through-the-daemon")
         dash.keys("Enter")
         dash.wait_for("typed-through-the-daemon")
@@ -219,14 +222,14 @@ def test_search_and_sort(env: Env, git_repo: Path) -> None:
 
         for _ in range(3):
             bar = dash.screen().splitlines()[0]
-            if "sort name" in bar:
+            if "sort: name" in bar:
                 break
             dash.keys("3")
             dash.wait_for(lambda s, bar=bar: s.splitlines()[0] != bar or None, 10, "the sort to change")
-        screen = dash.wait_for("sort name")
+        screen = dash.wait_for("sort: name")
         assert order(screen) == ["alpha", "beta", "zeta"]
         dash.keys("3")
-        screen = dash.wait_for("sort created")
+        screen = dash.wait_for("sort: created")
         assert order(screen) == ["zeta", "alpha", "beta"]
 
 

@@ -6,7 +6,7 @@ A real daemon on a private runtime directory, tmux socket and CORRAL_HOME, AGENT
 through the API (tmux, worktree "none": the bench is about the dashboard, not worktrees), all idle at their
 prompt. `corral dashboard` runs in a terminal of its own (a private tmux server, 160×45).
 
-- key → screen: a key (j, then k, alternately: the selection moves) is sent with `tmux send-keys` and the
+- key → screen: a key (Down, then Up, alternately: the selection moves) is sent with `tmux send-keys` and the
   screen is read with `capture-pane` until it differs from the screen before the key. The time includes one
   send-keys and at least one capture-pane (a tmux client process each, measured alone and printed: the
   dashboard's own share is the difference).
@@ -102,7 +102,7 @@ def test_bench_dashboard_key_to_screen_and_idle_cpu(env: Env, git_repo: Path) ->
         for n in range(KEYS):
             before = dash.screen()
             t0 = time.perf_counter()
-            dash.keys("j" if n % 2 == 0 else "k")
+            dash.keys("Down" if n % 2 == 0 else "Up")
             wait_for(lambda before=before: dash.screen() != before, 10, "the screen to change after a key")
             key_ms.append((time.perf_counter() - t0) * 1000)
 
