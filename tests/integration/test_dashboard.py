@@ -109,6 +109,10 @@ def test_navigate_between_tasks_and_agents_with_their_screen_diff_and_info(env: 
         dash.wait_for("corral/beta", what="beta's info after moving")
         dash.keys("Up")
         dash.wait_for(lambda s: "alpha" in selected(s).split() or None, 10, "alpha selected again")
+    base = f"/v1/repos/{git_repo.name}/instances"
+    status, body = env.client.request("GET", f"{base}/alpha/attach")  # the pty proxy: not for tmux agents
+    assert status == 409 and "tmux" in body["error"]
+    assert env.client.request("GET", f"{base}/nothing-like-it/attach")[0] == 404
 
 
 @pytest.mark.parametrize("outer_tmux", [True, False], ids=["inside-the-persons-tmux", "plain-terminal"])
