@@ -29,6 +29,7 @@ from typing import Any, TextIO
 import msgspec
 
 from frontends.daemon.client import DaemonClient
+from frontends.dashboard import sidebar
 from frontends.dashboard.bridge import Bridge, Focus, Notice, Refresh, stop_bridge
 from frontends.dashboard.effects import EffectRunner, Outcome, osc52
 from frontends.dashboard.model import Attach, Call, Copy, Fleet, Pane, Quit, SendKeys, State, Toast, View
@@ -62,11 +63,13 @@ def colors_of(number_of_colors: int) -> int:
 
 
 def focus_of(state: State) -> Focus:
-    """What the bridge must fetch for this state: the selected instance's pane, the audit pane, the orphan
-    browser's and the tree view's lists."""
+    """What the bridge must fetch for this state: the selected instance's pane (the row the sidebar shows
+    selected: the first one while nothing was chosen), the audit pane, the orphan browser's and the tree
+    view's lists."""
     view = state.view
     kind = view.overlay.kind if view.overlay is not None else ""
-    title = view.selected.removeprefix("instance:") if view.selected.startswith("instance:") else ""
+    row = sidebar.selected_row(sidebar.rows(state.fleet, view), view)
+    title = row.instance.title if row is not None and row.instance is not None else ""
     return Focus(
         title=title,
         tab=view.tab,
@@ -227,10 +230,11 @@ class _Loop:
             width, height = size
             self.painter.paint(self.frame(state, width, height, colors=colors_of(term.number_of_colors)))
         self.state = state
-        focus = focus_of(state)
-        if focus != self.focus:
-            self.focus = focus
-            self.bridge.tell(focus)
+        if changed:
+            focus = focus_of(state)
+            if focus != self.focus:
+                self.focus = focus
+                self.bridge.tell(focus)
 
     def _carry_out(self, effects: tuple[Any, ...]) -> bool:
         """Carry out `effects`; False when one is Quit."""

@@ -4,6 +4,7 @@ driven by keys (send-keys), read off the screen (capture-pane)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -270,3 +271,32 @@ def test_corral_alone_opens_the_dashboard_and_starts_the_daemon(env: Env, git_re
         dash.wait_for(STATUS_BAR)
         dash.wait_gone("connecting")
     assert env.client.ping() is not None
+
+
+def test_y_answers_a_permission_prompt_and_the_wait_is_notified(
+    env: Env, git_repo: Path, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    said = tmp_path / "notified.txt"
+    stand_in = bin_dir / "notify-send"  # the desktop is what cannot run here: a stand-in records the call
+    stand_in.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {said}\n')
+    stand_in.chmod(0o755)
+    start(git_repo, "alpha", "--prompt", "/edit a.txt hi")
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    with Dashboard.open(git_repo, extra_env={"PATH": path}) as dash:
+        dash.wait_for("alpha")
+        waiting = wait_status(env, git_repo, "alpha", "waiting")
+        assert "permission" in waiting["reason"]
+        dash.wait_for(lambda s: any("◆" in r for r in sidebar(s) if "alpha" in r) or None, 20, "alpha ◆")
+        dash.wait_for("1. Yes", what="the prompt on the agent's screen, in the preview")
+        dash.keys("y")
+        wait_status(env, git_repo, "alpha", "ready", "running")
+        worktree = Path(waiting["worktree"])
+        wait_for(lambda: (worktree / "a.txt").exists(), 20, "the edit the prompt allowed")
+    # The dashboard opened before the agent reached its prompt: the wait reached it as an event.
+    if "waits for you" not in (said.read_text() if said.exists() else ""):
+        pytest.fail(
+            f"no notification of the wait; notify-send got: {said.read_text() if said.exists() else ''}"
+        )
+    assert "alpha waits for you: permission" in said.read_text()

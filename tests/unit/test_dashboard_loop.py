@@ -13,6 +13,7 @@ from frontends.dashboard.attach import attach_env, detach_bindings
 from frontends.dashboard.bridge import Focus, Notice, notice_of, offer
 from frontends.dashboard.effects import key_requests, osc52
 from frontends.dashboard.model import Fleet, Overlay, State, View
+from tests.unit.dashboard.fleet_kit import instance, task
 
 
 def test_a_queue_of_one_keeps_the_latest_and_never_blocks() -> None:
@@ -58,14 +59,17 @@ def test_notifications_for_waiting_failed_and_done_of_this_project_only() -> Non
 
 
 def test_the_bridge_is_asked_for_what_the_view_shows() -> None:
-    state = State(fleet=Fleet(project="p"))
-    assert focus_of(state) == Focus()
+    assert focus_of(State(fleet=Fleet(project="p"))) == Focus()
+    fleet = Fleet(project="p", instances=(instance("first"), instance("fix-login")), tasks=(task("auth"),))
     view = View(selected="instance:fix-login", tab="diff", audit_open=True, overlay=Overlay(kind="tmux"))
-    assert focus_of(State(fleet=Fleet(project="p"), view=view)) == Focus(
+    assert focus_of(State(fleet=fleet, view=view)) == Focus(
         title="fix-login", tab="diff", audit=True, orphans=True
     )
     task_row = View(selected="task:auth", overlay=Overlay(kind="tree"), interactive=True)
-    assert focus_of(State(fleet=Fleet(project="p"), view=task_row)) == Focus(tree=True, interactive=True)
+    assert focus_of(State(fleet=fleet, view=task_row)) == Focus(tree=True, interactive=True)
+    # nothing chosen yet: the row the sidebar shows selected, the first one
+    only_agents = Fleet(project="p", instances=(instance("first"), instance("fix-login")))
+    assert focus_of(State(fleet=only_agents)).title == "first"
 
 
 def test_the_painter_writes_only_the_lines_that_changed() -> None:
