@@ -1,7 +1,9 @@
 """Terminal cells: how wide text is on screen, and cutting lines that carry SGR colours to an exact width.
 
 A frame's contract is "each line exactly `width` cells", so every piece of text is measured in cells, not in
-characters: a CJK character takes two, a combining accent none, an escape sequence none. The strings handled
+characters, and cut between grapheme clusters, as a terminal draws them: a CJK character takes two, a
+combining accent none, an emoji with its variation selector (❤️) or a ZWJ sequence (👩‍💻) two, an escape
+sequence none (wcwidth's tables, which blessed's own `length` uses). The strings handled
 here hold printable text and SGR sequences (`ESC [ … m`) only — sanitize.py makes agent text so before it
 gets here — which is what lets `cut` re-open the colours in force at its start and close them at its end.
 
@@ -14,8 +16,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 
-from wcwidth import wcwidth
+from wcwidth import iter_graphemes, wcswidth
 
 RESET = "\x1b[0m"
 ELLIPSIS = "…"
@@ -23,17 +26,28 @@ SGR = re.compile(r"\x1b\[[0-9;:]*m")
 _ASCII_PRINTABLE = re.compile(r"[ -~]*")
 
 
-@functools.lru_cache(maxsize=4096)
-def char_width(ch: str) -> int:
-    """Cells one character takes: 0 (combining), 1 or 2 (wide). Unprintables count 0; sanitize drops them."""
-    return max(wcwidth(ch), 0)
+@functools.lru_cache(maxsize=8192)
+def cluster_width(cluster: str) -> int:
+    """Cells one grapheme cluster takes: 0 (a lone combining mark), 1, or 2 (wide, emoji). Unprintables
+    count 0; sanitize drops them before text gets here."""
+    return max(wcswidth(cluster), 0)
+
+
+def clusters(text: str) -> Iterator[tuple[str, int]]:
+    """(cluster, cells) for each grapheme cluster of plain `text`."""
+    if _ASCII_PRINTABLE.fullmatch(text):
+        for ch in text:
+            yield ch, 1
+        return
+    for cluster in iter_graphemes(text):
+        yield cluster, cluster_width(cluster)
 
 
 def width(text: str) -> int:
     """Cells `text` (plain, no escapes) takes on screen."""
     if _ASCII_PRINTABLE.fullmatch(text):
         return len(text)
-    return sum(char_width(ch) for ch in text)
+    return max(wcswidth(text), 0)
 
 
 def visible_width(line: str) -> int:
@@ -54,11 +68,10 @@ def fit(text: str, cells: int, *, ellipsis: bool = True) -> str:
     out: list[str] = []
     total = width(text)
     limit = cells - 1 if (total > cells and ellipsis) else cells
-    for ch in text:
-        w = char_width(ch)
+    for cluster, w in clusters(text):
         if used + w > limit:
             break
-        out.append(ch)
+        out.append(cluster)
         used += w
     if total > cells and ellipsis:
         out.append(ELLIPSIS)
@@ -94,14 +107,13 @@ def cut(line: str, start: int, end: int) -> str:
         nxt = line.find("\x1b", pos)
         if nxt < 0:
             nxt = n
-        for ch in line[pos:nxt]:
-            w = 1 if " " <= ch <= "~" else char_width(ch)
+        for cluster, w in clusters(line[pos:nxt]):
             if col + w > end:  # a wide character at the right edge
                 out.append(" " * (end - col))
                 col = end
                 break
             if col >= start:
-                out.append(ch)
+                out.append(cluster)
             elif col + w > start:  # a wide character at the left edge
                 out.append(" " * (col + w - start))
             col += w

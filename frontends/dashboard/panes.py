@@ -14,7 +14,7 @@ from typing import Any
 from frontends.dashboard.cells import cut, wrap
 from frontends.dashboard.model import State, WaveProgress
 from frontends.dashboard.sanitize import plain, screen_lines
-from frontends.dashboard.theme import Theme
+from frontends.dashboard.theme import STATUS_ORDER, Theme
 from protocols.instances import FINISHED, InstanceView
 from protocols.records import TaskSummary
 
@@ -224,7 +224,10 @@ def task(state: State, t: TaskSummary, theme: Theme, width: int, height: int) ->
         for command in t.waiting.commands:
             fields.append(("", f"$ {command}", "dim"))
         fields.append(("", "enter or space: answer it from the task menu", "key"))
-    agents = [i for i in fleet.instances if i.task == t.name]
+    agents = sorted(
+        (i for i in fleet.instances if i.task == t.name),
+        key=lambda i: (STATUS_ORDER.get(i.status, 5), i.title),
+    )
     fields.append(("agents", str(len(agents)) if agents else "none yet (s spawns one)", "text"))
     lines = _field_lines(fields, theme, width)
     for inst in agents:

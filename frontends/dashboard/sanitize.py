@@ -11,7 +11,8 @@ passes through here before it is drawn:
 Kept: printable text and SGR (`ESC [ … m`, colours and attributes), re-written for the terminal's colours.
 Dropped: every other CSI (cursor moves, erase, scroll regions, modes), OSC (titles, clipboard, hyperlinks),
 DCS/SOS/PM/APC strings, two-byte escapes (ESC 7, ESC c, charset selects), C1 controls, C0 controls but tab
-(expanded) and newline, and the bidirectional overrides that would reorder the text around them.
+(expanded) and newline, the bidirectional overrides that would reorder the text around them, and the emoji
+joiner and variation selectors whose width terminals disagree on.
 """
 
 from __future__ import annotations
@@ -31,8 +32,11 @@ _ESCAPES = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-# ESC is not here: _ESCAPES has consumed every ESC the text held, so one left is an SGR we wrote.
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# ESC is not here: _ESCAPES has consumed every ESC the text held, so one left is an SGR we wrote. The
+# variation selectors and the zero-width joiner go too: terminals disagree on how wide ❤️ or 👩‍💻 is (one
+# cell or two, two or four), and a line one cell wider than counted wraps and breaks the layout; without
+# them every terminal draws ❤ and 👩💻 the same width.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f-\x9f\u200d\u202a-\u202e\u2066-\u2069\ufe0e\ufe0f]")
 _SGR_PARAMS = re.compile(r"[0-9;:]*")
 
 

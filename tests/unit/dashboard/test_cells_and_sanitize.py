@@ -17,10 +17,15 @@ TERM = blessed.Terminal(kind="xterm-256color", force_styling=True, stream=io.Str
 
 @pytest.mark.parametrize(
     "text",
-    ["plain", "漢字かな", "e\u0301te\u0301", "\x1b[31mred\x1b[0m and 漢", "emoji 🎉 ok", ""],
+    ["plain", "漢字かな", "e\u0301te\u0301", "\x1b[31mred\x1b[0m and 漢", "emoji 🎉 ok", "❤️ ✔️ 👩‍💻 🇫🇷 x", ""],
 )
-def test_width_agrees_with_blessed(text: str) -> None:
-    assert visible_width(text) == TERM.length(text)
+def test_width_of_sanitized_text_agrees_with_blessed(text: str) -> None:
+    (line,) = screen_lines(text, 256) or ("",)
+    assert visible_width(line) == TERM.length(line)
+
+
+def test_emoji_whose_width_terminals_disagree_on_are_made_unambiguous() -> None:
+    assert plain("❤️ ✔️ 👩‍💻") == "❤ ✔ 👩💻"
 
 
 @pytest.mark.parametrize("cells", range(0, 12))
@@ -41,6 +46,14 @@ def test_cut_is_exact_reopens_colours_and_closes_them(start: int, end: int) -> N
         assert got.endswith(RESET)
     if start == 3:  # inside the red run: the red is re-opened before the first cell
         assert got.startswith("\x1b[31m")
+
+
+@pytest.mark.parametrize(("start", "end"), [(0, 3), (1, 4), (2, 7), (0, 12)])
+def test_cut_keeps_clusters_whole(start: int, end: int) -> None:
+    (line,) = screen_lines("a❤️👩‍💻\x1b[32m✔️b🇫🇷e\u0301", 256)
+    got = cut(line, start, end)
+    assert TERM.length(got) == end - start
+    assert "🇫" not in got or "🇫🇷" in got  # a flag's pair is never split
 
 
 def test_cut_after_a_reset_does_not_reopen_closed_colours() -> None:
