@@ -14,6 +14,8 @@ task, title) and, where it helps, what to do. The CLI prints the message, never 
     ├── PayloadError          a signal's payload does not match its type
     ├── NotFoundError         no such task, signal, instance
     ├── ConflictError         the thing already exists, or a constraint forbids it
+    ├── ToolError             a program corral needs is missing or cannot act (gh not installed, not
+    │                         logged in): says which, and the command that fixes it (API 424)
     ├── StoreError            the database cannot be opened or is newer than this corral
     │   └── DiskFullError     the disk holding the database is full: nothing new can be written
     └── SupervisionError      a child could not be started, or a supervisor gave up
@@ -33,6 +35,7 @@ __all__ = [
     "StoreError",
     "SupervisionError",
     "TooLargeError",
+    "ToolError",
     "TransitionError",
     "UsageError",
 ]
@@ -108,6 +111,11 @@ class NotFoundError(CorralError):
 
 class ConflictError(CorralError):
     """The thing already exists, or a rule (one implementing task per topic, …) forbids the change."""
+
+
+class ToolError(CorralError):
+    """A program corral runs for a person is missing, or cannot do it as things are (GitHub's `gh` not
+    installed, or not logged in): the message names it and the command that fixes it."""
 
 
 class StoreError(CorralError):

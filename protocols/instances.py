@@ -20,8 +20,14 @@ __all__ = [
     "FINISHED",
     "MODES",
     "WORKTREE_MODES",
+    "BranchCheckout",
+    "BranchPushed",
     "InstanceDeleted",
+    "InstanceDiff",
     "InstanceView",
+    "PullRequest",
+    "PullRequestOpened",
+    "PushRequest",
     "StartInstance",
     "WorktreeMode",
 ]
@@ -105,3 +111,69 @@ class InstanceDeleted(msgspec.Struct, frozen=True, kw_only=True):
     kept: tuple[str, ...] = ()  # what stays, and why (a task's shared worktree, a branch corral did not make)
     discarded: tuple[str, ...] = ()  # with force: the commits and uncommitted changes that were lost
     dry_run: bool = False
+
+
+class InstanceDiff(msgspec.Struct, frozen=True, kw_only=True):
+    """`GET …/instances/{title}/diff`: what the instance changed since `base` (the commit its branch started
+    from; "HEAD" when it has none), committed or not, untracked files as new ones. `stat` is git's --stat
+    of it; `diff` the patch without colours, cut at a line end after `limit_bytes` (`truncated` says so)."""
+
+    project: str
+    title: str
+    base: str
+    branch: str
+    worktree: str  # where it was read ("" for a paused instance: its branch's commits)
+    stat: str
+    diff: str
+    truncated: bool = False
+    limit_bytes: int = 0
+
+
+class PushRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of `POST …/instances/{title}/push` (optional)."""
+
+    remote: str = "origin"
+
+
+class BranchPushed(msgspec.Struct, frozen=True, kw_only=True):
+    """What a push did: `commit` (the branch's head) is on `remote` as `branch`, with its upstream set.
+    Uncommitted work is not pushed: `uncommitted` says there is some (commit it, or pause, which does)."""
+
+    project: str
+    title: str
+    branch: str
+    remote: str
+    commit: str
+    uncommitted: bool = False
+
+
+class PullRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of `POST …/instances/{title}/pr` (optional): "" title and body come from the task (its title
+    and brief) or, for a standalone instance, from its title and prompt; `base` "" is the remote's default."""
+
+    title: str = ""
+    body: str = ""
+    base: str = ""
+    remote: str = "origin"
+    draft: bool = False
+
+
+class PullRequestOpened(msgspec.Struct, frozen=True, kw_only=True):
+    project: str
+    title: str
+    branch: str
+    commit: str  # the head pushed first
+    url: str  # the pull request, as gh printed it
+    pr_title: str
+
+
+class BranchCheckout(msgspec.Struct, frozen=True, kw_only=True):
+    """`POST …/instances/{title}/checkout`: the instance is paused (its work committed on its branch) and
+    `commands` are what a person runs, in order, to have the branch in front of them."""
+
+    project: str
+    title: str
+    branch: str
+    paused: bool  # this request paused it (False: it was paused or had ended already)
+    commands: tuple[str, ...]
+    resume: str  # the command that gives the branch back to the agent afterwards

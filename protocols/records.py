@@ -37,6 +37,7 @@ __all__ = [
     "Task",
     "TaskSummary",
     "TransitionResult",
+    "WaveProgress",
     "WaveTaskRecord",
     "WaveTaskStatus",
     "check_content_size",
@@ -175,6 +176,17 @@ class Task(msgspec.Struct, frozen=True):
         return shown_status(self.status, self.phase)
 
 
+class WaveProgress(msgspec.Struct, frozen=True):
+    """A task's current wave as lists show it ("W2 3/5"): wave `wave` of `waves`; of its `total` tasks,
+    `done` complete and `failed` failed. The current wave is the last one with a task that ever started."""
+
+    wave: int
+    waves: int
+    done: int
+    total: int
+    failed: int = 0
+
+
 class TaskSummary(msgspec.Struct, frozen=True):
     """A task as lists show it: every field of `Task` but its content, which is only its size here
     (`content_bytes`, UTF-8). A list of tasks never carries their plans; `get_task` does."""
@@ -200,6 +212,8 @@ class TaskSummary(msgspec.Struct, frozen=True):
     done_at: str
     cancelled_at: str
     waiting: TaskWaiting | None = None
+    wave: WaveProgress | None = None
+    """Its current wave (None: its plan has no waves, or none has started)."""
 
     @property
     def display_status(self) -> str:

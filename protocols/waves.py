@@ -32,7 +32,7 @@ from typing import Literal
 import msgspec
 
 from protocols.plan import Plan
-from protocols.records import WaveTaskRecord, WaveTaskStatus
+from protocols.records import WaveProgress, WaveTaskRecord, WaveTaskStatus
 
 __all__ = [
     "AllWavesDone",
@@ -50,6 +50,7 @@ __all__ = [
     "WaveTask",
     "WavesAborted",
     "decision_commands",
+    "wave_progress",
 ]
 
 Phase = Literal["idle", "running", "awaiting_confirmation", "awaiting_decision", "done", "aborted"]
@@ -485,3 +486,21 @@ def _finish(before: WaveRun, run: WaveRun, actions: tuple[WaveAction, ...]) -> S
     old = {t.number: t for t in before.tasks}
     changed = tuple(t for t in run.tasks if old.get(t.number) != t)
     return Step(run, actions, changed=changed)
+
+
+def wave_progress(rows: Iterable[WaveTaskRecord]) -> WaveProgress | None:
+    """A task's current wave from its wave tasks' rows, as `WaveRun.from_records` finds it: the last wave
+    with a task that ever started. None when the task has no wave tasks or none has started yet."""
+    rows = list(rows)
+    started = [r.wave_number for r in rows if r.status != _PENDING.value or r.attempts > 0]
+    if not started:
+        return None
+    current = max(started)
+    wave = [r for r in rows if r.wave_number == current]
+    return WaveProgress(
+        wave=current,
+        waves=max(r.wave_number for r in rows),
+        done=sum(r.status == _COMPLETE.value for r in wave),
+        total=len(wave),
+        failed=sum(r.status == _FAILED.value for r in wave),
+    )

@@ -17,7 +17,7 @@ from pathlib import Path
 from actors.git.records import DiffStats, Worktree
 from actors.git.runner import run_git
 
-__all__ = ["diff_stats", "parse_numstat"]
+__all__ = ["count_added_lines", "diff_stats", "parse_numstat"]
 
 _NUMSTAT = ("diff", "--numstat", "--find-renames", "--no-ext-diff", "--no-color")
 _BINARY_SNIFF = 8000  # git's own heuristic: a NUL in the first 8000 bytes makes a file binary
@@ -35,7 +35,7 @@ def diff_stats(wt: Worktree) -> DiffStats:
     files, insertions = stats.files_changed, stats.insertions
     for name in filter(None, untracked):
         files += 1
-        insertions += _count_lines(path / name)
+        insertions += count_added_lines(path / name)
     return DiffStats(files, insertions, stats.deletions)
 
 
@@ -51,7 +51,7 @@ def parse_numstat(out: str) -> DiffStats:
     return DiffStats(files, insertions, deletions)
 
 
-def _count_lines(file: Path) -> int:
+def count_added_lines(file: Path) -> int:
     """Lines an untracked file adds, as `git diff --numstat` would count them: 0 for a binary file, 1 for a
     symlink (git stores its target), and a last line without a newline counts."""
     if file.is_symlink():

@@ -49,7 +49,9 @@ PROJECT_COLUMNS = select_list(Project, "p")
 TASK_COLUMNS = select_list(Task, "t", {"topic": "coalesce(tp.name, '')"})
 # octet_length reads a text's size from the row's header: the plans themselves are not read.
 TASK_SUMMARY_COLUMNS = select_list(
-    TaskSummary, "t", {"topic": "coalesce(tp.name, '')", "content_bytes": "octet_length(t.content)"}
+    TaskSummary,
+    "t",
+    {"topic": "coalesce(tp.name, '')", "content_bytes": "octet_length(t.content)", "wave": "NULL"},
 )
 TASK_FROM = "tasks t LEFT JOIN topics tp ON tp.id = t.topic_id"
 SIGNAL_COLUMNS = select_list(Signal, "s")
@@ -70,6 +72,7 @@ def task_record(row: tuple[object, ...]) -> Task:
 
 
 def summary_record(row: tuple[object, ...]) -> TaskSummary:
-    """A TaskSummary from a row of TASK_SUMMARY_COLUMNS (its `waiting` decoded as in `task_record`)."""
-    *fields, waiting = row
+    """A TaskSummary from a row of TASK_SUMMARY_COLUMNS (its `waiting` decoded as in `task_record`; its
+    `wave` is not a column: the store adds it from the wave tasks)."""
+    *fields, waiting, _wave = row
     return TaskSummary(*fields, waiting=_waiting.decode(waiting) if waiting else None)  # type: ignore[arg-type]

@@ -8,7 +8,14 @@ import msgspec
 
 from actors.store.base import parse_source
 from actors.store.lifecycle import LifecycleMixin
-from actors.store.rows import TASK_COLUMNS, TASK_FROM, TASK_SUMMARY_COLUMNS, summary_record, task_record
+from actors.store.rows import (
+    TASK_COLUMNS,
+    TASK_FROM,
+    TASK_SUMMARY_COLUMNS,
+    WAVE_TASK_COLUMNS,
+    summary_record,
+    task_record,
+)
 from protocols.errors import ConflictError, NotFoundError, UsageError
 from protocols.fsm import PHASE_PLANNED, Event, Source, Status, parse_event, parse_status
 from protocols.records import (
@@ -17,10 +24,12 @@ from protocols.records import (
     TaskSummary,
     TaskWaiting,
     TransitionResult,
+    WaveTaskRecord,
     check_content_size,
     task_name,
 )
 from protocols.signals import SIGNAL_TYPES, Body, decode_payload, normalize_payload
+from protocols.waves import wave_progress
 
 __all__ = ["TasksMixin"]
 
@@ -35,6 +44,10 @@ _INSERT = (
 _UPDATE_CONTENT = "UPDATE tasks SET content = ?, updated_at = ? WHERE project_id = ? AND name = ?"
 _DELETE = "DELETE FROM tasks WHERE id = ?"
 _TOPICS = "SELECT name FROM topics WHERE project_id = ? ORDER BY name"
+_PROJECT_WAVE_TASKS = (
+    f"SELECT {WAVE_TASK_COLUMNS} FROM wave_tasks w JOIN tasks t ON t.id = w.task_id "
+    "WHERE t.project_id = ? ORDER BY w.task_id, w.wave_number, w.task_number"
+)
 _LIVE_STEPS = (
     "SELECT DISTINCT project_id FROM tasks "
     "WHERE status IN ('planning', 'implementing', 'reviewing', 'verifying')"
@@ -137,7 +150,15 @@ class TasksMixin(LifecycleMixin):
         even read from the file."""
         where, args = self._task_filter(project_id, statuses, topic, include_cancelled)
         sql = f"SELECT {TASK_SUMMARY_COLUMNS} FROM {TASK_FROM} WHERE {where} ORDER BY t.id"
-        return [summary_record(row) for row in self._conn.execute(sql, args)]
+        summaries = [summary_record(row) for row in self._conn.execute(sql, args)]
+        waves: dict[int, list[WaveTaskRecord]] = {}
+        for row in self._conn.execute(_PROJECT_WAVE_TASKS, (project_id,)):
+            record = WaveTaskRecord(*row)
+            waves.setdefault(record.task_id, []).append(record)
+        return [
+            msgspec.structs.replace(t, wave=wave_progress(waves[t.id])) if t.id in waves else t
+            for t in summaries
+        ]
 
     def _task_filter(
         self, project_id: int, statuses: Iterable[str], topic: str, include_cancelled: bool

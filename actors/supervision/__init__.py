@@ -18,6 +18,7 @@ from actors.supervision.messages import (
     TerminateChild,
     WhichChildren,
 )
+from actors.supervision.observer import observe
 from actors.supervision.spec import BackoffSpec, ChildSpec, Restart, Strategy, SupervisorFlags
 from actors.supervision.supervisor import Supervisor
 from actors.supervision.tree import SupervisionTree
@@ -44,4 +45,5 @@ __all__ = [
     "SupervisorStats",
     "TerminateChild",
     "WhichChildren",
+    "observe",
 ]

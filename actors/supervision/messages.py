@@ -87,6 +87,7 @@ class ChildInfo(msgspec.Struct, frozen=True):
     restarts: int
     failures_in_row: int
     restart_due_in_s: float | None = None
+    last_exit: str = ""  # why its last generation ended or failed to start ("" none has yet)
 
 
 class SupervisorStats(msgspec.Struct, frozen=True):

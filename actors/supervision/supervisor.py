@@ -72,6 +72,7 @@ class _Child:
         "failures_in_row",
         "generation",
         "handle",
+        "last_exit",
         "pending_group",
         "ref",
         "restarts",
@@ -95,6 +96,7 @@ class _Child:
         self.timer: Any = None
         self.due: float | None = None
         self.pending_group: tuple[str, ...] = ()
+        self.last_exit = ""  # why its last generation ended, or failed to start ("" none has)
 
 
 class Supervisor(SupervisedActor):
@@ -181,6 +183,7 @@ class Supervisor(SupervisedActor):
             restarts=c.restarts,
             failures_in_row=c.failures_in_row,
             restart_due_in_s=None if c.due is None else max(0.0, c.due - now),
+            last_exit=c.last_exit,
         )
 
     def statistics(self) -> SupervisorStats:
@@ -229,6 +232,7 @@ class Supervisor(SupervisedActor):
                 reason = ctx.handle.start_error
         if reason is not None:
             child.state = STOPPED
+            child.last_exit = f"failed to start: {reason}"
             self._publish(
                 ChildStartFailed(
                     supervisor=self.ctx.path, child_id=spec.id, generation=child.generation, reason=reason
@@ -284,6 +288,7 @@ class Supervisor(SupervisedActor):
             return  # stale: a generation we stopped ourselves, or one that never finished starting
         self.ctx.env.directory.unregister(f"{self.ctx.path}/{child.spec.id}", child.ref)
         child.ref, child.handle, child.state = None, None, STOPPED
+        child.last_exit = str(message.reason)
         restart = child.spec.restart.wants_restart(message.reason)
         self._publish(
             ChildExited(

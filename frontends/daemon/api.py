@@ -7,10 +7,12 @@
     POST /v1/reload      ReloadReport               re-read the configuration (as SIGHUP does)
     POST /v1/shutdown    Stopping (202)             orderly shutdown (as SIGTERM does)
     GET  /v1/events      text/event-stream          every event published in the daemon, `data: <json>`
+    GET  /v1/tree        SupervisionNode            the supervision tree, live (protocols/observer.py)
 
 Under /v1/repos/{project}/, the routes of two more modules (their docstrings have the details):
 
     …/instances[/{title}[/{action}]], /v1/orphans…   the agents                      instances.py
+    …/instances/{title}/{diff,push,pr,checkout}      an instance's branch            branches.py
     GET  …/tasks[?status=…&topic=…&all=1]            [TaskSummary] (no contents)     tasks.py
     POST …/tasks                                     NewTask → Task (201)
     GET  …/tasks/{name}                              TaskDetail (the task and its wave tasks)
@@ -32,9 +34,9 @@ JSON, an integer beyond 64 bits, a NUL byte in a path, a bad Content-Encoding, a
 repository, an unknown route), 503 when the daemon does not answer in time, and 500 — logged with its
 traceback — only for a bug. Bad input never produces a 500. A `CorralError` raised by the work maps by its
 kind: UsageError and PayloadError 400, NotFoundError 404, ConflictError and TransitionError (a move the
-lifecycle refuses) 409, TooLargeError 413, DiskFullError 507, any other StoreError 503. A request aiohttp
-cannot parse gets the same JSON (`connection.py`). A client that goes away before its answer is no error: it
-is logged at debug level.
+lifecycle refuses) 409, TooLargeError 413, ToolError (a program such as gh missing or not logged in) 424,
+DiskFullError 507, any other StoreError 503. A request aiohttp cannot parse gets the same JSON
+(`connection.py`). A client that goes away before its answer is no error: it is logged at debug level.
 
 **The event stream** subscribes to the EventHub with `on_ready` bridged by `call_soon_threadsafe`, so a
 publisher (any actor thread) wakes the stream without the loop polling. The subscription's queue is bounded:
@@ -72,16 +74,20 @@ from protocols.errors import (
     NotFoundError,
     PayloadError,
     StoreError,
+    SupervisionError,
     TooLargeError,
+    ToolError,
     TransitionError,
     UsageError,
 )
 from protocols.health import WriteFaults
 from protocols.heart import HeartReport
 from protocols.messages import encode
+from protocols.observer import SupervisionNode
 from protocols.records import Project
 
 if TYPE_CHECKING:
+    from frontends.daemon.branches import BranchDesk
     from frontends.daemon.instances import InstanceDesk
     from frontends.daemon.tasks import TaskDesk
 
@@ -124,6 +130,8 @@ class DaemonControl(Protocol):
 
     def supervision(self) -> concurrent.futures.Future[SupervisorStats]: ...
 
+    def supervision_tree(self) -> concurrent.futures.Future[SupervisionNode]: ...
+
     def list_projects(self) -> concurrent.futures.Future[list[Project]]: ...
 
     def register_project(self, path: str) -> concurrent.futures.Future[tuple[Project, bool]]: ...
@@ -137,6 +145,9 @@ class DaemonControl(Protocol):
 
     @property
     def tasks(self) -> TaskDesk: ...
+
+    @property
+    def branches(self) -> BranchDesk: ...
 
 
 class _Streams:
@@ -163,9 +174,12 @@ def make_app(control: DaemonControl) -> web.Application:
     app.router.add_post("/v1/reload", _reload)
     app.router.add_post("/v1/shutdown", _shutdown)
     app.router.add_get("/v1/events", _events)
-    from frontends.daemon.instances import add_instance_routes  # they import this module's helpers
+    app.router.add_get("/v1/tree", _tree)
+    from frontends.daemon.branches import add_branch_routes  # they import this module's helpers
+    from frontends.daemon.instances import add_instance_routes
     from frontends.daemon.tasks import add_task_routes
 
+    add_branch_routes(app)  # first: …/{title}/push is a branch route, not an instance action
     add_instance_routes(app)
     add_task_routes(app)
     from frontends.daemon.attach import add_attach_route  # a pty agent's terminal, proxied (websocket)
@@ -185,6 +199,7 @@ _STATUS_OF: tuple[tuple[type[CorralError], int], ...] = (
     (NotFoundError, 404),
     (ConflictError, 409),
     (TransitionError, 409),
+    (ToolError, 424),
     (DiskFullError, 507),
     (StoreError, 503),
 )
@@ -283,6 +298,15 @@ async def _status(request: web.Request) -> web.Response:
         heart=control.heart(),
     )
     return json_response(status)
+
+
+async def _tree(request: web.Request) -> web.Response:
+    """The supervision tree, read live from every supervisor (actors/supervision/observer.py)."""
+    try:
+        node = await answer(request.app[CONTROL].supervision_tree())
+    except SupervisionError as exc:  # the tree is starting or stopping
+        return error_response(503, str(exc))
+    return json_response(node)
 
 
 async def _list_repos(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@
     POST /v1/repos/{project}/instances/{title}/capture          {lines?, ansi?} → Captured
     POST /v1/repos/{project}/instances/{title}/{pause|resume|restart|kill}   → InstanceView
     DELETE /v1/repos/{project}/instances/{title}[?force=true&dry_run=true]   → InstanceDeleted
+    GET  …/instances/{title}/diff, POST …/{push|pr|checkout}  its branch: branches.py
     GET  /v1/orphans                                            [Orphan]
     POST /v1/repos/{project}/orphans/{session}/adopt            {title?} → InstanceView (201)
     POST /v1/orphans/{session}/kill                             → KilledOrphan
@@ -89,9 +90,11 @@ __all__ = [
     "Captured",
     "InstanceDesk",
     "KilledOrphan",
+    "NoBody",
     "Orphan",
     "add_instance_routes",
     "daemon_tmux_server",
+    "settle",
 ]
 
 TMUX_SOCKET_ENV = "CORRAL_TMUX_SOCKET"
@@ -353,6 +356,18 @@ class InstanceDesk:
         deleted: InstanceDeleted = _ask(ref, message, ACTION_TIMEOUT_S, project)
         return deleted
 
+    def resolve(self, project: str, title: str) -> InstanceEntry:
+        """The entry `title` names in `project` (its Project started if need be), on the caller's thread."""
+        _, ref = self._project(project)
+        entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
+        return entry
+
+    def record(self, entry: InstanceEntry) -> InstanceRecord | None:
+        """The instance's row as the store has it now (None: not recorded), on the caller's thread."""
+        return next(
+            (r for r in self._records() if (r.project, r.title) == (entry.project, entry.title)), None
+        )
+
     def _records(self) -> list[InstanceRecord]:
         if self._list_records is None:
             return []
@@ -465,7 +480,7 @@ def add_instance_routes(app: web.Application) -> None:
     app.router.add_post(route("/v1/orphans/{session}/kill"), _kill_orphan)
 
 
-async def _settle(future: concurrent.futures.Future[_T], timeout: float) -> _T | web.Response:
+async def settle(future: concurrent.futures.Future[_T], timeout: float) -> _T | web.Response:
     """The answer, or the response for the errors the shared middleware does not map this way."""
     try:
         return await answer(future, timeout)
@@ -480,21 +495,21 @@ async def _list(request: web.Request) -> web.Response:
         s.strip() for value in request.query.getall("status", []) for s in value.split(",") if s.strip()
     )
     desk = request.app[CONTROL].instances
-    result = await _settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
+    result = await settle(desk.list(request.match_info["project"], statuses), LIST_TIMEOUT_S * 3)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
 async def _start(request: web.Request) -> web.Response:
     body = await read_body(request, StartInstance)
     desk = request.app[CONTROL].instances
-    result = await _settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
+    result = await settle(desk.start(request.match_info["project"], body), ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result, 201)
 
 
 async def _get(request: web.Request) -> web.Response:
     desk = request.app[CONTROL].instances
     future = desk.get(request.match_info["project"], request.match_info["title"])
-    result = await _settle(future, LIST_TIMEOUT_S * 3)
+    result = await settle(future, LIST_TIMEOUT_S * 3)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -504,14 +519,14 @@ async def _act(request: web.Request) -> web.Response:
         known = ", ".join(ACTIONS)
         return error_response(
             404,
-            f"no such instance action: {action} (actions: {known}; an ended instance is deleted with "
-            "DELETE /v1/repos/{project}/instances/{title})",
+            f"no such instance action: {action} (actions: {known}, push, pr, checkout; an ended instance is "
+            "deleted with DELETE /v1/repos/{project}/instances/{title})",
         )
     kind, to_message = ACTIONS[action]
     body = kind() if kind is NoBody and not request.can_read_body else await read_body(request, kind)
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
-    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -520,7 +535,7 @@ async def _delete(request: web.Request) -> web.Response:
     desk = request.app[CONTROL].instances
     project, title = request.match_info["project"], request.match_info["title"]
     future = desk.delete(project, title, force=flags["force"], dry_run=flags["dry_run"])
-    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -546,7 +561,7 @@ def _flags(request: web.Request, *names: str) -> dict[str, bool]:
 
 
 async def _orphans(request: web.Request) -> web.Response:
-    result = await _settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
+    result = await settle(request.app[CONTROL].instances.orphans(), LIST_TIMEOUT_S * 3)
     return result if isinstance(result, web.Response) else json_response(result)
 
 
@@ -554,11 +569,11 @@ async def _adopt(request: web.Request) -> web.Response:
     body = AdoptRequest() if not request.can_read_body else await read_body(request, AdoptRequest)
     desk = request.app[CONTROL].instances
     future = desk.adopt(request.match_info["project"], request.match_info["session"], body.title)
-    result = await _settle(future, ACTION_TIMEOUT_S + 10)
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result, 201)
 
 
 async def _kill_orphan(request: web.Request) -> web.Response:
     future = request.app[CONTROL].instances.kill_orphan(request.match_info["session"])
-    result = await _settle(future, ACTION_TIMEOUT_S)
+    result = await settle(future, ACTION_TIMEOUT_S)
     return result if isinstance(result, web.Response) else json_response(result)

@@ -48,8 +48,10 @@ from actors.supervision import (
     SupervisionTree,
     SupervisorFlags,
     SupervisorStats,
+    observe,
 )
 from frontends.daemon.api import DaemonInfo, make_app
+from frontends.daemon.branches import BranchDesk
 from frontends.daemon.chaos import add_chaos_routes
 from frontends.daemon.config import DaemonConfig, check_repo_configs
 from frontends.daemon.heartlink import HeartLink
@@ -62,6 +64,7 @@ from protocols.errors import NotFoundError, NotInRepoError, StoreError, Supervis
 from protocols.health import WriteFaults
 from protocols.heart import HeartReport
 from protocols.messages import DaemonReloaded, DaemonStopping, ExitReason, RepoRegistered
+from protocols.observer import SupervisionNode
 from protocols.records import Project
 
 __all__ = ["ROOT_FLAGS", "Daemon", "root_children"]
@@ -187,6 +190,7 @@ class Daemon:
             list_records=lambda: self._store_call(lambda s: s.list_instances()),
             board=self.board,
         )
+        self.branches = BranchDesk(self.instances, self._store_call)
         self.tasks = TaskDesk(
             self._store_call,
             publish=self.publish,
@@ -263,6 +267,7 @@ class Daemon:
         if self.tree is not None:
             self.tree.stop()
         self.instances.close()
+        self.branches.close()
         self._ask_pool.shutdown(wait=False, cancel_futures=True)
         self._store_pool.submit(self._close_stores)
         self._store_pool.shutdown(wait=True)
@@ -318,6 +323,9 @@ class Daemon:
     def supervision(self) -> concurrent.futures.Future[SupervisorStats]:
         return self._ask_pool.submit(self._root_statistics)
 
+    def supervision_tree(self) -> concurrent.futures.Future[SupervisionNode]:
+        return self._ask_pool.submit(self._observe)
+
     def list_projects(self) -> concurrent.futures.Future[list[Project]]:
         return self._store_call(lambda store: store.list_projects())
 
@@ -356,6 +364,11 @@ class Daemon:
                 self._store_call(_checkpoint)
             except RuntimeError:  # the pool was shut down: the daemon is stopping
                 return
+
+    def _observe(self) -> SupervisionNode:
+        if self.tree is None:
+            raise SupervisionError("the supervision tree is not running")
+        return observe(self.tree.env.directory, self.tree.root_id, timeout=_STATS_TIMEOUT_S)
 
     def _root_statistics(self) -> SupervisorStats:
         if self.tree is None:

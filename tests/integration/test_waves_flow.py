@@ -61,6 +61,13 @@ def _audit(repo: Path, kind: str) -> list[str]:
     return [a.message for a in reversed(rows) if a.kind == kind]
 
 
+def _listed_wave(env: Env, repo: Path) -> tuple[object, object]:
+    """Task t's `wave` as `corral task list --json` and `GET …/tasks` show it."""
+    (cli,) = [t for t in json.loads(ok(repo, "task", "list", "--json")) if t["name"] == "t"]
+    (api_row,) = [t for t in env.client.call("GET", f"/v1/repos/{repo.name}/tasks") if t["name"] == "t"]
+    return cli["wave"], api_row["wave"]
+
+
 def _start(repo: Path, content: str) -> None:
     ok(repo, "instance", "list")  # the daemon, and the project's supervisor, run
     ok(repo, "task", "create", "t", "--content", content)
@@ -133,9 +140,13 @@ def test_a_failed_wave_task_waits_for_a_decision_and_retry_finishes_it(
         "the question",
     )
     assert _wave_rows(git_repo)[4] == ("pending", 0)  # wave 2 waits for the decision
+    deciding = {"wave": 1, "waves": 2, "done": 2, "total": 3, "failed": 1}
+    assert _listed_wave(env, git_repo) == (deciding, deciding)
     ok(git_repo, "signal", "emit", "retry_wave", "t")
     _wait_done(git_repo, 120)
 
+    done = {"wave": 2, "waves": 2, "done": 3, "total": 3, "failed": 0}
+    assert _listed_wave(env, git_repo) == (done, done)
     assert _wave_rows(git_repo)[2] == ("complete", 2)
     assert _task_commits(git_repo) == [
         f"Task {n}" for n in range(1, 7)
