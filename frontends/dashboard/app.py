@@ -76,7 +76,7 @@ def focus_of(state: State) -> Focus:
         interactive=view.interactive,
         audit=view.audit_open,
         orphans=kind == "tmux",
-        tree=kind == "tree",
+        tree=kind == "tree" or view.tab == "info",  # the Info tab shows restarts and backoff from it
     )
 
 

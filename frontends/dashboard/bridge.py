@@ -55,6 +55,7 @@ __all__ = [
     "Focus",
     "Notice",
     "Refresh",
+    "diff_text",
     "notice_of",
     "offer",
     "stop_bridge",
@@ -69,6 +70,8 @@ FLEET_POLL_S = 5.0
 """Without events, the fleet is fetched this often anyway (cpu, memory and ages move without events)."""
 PANE_POLL_S = 0.5
 """The selected instance's screen is fetched this often (an agent's output makes no event)."""
+DIFF_POLL_S = 2.0
+"""…and its diff this often while the Diff tab is open (a `git diff` in the daemon each time)."""
 INTERACTIVE_POLL_S = 0.1
 """…and this often while the person types to it (interactive mode): their keys should show at once."""
 RETRY_S = 0.5
@@ -230,6 +233,7 @@ class Bridge(pykka.ThreadingActor):
             self._fetch_fleet(now)
         if self._fleet.connected and self._focus.title:
             every = INTERACTIVE_POLL_S if self._focus.interactive else PANE_POLL_S
+            every = DIFF_POLL_S if self._focus.tab == "diff" else every
             if now - self._pane_at >= every:
                 self._fetch_pane(now)
 
@@ -324,10 +328,9 @@ class Bridge(pykka.ThreadingActor):
         try:
             if focus.tab == "diff":
                 status, body = self.client.request("GET", f"{path}/diff", timeout=REQUEST_TIMEOUT_S)
-                if status == 200 and isinstance(body, dict):
-                    diff = str(body.get("stat", "")) + "\n" + str(body.get("diff", ""))
-                else:
-                    diff = _error_text(status, body)
+                diff = (
+                    diff_text(body) if status == 200 and isinstance(body, dict) else _error_text(status, body)
+                )
             else:
                 captured = self._get(f"{path}/capture", "POST", {"lines": CAPTURE_LINES, "ansi": True})
                 screen = str(captured.get("text", ""))
@@ -388,6 +391,19 @@ class Bridge(pykka.ThreadingActor):
                     return
                 down_told = True
             self._halt.wait(RETRY_S)
+
+
+def diff_text(answer: dict[str, Any]) -> str:
+    """The Diff tab's text from `GET …/diff`: git's stat, the patch, and a note when it was cut. Pure."""
+    parts = [str(answer.get(key) or "").rstrip("\n") for key in ("stat", "diff")]
+    text = "\n\n".join(part for part in parts if part)
+    if answer.get("truncated"):
+        where = answer.get("worktree") or "the repository"
+        text += (
+            f"\n… cut at {answer.get('limit_bytes', 0)} bytes; the whole diff: "
+            f"git -C {where} diff {answer.get('base', '')}"
+        )
+    return text
 
 
 def _error_text(status: int, body: Any) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from frontends.dashboard.app import Painter, colors_of, focus_of, key_name
 from frontends.dashboard.attach import attach_env, detach_bindings
-from frontends.dashboard.bridge import Focus, Notice, notice_of, offer
+from frontends.dashboard.bridge import Focus, Notice, diff_text, notice_of, offer
 from frontends.dashboard.effects import key_requests, osc52
 from frontends.dashboard.model import Fleet, Overlay, State, View
 from tests.unit.dashboard.fleet_kit import instance, task
@@ -65,6 +65,8 @@ def test_the_bridge_is_asked_for_what_the_view_shows() -> None:
     assert focus_of(State(fleet=fleet, view=view)) == Focus(
         title="fix-login", tab="diff", audit=True, orphans=True
     )
+    info = View(selected="instance:fix-login", tab="info")
+    assert focus_of(State(fleet=fleet, view=info)) == Focus(title="fix-login", tab="info", tree=True)
     task_row = View(selected="task:auth", overlay=Overlay(kind="tree"), interactive=True)
     assert focus_of(State(fleet=fleet, view=task_row)) == Focus(tree=True, interactive=True)
     # nothing chosen yet: the row the sidebar shows selected, the first one
@@ -102,3 +104,11 @@ def test_typed_keys_go_as_send_keys_in_order_never_as_send_which_clears_the_line
         ("send-keys", {"keys": ["a", "Space", ";", "#", "Enter"]})
     ]
     assert key_requests(()) == []
+
+
+def test_the_diff_tab_shows_the_stat_the_patch_and_says_when_it_was_cut() -> None:
+    assert diff_text({"stat": "", "diff": ""}) == ""  # no changes: the renderer says so
+    answer = {"stat": " a.txt | 1 +\n", "diff": "+hi\n", "base": "abc123", "worktree": "/w"}
+    assert diff_text(answer) == " a.txt | 1 +\n\n+hi"
+    cut = diff_text({**answer, "truncated": True, "limit_bytes": 1000})
+    assert cut.endswith("… cut at 1000 bytes; the whole diff: git -C /w diff abc123")
