@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 
 from actors.runtimes.tmux_server import TmuxServer
 from frontends.daemon import DaemonClient
-from tests.daemon_kit import stop_everything
+from tests.daemon_kit import daemons_of, hearts_of, stop_everything
 from tests.integration.cli_kit import ok
 from tests.integration.dashboard_kit import SIM, Dashboard, wait_for
 
@@ -263,6 +264,46 @@ def test_the_daemon_lost_shows_a_banner_and_the_dashboard_reconnects(env: Env, g
         dash.wait_gone("reconnecting")
         start(git_repo, "beta")  # and it is live again: a new agent shows
         dash.wait_for("beta")
+
+
+def test_the_daemon_killed_shows_a_banner_until_its_heart_brings_it_back(env: Env, git_repo: Path) -> None:
+    start(git_repo, "alpha")
+    wait_status(env, git_repo, "alpha", "ready")
+    runtime_dir = env.client.paths.dir
+    (heart,) = hearts_of(runtime_dir)
+    (daemon,) = daemons_of(runtime_dir)
+    with Dashboard.open(git_repo) as dash:
+        dash.wait_for("alpha")
+        os.kill(heart, signal.SIGSTOP)  # a slow heart: the dashboard is without a daemon for a while
+        try:
+            os.kill(daemon, signal.SIGKILL)
+            dash.wait_for("reconnecting")
+            assert dash.exited() is None
+        finally:
+            os.kill(heart, signal.SIGCONT)  # it notices the daemon's death and starts a new one
+        dash.wait_gone("reconnecting", timeout=60)
+        assert daemons_of(runtime_dir) != [daemon]
+        dash.wait_for("alpha")
+        select(dash, "alpha")
+        dash.wait_for(lambda s: "corral-sim" in s.split("│", 1)[-1] or None, 30, "alpha's screen, re-adopted")
+    assert instance(env, git_repo, "alpha")["status"] == "ready"  # the tmux agent lived through it
+
+
+def test_a_resized_terminal_is_redrawn_whole_at_its_new_size(env: Env, git_repo: Path) -> None:
+    start(git_repo, "alpha")
+    with Dashboard.open(git_repo, width=200, height=60) as dash:
+        dash.wait_for("alpha")
+        for width, height in ((80, 24), (300, 100), (120, 40)):
+            dash.resize(width, height)
+
+            def fits(screen: str, width: int = width, height: int = height) -> str | None:
+                lines = screen.split("\n")[:-1]  # capture-pane ends the last line with a newline too
+                bar, help_line = lines[0], lines[-1]
+                ok = len(lines) == height and STATUS_BAR in bar and "enter attach" in help_line
+                return screen if ok and bar.rstrip().endswith("live") and len(bar.rstrip()) <= width else None
+
+            screen = dash.wait_for(fits, 20, f"a whole frame at {width}×{height}")
+            assert "alpha" in " ".join(sidebar(screen))
 
 
 def test_corral_alone_opens_the_dashboard_and_starts_the_daemon(env: Env, git_repo: Path) -> None:
