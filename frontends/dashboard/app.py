@@ -21,6 +21,7 @@ nothing changes, which is what keeps it near 0 % of a core with 200 agents.
 from __future__ import annotations
 
 import queue
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -161,6 +162,10 @@ class _Loop:
     def run(self) -> int:
         self.bridge = Bridge.start(self.client, self.project, self.fleets, self.panes, self.notices)
         term = self.term
+        # SIGTERM and SIGHUP (the terminal closed) end the loop like q does: the terminal is given back
+        # (cursor, screen, line mode) by the context managers below, instead of left in cbreak mode.
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(number, _end_loop)
         try:
             with term.fullscreen(), term.cbreak(), term.hidden_cursor():
                 self.painter.invalidate()
@@ -175,7 +180,7 @@ class _Loop:
                     self._draw(state)
                     if not self._carry_out(effects):
                         return 0
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, _Ended):
             return 0
         finally:
             stop_bridge(self.bridge)
@@ -280,6 +285,14 @@ class _Loop:
             self.state = _with_toasts(self.state, [toast])
         colors = colors_of(self.term.number_of_colors)
         self.painter.paint(self.frame(self.state, *self.painter.size, colors=colors))
+
+
+class _Ended(Exception):
+    """Raised in the main thread by SIGTERM or SIGHUP."""
+
+
+def _end_loop(number: int, frame: Any) -> None:
+    raise _Ended(signal.Signals(number).name)
 
 
 def _quote(text: str) -> str:

@@ -341,3 +341,17 @@ def test_y_answers_a_permission_prompt_and_the_wait_is_notified(
             f"no notification of the wait; notify-send got: {said.read_text() if said.exists() else ''}"
         )
     assert "alpha waits for you: permission" in said.read_text()
+
+
+def test_sigterm_ends_the_dashboard_and_gives_the_terminal_back(env: Env, git_repo: Path) -> None:
+    start(git_repo, "alpha")
+    with Dashboard.open(git_repo) as dash:
+        dash.wait_for("alpha")
+        shell = int(dash.tmux("display-message", "-p", "-t", dash.session, "#{pane_pid}").stdout)
+        children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+        os.kill(int(children[0]), signal.SIGTERM)
+        screen = dash.wait_for("[dashboard exited: 0]")
+        assert STATUS_BAR not in screen  # the normal screen is back, the dashboard's frame gone
+        modes = dash.tmux("display-message", "-p", "-t", dash.session, "#{alternate_on} #{cursor_flag}")
+        assert modes.stdout.split() == ["0", "1"]  # out of the alternate screen, the cursor shown
+    assert instance(env, git_repo, "alpha")["status"] in ("loading", "ready", "running")
