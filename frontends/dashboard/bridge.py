@@ -155,6 +155,8 @@ def notice_of(event: dict[str, Any], project: str) -> Notice | None:
 class Bridge(pykka.ThreadingActor):
     """Reads the daemon for one project on its own thread and offers the loop whole snapshots."""
 
+    use_daemon_thread = True  # quitting never waits for a request under way (the daemon finishes it alone)
+
     def __init__(
         self,
         client: DaemonClient,
