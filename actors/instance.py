@@ -64,13 +64,22 @@ from protocols.messages import ExitReason, InstanceNote, InstanceStatusChanged
 from protocols.prompts import restart_prompt
 from protocols.records import InstanceRecord
 from protocols.sdk import SessionStarted
-from protocols.status import AgentStatus, Decision, Evidence, PermissionPolicy, TrackerState, decide
+from protocols.status import (
+    AgentStatus,
+    Decision,
+    Evidence,
+    PermissionPolicy,
+    TrackerState,
+    decide,
+    read_screen,
+)
 
 __all__ = [
     "RUNTIME",
     "AgentEnded",
     "GetInstanceInfo",
     "Instance",
+    "InstanceAnswer",
     "InstanceCapture",
     "InstanceInfo",
     "InstanceKill",
@@ -166,6 +175,14 @@ class InstanceResume(msgspec.Struct, frozen=True):
 
 class GetInstanceInfo(msgspec.Struct, frozen=True):
     pass
+
+
+class InstanceAnswer(msgspec.Struct, frozen=True):
+    """Answer the question or permission prompt on the agent's screen with its own keys for yes (or no):
+    what a person means by "y", whatever the harness's menu looks like → InstanceInfo. ConflictError when
+    the screen shows nothing to answer."""
+
+    yes: bool = True
 
 
 class InstanceInfo(msgspec.Struct, frozen=True):
@@ -435,6 +452,8 @@ class Instance(Supervisor):
             return self._resume()
         if isinstance(message, GetInstanceInfo):
             return self.info()
+        if isinstance(message, InstanceAnswer):
+            return self._answer(message.yes)
         return super().on_receive(message)
 
     def info(self) -> InstanceInfo:
@@ -645,6 +664,30 @@ class Instance(Supervisor):
     def _send(self, text: str, enter: bool) -> None:
         self._input_sent_at = self.ctx.env.clock.monotonic()
         self._runtime_ask(Send(text, enter))
+
+    def _answer(self, yes: bool) -> InstanceInfo:
+        """Send the keys the live prompt's harness gives for yes (or no), read off the screen now."""
+        word = "yes" if yes else "no"
+        if self.spec.mode == "sdk":
+            raise ConflictError(
+                f'instance "{self.spec.title}" is an sdk agent: it asks nothing on a screen; send it text'
+            )
+        screen = self._runtime_ask(Capture(self.spec.harness.scan_lines, False))
+        prompt = read_screen(self.spec.harness, screen).prompt
+        if prompt is None:
+            raise ConflictError(
+                f'instance "{self.spec.title}" shows no question or permission prompt to answer {word} to '
+                f"(status {self.state.status}: {self.state.reason})"
+            )
+        keys = prompt.yes if yes else prompt.no
+        if not keys:
+            raise ConflictError(
+                f'the {prompt.label} on "{self.spec.title}" has no {word} answer; send the keys it needs'
+            )
+        self._input_sent_at = self.ctx.env.clock.monotonic()
+        self._runtime_ask(SendKeys(keys))
+        self._note(f"answered {word} to the {prompt.label}: {prompt.text} (sent {' '.join(keys)})")
+        return self.info()
 
     def _restart_agent(self) -> InstanceInfo:
         """Kill the agent if it runs, then start a fresh runtime generation with a fresh backoff."""

@@ -62,10 +62,12 @@ from actors.project_inbox import (
     InstanceEntry,
     ListEntries,
     RecoverInstances,
+    RenameInstance,
     ResolveTitle,
     RestartEnded,
     project_id,
 )
+from actors.project_rename import Renames
 from actors.resources import ResourceControls
 from actors.supervision import (
     BackoffSpec,
@@ -129,7 +131,7 @@ def project_child(spec: ProjectSpec) -> ChildSpec:
     )
 
 
-class Project(EndedInstances, TaskHost, Supervisor):
+class Project(EndedInstances, Renames, TaskHost, Supervisor):
     """One repository's instances, its ended ones (EndedInstances) and its tasks' agents (TaskHost). Runs on
     its own thread; every message is answered there."""
 
@@ -216,6 +218,8 @@ class Project(EndedInstances, TaskHost, Supervisor):
             return self._restart_ended(message.title)
         if isinstance(message, DeleteInstance):
             return self._delete(message)
+        if isinstance(message, RenameInstance):
+            return self._rename(message)
         return super().on_receive(message)
 
     def child_exited(self, child_id: str, generation: int, reason: Any, restarting: bool) -> None:
@@ -297,10 +301,12 @@ class Project(EndedInstances, TaskHost, Supervisor):
         adopt: AdoptSession | None = None,
         *,
         again: bool = False,
+        renamed_from: str = "",
     ) -> InstanceEntry:
         """Start a new instance; or, with `recorded`, bring back a recorded one (with `again`: an ended one a
-        person restarts); or, with `adopt`, make one of an orphan session. A task's agent may take the title
-        of an instance that ended before this Project started: the new one replaces it."""
+        person restarts; with `renamed_from`: a renamed one taken back under its new title); or, with `adopt`,
+        make one of an orphan session. A task's agent may take the title of an instance that ended before
+        this Project started: the new one replaces it."""
         title = check_title(request.title)
         if title in self._children:
             raise self._taken(title)
@@ -349,6 +355,9 @@ class Project(EndedInstances, TaskHost, Supervisor):
             spec, wt = recovered(spec, recorded, wt)
             if again:
                 spec = restarted(spec, recorded.sdk_session_id)
+            if renamed_from:
+                why = f"renamed from {renamed_from}"
+                spec = msgspec.structs.replace(spec, notes=(*prepared.spec.notes, why), comeback=why)
         elif adopt is not None:
             spec = adopted(spec, adopt.session, adopt.cwd)
         record = self._record(request, spec, wt, recorded, adopt)
@@ -373,7 +382,7 @@ class Project(EndedInstances, TaskHost, Supervisor):
             agent_type=request.agent_type,
             session=record.session,
             created_at=datetime.fromisoformat(record.created_at).timestamp(),
-            notes=prepared.notes,
+            notes=(*prepared.notes, f"renamed from {renamed_from}") if renamed_from else prepared.notes,
         )
         self._entries[title] = entry
         self._rows[title] = record

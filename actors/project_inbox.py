@@ -21,6 +21,7 @@ __all__ = [
     "InstanceEntry",
     "ListEntries",
     "RecoverInstances",
+    "RenameInstance",
     "ResolveTitle",
     "RestartEnded",
     "instance_view",
@@ -63,6 +64,15 @@ class DeleteInstance(msgspec.Struct, frozen=True, kw_only=True):
     title: str
     force: bool = False
     dry_run: bool = False
+
+
+class RenameInstance(msgspec.Struct, frozen=True, kw_only=True):
+    """Call the standalone instance `title` (exact) `new_title` → InstanceEntry. Its agent goes on: a tmux
+    agent is adopted by an Instance of the new title, a pty or sdk one continues its conversation; its
+    session, branch and worktree keep their names. ConflictError for a task's agent or a taken title."""
+
+    title: str
+    new_title: str
 
 
 class DrainOutbox(msgspec.Struct, frozen=True):

@@ -28,6 +28,7 @@ __all__ = [
     "PullRequest",
     "PullRequestOpened",
     "PushRequest",
+    "RenameRequest",
     "StartInstance",
     "WorktreeMode",
 ]
@@ -177,3 +178,9 @@ class BranchCheckout(msgspec.Struct, frozen=True, kw_only=True):
     paused: bool  # this request paused it (False: it was paused or had ended already)
     commands: tuple[str, ...]
     resume: str  # the command that gives the branch back to the agent afterwards
+
+
+class RenameRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of `POST …/instances/{title}/rename`: the instance's new title."""
+
+    title: str

@@ -13,7 +13,7 @@ what was running. Projects are named, not numbered: an Instance knows its projec
 from __future__ import annotations
 
 from actors.store.base import StoreBase
-from protocols.errors import NotFoundError
+from protocols.errors import ConflictError, NotFoundError
 from protocols.records import InstanceRecord
 
 __all__ = ["InstancesMixin"]
@@ -60,6 +60,8 @@ _STATUS = (
     "WHERE project_id = ? AND title = ?"
 )
 _DELETE = "DELETE FROM instances WHERE project_id = ? AND title = ?"
+_RENAME = "UPDATE instances SET title = ?, updated_at = ? WHERE project_id = ? AND title = ?"
+_TAKEN = "SELECT 1 FROM instances WHERE project_id = ? AND title = ?"
 _KEEP = object()
 
 
@@ -122,6 +124,18 @@ class InstancesMixin(StoreBase):
                 ),
             )
             return self._conn.changes() == 1
+
+    def rename_instance(self, project: str, title: str, new_title: str) -> InstanceRecord:
+        """Give the instance's row another title (everything else stays: session, branch, worktree) → the
+        row as stored. NotFoundError without such a row; ConflictError when `new_title` is taken."""
+        with self._write():
+            project_id = self._project_id(project)
+            if self._conn.execute(_TAKEN, (project_id, new_title)).fetchone() is not None:
+                raise ConflictError(f'instance "{new_title}" already exists in project {project}')
+            self._conn.execute(_RENAME, (new_title, self._now(), project_id, title))
+            if self._conn.changes() != 1:
+                raise NotFoundError(f'no instance "{title}" recorded in project {project}')
+        return self.get_instance(project, new_title)
 
     def delete_instance(self, project: str, title: str) -> bool:
         """Forget the instance; False when there was no such row."""

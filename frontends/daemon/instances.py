@@ -7,6 +7,8 @@
     POST /v1/repos/{project}/instances/{title}/send-keys        {keys: [...]} → InstanceView
     POST /v1/repos/{project}/instances/{title}/capture          {lines?, ansi?} → Captured
     POST /v1/repos/{project}/instances/{title}/{pause|resume|restart|kill}   → InstanceView
+    POST /v1/repos/{project}/instances/{title}/answer           {answer?: yes|no} → InstanceView
+    POST /v1/repos/{project}/instances/{title}/rename           {title} → InstanceView (under its new title)
     DELETE /v1/repos/{project}/instances/{title}[?force=true&dry_run=true]   → InstanceDeleted
     GET  …/instances/{title}/diff, POST …/{push|pr|checkout}  its branch: branches.py
     GET  /v1/orphans                                            [Orphan]
@@ -46,7 +48,7 @@ import concurrent.futures
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import msgspec
 import pykka
@@ -55,6 +57,7 @@ from aiohttp import web
 from actors.board import InstanceBoard
 from actors.instance import (
     GetInstanceInfo,
+    InstanceAnswer,
     InstanceCapture,
     InstanceKill,
     InstancePause,
@@ -67,6 +70,7 @@ from actors.project_inbox import (
     AdoptSession,
     DeleteInstance,
     InstanceEntry,
+    RenameInstance,
     ResolveTitle,
     RestartEnded,
     instance_view,
@@ -80,7 +84,7 @@ from actors.supervision import SupervisionTree
 from frontends.daemon.api import CONTROL
 from frontends.daemon.http import answer, error_response, json_response, read_body, route
 from protocols.errors import ConflictError, NotFoundError, SupervisionError, UsageError
-from protocols.instances import FINISHED, InstanceDeleted, InstanceView, StartInstance
+from protocols.instances import FINISHED, InstanceDeleted, InstanceView, RenameRequest, StartInstance
 from protocols.records import InstanceRecord
 from protocols.titles import AmbiguousTitle
 
@@ -134,6 +138,10 @@ class NoBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pass
 
 
+class AnswerRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    answer: Literal["yes", "no"] = "yes"
+
+
 class Captured(msgspec.Struct, frozen=True):
     """`POST …/capture`: the screen (and history) of an instance."""
 
@@ -181,6 +189,7 @@ ACTIONS: dict[str, tuple[type[Any], Callable[[Any], Any]]] = {
     "resume": (NoBody, lambda b: InstanceResume()),
     "restart": (NoBody, lambda b: InstanceRestart()),
     "kill": (NoBody, lambda b: InstanceKill()),
+    "answer": (AnswerRequest, lambda b: InstanceAnswer(b.answer == "yes")),
 }
 
 
@@ -222,6 +231,9 @@ class InstanceDesk:
 
     def act(self, project: str, title: str, message: Any) -> concurrent.futures.Future[Any]:
         return self._pool.submit(self._act, project, title, message)
+
+    def rename(self, project: str, title: str, new_title: str) -> concurrent.futures.Future[Any]:
+        return self._pool.submit(self._rename, project, title, new_title)
 
     def delete(
         self, project: str, title: str, *, force: bool = False, dry_run: bool = False
@@ -343,6 +355,13 @@ class InstanceDesk:
             f'instance "{entry.title}" has ended ({final.status}: {final.reason}); restart it: '
             f"corral instance restart {entry.title}"
         )
+
+    def _rename(self, project: str, title: str, new_title: str) -> InstanceView:
+        tree, ref = self._project(project)
+        entry: InstanceEntry = _ask(ref, ResolveTitle(title), LIST_TIMEOUT_S, project)
+        message = RenameInstance(title=entry.title, new_title=new_title)
+        renamed: InstanceEntry = _ask(ref, message, ACTION_TIMEOUT_S, project)
+        return self._view(tree, renamed)
 
     def _delete(self, project: str, title: str, force: bool, dry_run: bool) -> InstanceDeleted:
         _, ref = self._project(project)
@@ -474,6 +493,7 @@ def add_instance_routes(app: web.Application) -> None:
     app.router.add_post(route("/v1/repos/{project}/instances"), _start)
     app.router.add_get(route("/v1/repos/{project}/instances/{title}"), _get)
     app.router.add_delete(route("/v1/repos/{project}/instances/{title}"), _delete)
+    app.router.add_post(route("/v1/repos/{project}/instances/{title}/rename"), _rename)
     app.router.add_post(route("/v1/repos/{project}/instances/{title}/{action}"), _act)
     app.router.add_get("/v1/orphans", _orphans)
     app.router.add_post(route("/v1/repos/{project}/orphans/{session}/adopt"), _adopt)
@@ -519,13 +539,31 @@ async def _act(request: web.Request) -> web.Response:
         known = ", ".join(ACTIONS)
         return error_response(
             404,
-            f"no such instance action: {action} (actions: {known}, push, pr, checkout; an ended instance is "
-            "deleted with DELETE /v1/repos/{project}/instances/{title})",
+            f"no such instance action: {action} (actions: {known}, rename, push, pr, checkout; an ended "
+            "instance is deleted with DELETE /v1/repos/{project}/instances/{title})",
         )
     kind, to_message = ACTIONS[action]
-    body = kind() if kind is NoBody and not request.can_read_body else await read_body(request, kind)
+    body = _defaults(kind) if not request.can_read_body else None
+    if body is None:
+        body = await read_body(request, kind)
     desk = request.app[CONTROL].instances
     future = desk.act(request.match_info["project"], request.match_info["title"], to_message(body))
+    result = await settle(future, ACTION_TIMEOUT_S + 10)
+    return result if isinstance(result, web.Response) else json_response(result)
+
+
+def _defaults(kind: type[Any]) -> Any:
+    """The body an action takes when none is sent: every field's default; None when a field has none."""
+    try:
+        return kind()
+    except TypeError:
+        return None
+
+
+async def _rename(request: web.Request) -> web.Response:
+    body = await read_body(request, RenameRequest)
+    desk = request.app[CONTROL].instances
+    future = desk.rename(request.match_info["project"], request.match_info["title"], body.title)
     result = await settle(future, ACTION_TIMEOUT_S + 10)
     return result if isinstance(result, web.Response) else json_response(result)
 

@@ -7,7 +7,7 @@ import pytest
 
 from actors.clock import FakeClock
 from actors.store import Store
-from protocols.errors import NotFoundError
+from protocols.errors import ConflictError, NotFoundError
 from protocols.records import InstanceRecord, Project
 
 
@@ -103,3 +103,17 @@ def test_a_record_with_created_at_replaces_the_old_rows(store: Store, project: P
     store.upsert_instance(_record(project, status="exited"))
     again = store.upsert_instance(_record(project, created_at="2030-01-01T00:00:00.000000Z"))
     assert again.created_at == "2030-01-01T00:00:00.000000Z"
+
+
+def test_rename_instance_moves_the_row_and_keeps_everything_else(store: Store, project: Project) -> None:
+    store.upsert_instance(_record(project, "old", status="ready", sdk_session_id="s-1"))
+    store.upsert_instance(_record(project, "taken"))
+    renamed = store.rename_instance(project.name, "old", "new")
+    assert (renamed.title, renamed.session, renamed.branch) == ("new", "corral_repo_old", "corral/old")
+    assert (renamed.status, renamed.sdk_session_id) == ("ready", "s-1")
+    assert [r.title for r in store.list_instances(project.name)] == ["new", "taken"]
+    with pytest.raises(ConflictError, match='instance "taken" already exists'):
+        store.rename_instance(project.name, "new", "taken")
+    with pytest.raises(NotFoundError, match='no instance "old"'):
+        store.rename_instance(project.name, "old", "newer")
+    assert [r.title for r in store.list_instances(project.name)] == ["new", "taken"]
