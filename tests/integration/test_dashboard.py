@@ -207,6 +207,26 @@ def test_pause_resume_and_kill(env: Env, git_repo: Path) -> None:
         assert "alpha" in " ".join(sidebar(screen))  # the row stays
 
 
+def test_rename_an_agent_that_goes_on_under_its_new_title(env: Env, git_repo: Path) -> None:
+    start(git_repo, "alpha")
+    wait_status(env, git_repo, "alpha", "ready")
+    with Dashboard.open(git_repo) as dash:
+        dash.wait_for("alpha")
+        select(dash, "alpha")
+        dash.keys("e")
+        dash.wait_for("Rename alpha")
+        for _ in "alpha":
+            dash.keys("BSpace")
+        dash.type("omega")
+        dash.keys("Enter")
+        dash.wait_for("renamed alpha to omega")
+        screen = dash.wait_for(lambda s: "omega" in selected(s).split() and s, 20, "omega selected")
+        assert "alpha" not in " ".join(sidebar(screen))
+    renamed = wait_status(env, git_repo, "omega", "ready", "running")
+    assert env.client.request("GET", f"/v1/repos/{git_repo.name}/instances/alpha")[0] == 404
+    assert renamed["title"] == "omega"
+
+
 def test_search_and_sort(env: Env, git_repo: Path) -> None:
     start(git_repo, "zeta")
     start(git_repo, "alpha")
