@@ -183,16 +183,13 @@ class Bridge(pykka.ThreadingActor):
         self._pane_at = -1e9
         self._stream_up = False
         self._halt = threading.Event()
-        self._threads: list[threading.Thread] = []
 
     # -- lifecycle (the actor's thread) ---------------------------------------------------------------------
 
     def on_start(self) -> None:
         me = self.actor_ref
         for name, target in (("events", self._read_events), ("ticker", self._tick)):
-            thread = threading.Thread(target=target, args=(me,), name=f"corral-dashboard-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            threading.Thread(target=target, args=(me,), name=f"corral-dashboard-{name}", daemon=True).start()
         offer(self._fleets, self._fleet)
 
     def on_stop(self) -> None:
@@ -233,7 +230,7 @@ class Bridge(pykka.ThreadingActor):
         since = now - self._fetched_at
         if (self._dirty and connected) or since >= (self._fleet_poll_s if connected else RETRY_S):
             self._fetch_fleet(now)
-        if self._fleet.connected and self._focus.title:
+        if self._fleet.connected and self._focus.title and self._focus.tab != "info":  # info: the fleet's
             every = INTERACTIVE_POLL_S if self._focus.interactive else PANE_POLL_S
             every = DIFF_POLL_S if self._focus.tab == "diff" else every
             if now - self._pane_at >= every:
