@@ -18,7 +18,7 @@ import pytest
 from actors.runtimes.tmux_server import TmuxServer
 from frontends.daemon import DaemonClient
 from tests.daemon_kit import daemons_of, hearts_of, stop_everything
-from tests.integration.cli_kit import ok
+from tests.integration.cli_kit import fails, ok
 from tests.integration.dashboard_kit import SIM, Dashboard, wait_for
 
 STATUS_BAR = "corral  proj"  # the dashboard's first line (the repository is called proj)
@@ -375,3 +375,12 @@ def test_sigterm_ends_the_dashboard_and_gives_the_terminal_back(env: Env, git_re
         modes = dash.tmux("display-message", "-p", "-t", dash.session, "#{alternate_on} #{cursor_flag}")
         assert modes.stdout.split() == ["0", "1"]  # out of the alternate screen, the cursor shown
     assert instance(env, git_repo, "alpha")["status"] in ("loading", "ready", "running")
+
+
+def test_without_a_terminal_the_dashboard_says_it_needs_one(env: Env, git_repo: Path) -> None:
+    assert fails(git_repo, 2, "dashboard") == (
+        "the dashboard needs a terminal: run it in one (corral instance list shows the agents)"
+    )
+    assert env.client.ping() is None  # and nothing was started for it
+    help_text = ok(git_repo, "dashboard", "--help")
+    assert "ctrl-q" in help_text and "examples:" in help_text and "--no-notify" in help_text
