@@ -132,8 +132,9 @@ def project_child(spec: ProjectSpec) -> ChildSpec:
 
 
 class Project(EndedInstances, Renames, TaskHost, Supervisor):
-    """One repository's instances, its ended ones (EndedInstances) and its tasks' agents (TaskHost). Runs on
-    its own thread; every message is answered there."""
+    """One repository's instances, its ended ones (EndedInstances), their renaming (Renames) and its tasks'
+    agents (TaskHost). Runs on its own thread; every message is answered there, and after each one the
+    instances' rows are posted on the instance board that lists read (actors/board.py)."""
 
     def __init__(self, ctx: ChildContext, spec: ProjectSpec) -> None:
         super().__init__(ctx, spec.flags)
@@ -179,10 +180,13 @@ class Project(EndedInstances, Renames, TaskHost, Supervisor):
         board = self.spec.board
         if board is None or not self._board_live:
             return
-        rows = tuple(self._board_row(entry) for entry in self._listed_entries())
-        if rows != self._posted:
-            board.post(self.spec.name, rows)
-            self._posted = rows
+        try:
+            rows = tuple(self._board_row(entry) for entry in self._listed_entries())
+            if rows != self._posted:
+                board.post(self.spec.name, rows)
+                self._posted = rows
+        except Exception:  # a bug here must not take the Project down: lists then show older rows
+            log.exception("project %s: cannot post its rows on the instance board", self.spec.name)
 
     def _board_row(self, entry: InstanceEntry) -> BoardRow:
         if entry.final is not None:

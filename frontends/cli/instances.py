@@ -31,11 +31,11 @@ from protocols.errors import ConflictError, CorralError, NotFoundError, UsageErr
 if TYPE_CHECKING:
     from frontends.daemon import DaemonClient
 
-__all__ = ["register"]
+__all__ = ["ACTION_TIMEOUT_S", "InstanceApi", "register"]
 
 STATUSES = ("loading", "running", "ready", "waiting", "exited", "failed", "paused", "unknown")
 _LIST_TIMEOUT_S = 20.0
-_ACTION_TIMEOUT_S = 75.0  # above the daemon's own limit, so its error arrives rather than our timeout
+ACTION_TIMEOUT_S = 75.0  # above the daemon's own limit, so its error arrives rather than our timeout
 _MIN_REASON = 12
 
 _DESCRIPTION = """\
@@ -55,7 +55,8 @@ examples:
   corral instance capture fix-login --lines 20
   corral instance attach fix-login
   corral instance pause fix-login; corral instance resume fix-login
-  corral instance kill fix-login; corral instance delete fix-login --yes"""
+  corral instance kill fix-login; corral instance delete fix-login --yes
+  corral instance diff fix-login; corral instance push fix-login; corral instance pr fix-login"""
 
 
 def register(groups: Any, summary: str) -> None:
@@ -265,11 +266,15 @@ def register(groups: Any, summary: str) -> None:
     )
     p.add_argument("title", metavar="TITLE")
 
+    from frontends.cli.instance_branches import register_branch_commands
+
+    register_branch_commands(command)
+
 
 # -- talking to the daemon ----------------------------------------------------------------------------------
 
 
-class _Api:
+class InstanceApi:
     """The daemon, for one project: paths built, errors turned into exit codes."""
 
     def __init__(self, project: str) -> None:
@@ -310,7 +315,7 @@ class _Api:
         raise error(message)
 
     def instance(
-        self, title: str, action: str = "", json: Any = None, timeout: float = _ACTION_TIMEOUT_S
+        self, title: str, action: str = "", json: Any = None, timeout: float = ACTION_TIMEOUT_S
     ) -> Any:
         path = f"/{quote(title, safe='')}" + (f"/{action}" if action else "")
         return self.call("POST" if action else "GET", path, json=json, timeout=timeout)
@@ -326,7 +331,7 @@ def _list(args: argparse.Namespace) -> int:
     unknown = [s for s in wanted if s not in STATUSES]
     if unknown:
         raise UsageError(f"unknown status {unknown[0]!r}: use {', '.join(STATUSES)}")
-    api = _Api(args.project)
+    api = InstanceApi(args.project)
     query = "?status=" + ",".join(wanted) if wanted else ""
     views = api.call("GET", query)
     if args.json:
@@ -389,7 +394,7 @@ def _fit_reasons(rows: list[list[str]], width: int, gap: int = 2) -> None:
 
 def _start(args: argparse.Namespace) -> int:
     prompt = read_text(args.prompt_file) if args.prompt_file else args.prompt
-    api = _Api(args.project)
+    api = InstanceApi(args.project)
     body = {
         "title": args.title,
         "program": args.program,
@@ -400,7 +405,7 @@ def _start(args: argparse.Namespace) -> int:
         "branch": args.branch,
         "worktree": args.worktree,
     }
-    view = api.call("POST", "", json=body, timeout=_ACTION_TIMEOUT_S)
+    view = api.call("POST", "", json=body, timeout=ACTION_TIMEOUT_S)
     if args.json:
         print_json(view)
         return 0
@@ -416,7 +421,7 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    view = _Api(args.project).instance(args.title, timeout=_LIST_TIMEOUT_S)
+    view = InstanceApi(args.project).instance(args.title, timeout=_LIST_TIMEOUT_S)
     if args.json:
         print_json(view)
         return 0
@@ -459,13 +464,13 @@ def _send(args: argparse.Namespace) -> int:
     text = text.rstrip("\n") if args.text is None else text
     if not text:
         raise UsageError("send: the text is empty")
-    view = _Api(args.project).instance(args.title, "send", {"text": text, "enter": not args.no_enter})
+    view = InstanceApi(args.project).instance(args.title, "send", {"text": text, "enter": not args.no_enter})
     print(f"sent to {view['title']}: {view['status']}")
     return 0
 
 
 def _send_keys(args: argparse.Namespace) -> int:
-    view = _Api(args.project).instance(args.title, "send-keys", {"keys": list(args.keys)})
+    view = InstanceApi(args.project).instance(args.title, "send-keys", {"keys": list(args.keys)})
     print(f"sent keys to {view['title']}: {view['status']}")
     return 0
 
@@ -476,7 +481,7 @@ def _line_count(text: str) -> int:
 
 def _capture(args: argparse.Namespace) -> int:
     lines = None if args.all else args.lines
-    captured = _Api(args.project).instance(args.title, "capture", {"lines": lines, "ansi": args.ansi})
+    captured = InstanceApi(args.project).instance(args.title, "capture", {"lines": lines, "ansi": args.ansi})
     if args.json:
         print_json(captured)
     elif captured["text"]:  # the agent's screen: shown, not acted on, unless colours were asked for
@@ -492,7 +497,7 @@ def _lifecycle(action: str, done: str) -> Any:
             return _kill_orphan(args)
         if not args.title:
             raise UsageError(f"{action}: give the TITLE of an instance")
-        view = _Api(args.project).instance(args.title, action)
+        view = InstanceApi(args.project).instance(args.title, action)
         if args.json:
             print_json(view)
             return 0
@@ -505,10 +510,10 @@ def _lifecycle(action: str, done: str) -> Any:
 
 
 def _delete(args: argparse.Namespace) -> int:
-    api = _Api(args.project)
+    api = InstanceApi(args.project)
     flags = [f"{name}=true" for name, on in (("force", args.force), ("dry_run", not args.yes)) if on]
     query = "?" + "&".join(flags) if flags else ""
-    deleted = api.call("DELETE", f"/{quote(args.title, safe='')}{query}", timeout=_ACTION_TIMEOUT_S)
+    deleted = api.call("DELETE", f"/{quote(args.title, safe='')}{query}", timeout=ACTION_TIMEOUT_S)
     title = deleted["title"]
     removed = ", ".join(
         part
@@ -543,7 +548,7 @@ def _delete(args: argparse.Namespace) -> int:
 def _orphans(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    api = _Api(args.project)
+    api = InstanceApi(args.project)
     orphans = api.call("GET", "/v1/orphans", path_is_full=True)
     if args.json:
         print_json(orphans)
@@ -566,9 +571,9 @@ def _orphans(args: argparse.Namespace) -> int:
 
 
 def _adopt(args: argparse.Namespace) -> int:
-    api = _Api(args.project)
+    api = InstanceApi(args.project)
     path = f"/v1/repos/{quote(api.project, safe='')}/orphans/{quote(args.session, safe='')}/adopt"
-    view = api.call("POST", path, json={"title": args.title}, timeout=_ACTION_TIMEOUT_S, path_is_full=True)
+    view = api.call("POST", path, json={"title": args.title}, timeout=ACTION_TIMEOUT_S, path_is_full=True)
     if args.json:
         print_json(view)
         return 0
@@ -577,9 +582,9 @@ def _adopt(args: argparse.Namespace) -> int:
 
 
 def _kill_orphan(args: argparse.Namespace) -> int:
-    api = _Api(args.project)
+    api = InstanceApi(args.project)
     path = f"/v1/orphans/{quote(args.orphan, safe='')}/kill"
-    killed = api.call("POST", path, timeout=_ACTION_TIMEOUT_S, path_is_full=True)
+    killed = api.call("POST", path, timeout=ACTION_TIMEOUT_S, path_is_full=True)
     if args.json:
         print_json(killed)
         return 0
@@ -589,7 +594,7 @@ def _kill_orphan(args: argparse.Namespace) -> int:
 
 
 def _attach(args: argparse.Namespace) -> int:
-    view = _Api(args.project).instance(args.title, timeout=_LIST_TIMEOUT_S)
+    view = InstanceApi(args.project).instance(args.title, timeout=_LIST_TIMEOUT_S)
     title, attach = view["title"], view.get("attach") or {}
     if view["mode"] != "tmux" or attach.get("kind") != "tmux":
         raise CorralError(
