@@ -220,7 +220,8 @@ class Bridge(pykka.ThreadingActor):
             self._on_tick()
         elif isinstance(message, _StreamDown):
             self._stream_up = False
-            self._lost(message.why)
+            if self._fleet.connected:  # else the banner already says why (the daemon said it was stopping)
+                self._lost(message.why)
 
     def _on_tick(self) -> None:
         now = self._clock()
@@ -239,7 +240,7 @@ class Bridge(pykka.ThreadingActor):
     def _on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "daemon_stopping":
-            self._lost(f"the corral daemon is stopping ({event.get('reason', '')})")
+            self._lost(f"the corral daemon stopped ({event.get('reason') or 'asked to'})")
             return
         if kind != "lagged" and event.get("project") not in (None, self.project):
             return  # another project's: nothing of ours changed
@@ -368,7 +369,7 @@ class Bridge(pykka.ThreadingActor):
         """Stay subscribed to the event stream, reconnecting every RETRY_S while the daemon is away."""
         down_told = False
         while not self._halt.is_set():
-            why = "the corral daemon's event stream ended"
+            why = "the connection to the corral daemon was lost"
             try:
                 with self.client.events(timeout=60.0) as stream:
                     me.tell(_StreamUp())
