@@ -59,6 +59,7 @@ __all__ = [
     "notice_of",
     "offer",
     "stop_bridge",
+    "task_notices",
 ]
 
 TICK_S = 0.25
@@ -150,6 +151,20 @@ def notice_of(event: dict[str, Any], project: str) -> Notice | None:
     if kind == "task_transitioned" and event.get("to_status") == "done":
         return Notice(f"task {event.get('task', '')} is done")
     return None
+
+
+def task_notices(before: tuple[TaskSummary, ...], after: tuple[TaskSummary, ...]) -> list[Notice]:
+    """The notifications a new task list deserves: a task that began waiting for a person (a wave decision,
+    a review limit…). Those have no event of their own, so they are found by comparing two lists. A task
+    waiting because its agent waits is left out: the agent's own notice says it. Pure."""
+    waits = {t.name: (t.waiting.kind, t.waiting.since) for t in before if t.waiting is not None}
+    return [
+        Notice(f"task {t.name} waits for you: {t.waiting.reason}", "warn")
+        for t in after
+        if t.waiting is not None
+        and t.waiting.kind != "agent_waiting"
+        and waits.get(t.name) != (t.waiting.kind, t.waiting.since)
+    ]
 
 
 class Bridge(pykka.ThreadingActor):
@@ -280,6 +295,9 @@ class Bridge(pykka.ThreadingActor):
         except (msgspec.ValidationError, KeyError, TypeError) as exc:
             self._lost(f"the corral daemon's answer is not what this dashboard reads ({exc}); is it older?")
             return
+        if last.revision and last.connected:  # not on the first list: what waits then is on screen already
+            for notice in task_notices(last.tasks, tasks):
+                self._notices.put(notice)
         fleet = msgspec.structs.replace(
             last,
             instances=instances,

@@ -5,6 +5,7 @@ menu running the task to done. A real daemon, tmux, git; corral-sim plays every 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -43,8 +44,13 @@ def task_row(repo: Path) -> dict[str, object]:
 
 
 def test_a_failed_wave_waits_and_retry_from_the_task_menu_finishes_it(
-    env: Env, git_repo: Path, monkeypatch: pytest.MonkeyPatch
+    env: Env, git_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    said = tmp_path / "notified.txt"
+    (bin_dir / "notify-send").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {said}\n')  # a stand-in
+    (bin_dir / "notify-send").chmod(0o755)
     config = git_repo / ".corral" / "config.toml"
     config.parent.mkdir(exist_ok=True)
     config.write_text(f'default_program = "{SIM}"\n')
@@ -52,12 +58,14 @@ def test_a_failed_wave_waits_and_retry_from_the_task_menu_finishes_it(
     ok(git_repo, "instance", "list")  # the daemon runs (with this environment)
     ok(git_repo, "task", "create", "notes", "--content", PLAN, "--topic", "docs")
     ok(git_repo, "task", "transition", "notes", "implement_start")
-    with Dashboard.open(git_repo, args=("--no-notify",)) as dash:
+    with Dashboard.open(git_repo, extra_env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}) as dash:
         wait_for(lambda: (task_row(git_repo).get("waiting") or {}).get("kind") == "wave_decision", 90,
                  "the wave decision")  # fmt: skip
         screen = dash.wait_for("W1 1/2", what="the wave's progress on the task row")
         assert "✗1" in screen
         dash.wait_for("↳ notes — wave 1", what="the task's question under its row")
+        wait_for(lambda: said.exists() and "task notes waits for you: notes — wave 1" in said.read_text(), 20,
+                 "the desktop notification of the question")  # fmt: skip
         for _ in range(20):  # up to the task's row
             if "notes" in next((r for r in sidebar(dash.screen()) if r.startswith("›")), ""):
                 break

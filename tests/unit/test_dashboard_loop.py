@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 import queue
 
+import msgspec
 import pytest
 
 from frontends.dashboard.app import Painter, colors_of, focus_of, key_name
 from frontends.dashboard.attach import attach_env, detach_bindings
-from frontends.dashboard.bridge import Focus, Notice, diff_text, notice_of, offer
+from frontends.dashboard.bridge import Focus, Notice, diff_text, notice_of, offer, task_notices
 from frontends.dashboard.effects import key_requests, osc52
 from frontends.dashboard.model import Fleet, Overlay, State, View
 from tests.unit.dashboard.fleet_kit import instance, task
@@ -112,3 +113,18 @@ def test_the_diff_tab_shows_the_stat_the_patch_and_says_when_it_was_cut() -> Non
     assert diff_text(answer) == " a.txt | 1 +\n\n+hi"
     cut = diff_text({**answer, "truncated": True, "limit_bytes": 1000})
     assert cut.endswith("… cut at 1000 bytes; the whole diff: git -C /w diff abc123")
+
+
+def test_a_task_that_begins_to_wait_for_a_person_is_notified_once() -> None:
+    from protocols.records import TaskWaiting
+
+    decision = TaskWaiting(reason="wave 1 failed; retry?", kind="wave_decision", since="2026-12-08T02:00:00Z")
+    calm, asking = task("notes"), msgspec.structs.replace(task("notes"), waiting=decision)
+    assert task_notices((calm,), (asking,)) == [
+        Notice("task notes waits for you: wave 1 failed; retry?", "warn")
+    ]
+    assert task_notices((asking,), (asking,)) == []  # still the same question: said already
+    again = msgspec.structs.replace(decision, since="2026-12-08T02:05:00Z")
+    assert len(task_notices((asking,), (msgspec.structs.replace(calm, waiting=again),))) == 1  # a new one
+    agent = msgspec.structs.replace(calm, waiting=TaskWaiting(reason="its agent waits", kind="agent_waiting"))
+    assert task_notices((calm,), (agent,)) == []  # the agent's own notice says it
