@@ -59,17 +59,21 @@ def _dashboard(args: argparse.Namespace) -> int:
     from protocols.config import load_config
     from protocols.errors import NotFoundError
 
-    client = daemon_client()
-    if args.project and "/" not in args.project:  # a registered project's name
-        known = {p["name"]: p["root"] for p in client.call("GET", "/v1/repos")}
-        if args.project not in known:
-            names = ", ".join(sorted(known)) or "none yet"
-            raise NotFoundError(f"no project {args.project} (projects: {names}); or give a path inside it")
-        project, root = args.project, Path(known[args.project])
-    else:
+    root: Path | None = None
+    if not args.project or "/" in args.project:  # the repository is found before any daemon is started
         start = Path(args.project).expanduser().resolve() if args.project else None
         root = find_project_root(start) if start else find_project_root()
-        project = str(client.call("POST", "/v1/repos", json={"path": str(root)})["name"])
+    client = daemon_client()
+    if root is None:  # a registered project's name, else a directory named without a slash (".")
+        known = {p["name"]: p["root"] for p in client.call("GET", "/v1/repos")}
+        if args.project in known:
+            root = Path(known[args.project])
+        elif Path(args.project).is_dir():
+            root = find_project_root(Path(args.project).resolve())
+        else:
+            names = ", ".join(sorted(known)) or "none yet"
+            raise NotFoundError(f"no project {args.project} (projects: {names}); or give a path inside it")
+    project = str(client.call("POST", "/v1/repos", json={"path": str(root)})["name"])
     notify = load_config(root).ui.notifications if root.is_dir() else True
     from frontends.dashboard.app import run
 

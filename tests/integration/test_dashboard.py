@@ -384,3 +384,19 @@ def test_without_a_terminal_the_dashboard_says_it_needs_one(env: Env, git_repo: 
     assert env.client.ping() is None  # and nothing was started for it
     help_text = ok(git_repo, "dashboard", "--help")
     assert "ctrl-q" in help_text and "examples:" in help_text and "--no-notify" in help_text
+
+
+def test_project_named_from_outside_the_repository_and_a_wrong_name(
+    env: Env, git_repo: Path, tmp_path: Path
+) -> None:
+    start(git_repo, "alpha")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with Dashboard.open(elsewhere, args=("--project", "proj")) as dash:
+        dash.wait_for("alpha")
+    with Dashboard.open(elsewhere, args=("--project", "nope")) as dash:
+        screen = dash.wait_for("[dashboard exited: 1]")
+        assert "corral: error: no project nope (projects: proj); or give a path inside it" in screen
+    with Dashboard.open(elsewhere) as dash:
+        screen = dash.wait_for("[dashboard exited: 2]")
+        assert "corral: error: corral must be run from within a git repository" in screen
