@@ -57,6 +57,11 @@ def test_the_list_answers_while_the_project_is_busy_starting_an_agent(env: Env, 
         assert listed[0]["metrics"]["pid"] and listed[0]["attach"]["kind"] == "tmux"
         cli = json.loads(ok(git_repo, "instance", "list", "--json"))
         assert [v["title"] for v in cli] == ["steady"]
+        tree = env.client.call("GET", "/v1/tree", timeout=30)  # the tree view is not held up either
+        (projects,) = [c for c in tree["children"] if c["id"] == "projects"]
+        (busy,) = [c for c in projects["children"] if c["id"] == f"project:{git_repo.name}"]
+        assert "did not answer within" in busy["error"] and busy["children"] == []
+        assert starter.is_alive()
     finally:
         gate.touch()
         starter.join(90)

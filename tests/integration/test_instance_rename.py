@@ -67,3 +67,17 @@ def test_a_renamed_pty_agent_continues_and_the_new_title_survives_a_daemon_resta
     listed = ok(git_repo, "instance", "list")  # starts the daemon again, which brings it back
     assert [line.split()[0] for line in listed.splitlines()[1:]] == ["pty-two"]
     assert "corral/pty-one" in listed  # the branch keeps its name
+
+
+def test_a_paused_instance_renamed_stays_paused_and_resumes_under_its_new_title(
+    env: Env, git_repo: Path
+) -> None:
+    ok(git_repo, "instance", "start", "napper", "--program", SIM)
+    worktree = Path(wait_status(env, git_repo, "napper", "ready")["worktree"])
+    ok(git_repo, "instance", "pause", "napper")
+    base = f"/v1/repos/{git_repo.name}/instances"
+    renamed = env.client.call("POST", f"{base}/napper/rename", json={"title": "woken"}, timeout=90)
+    assert (renamed["title"], renamed["status"]) == ("woken", "paused") and not worktree.exists()
+    assert ok(git_repo, "instance", "resume", "woken").startswith("resumed woken")
+    wait_status(env, git_repo, "woken", "ready")
+    assert worktree.is_dir()  # its worktree back where it was, under its old name
