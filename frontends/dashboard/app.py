@@ -217,7 +217,8 @@ class _Loop:
                 notice = self.notices.get_nowait()
             except queue.Empty:
                 break
-            toasts.append(Toast(notice.text, "error" if notice.level == "error" else "warn", until))
+            level = notice.level if notice.level in ("info", "warn", "error") else "warn"
+            toasts.append(Toast(notice.text, level, until))  # type: ignore[arg-type]
             if self.notifications and not self.runner.notify(notice.text, notice.level):
                 sys.stdout.write("\a")
         return _with_toasts(state, toasts)
