@@ -144,6 +144,9 @@ class UIConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     idle_nudge_s: _NonNegative = 120
     """Seconds a task's agent may sit idle at its prompt without having signalled before corral nudges it
     (once); as long again after the nudge and the task waits for a person; 0 = never nudge, wait at once."""
+    notifications: bool = True
+    """The dashboard's desktop notifications (notify-send, else the terminal's bell) when an agent starts
+    waiting for a person, fails, or a task is done."""
 
 
 class OrchestrationConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -798,6 +801,7 @@ auto_advance_waves = true     # start the next wave when one finishes
 auto_review_fix = true        # send review findings to a fixer without asking
 max_review_fix_cycles = 3     # review -> fix rounds before stopping to ask a person; 0 = unlimited
 idle_nudge_s = 120            # an idle agent that has not signalled: nudged after this, then waits for you
+notifications = true          # the dashboard's desktop notifications (notify-send, else the bell)
 
 [orchestration]
 blueprint_skip_threshold = 2  # plans with <= this many tasks go to one coder, no waves; 0 = never

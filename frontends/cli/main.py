@@ -32,6 +32,7 @@ _PROG = "corral"
 
 _EPILOG = """\
 examples:
+  corral                                     the dashboard of this repository (on a terminal)
   corral doctor                              check git, tmux, the data directory and the database
   corral task create fix-login --title "Fix the login form" --topic auth
   corral task list
@@ -105,6 +106,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "instance": ("frontends.cli.instances", "start, list and steer agents (through the daemon)"),
     "demo": ("frontends.cli.demo", "run one task end to end with simulated agents, in a scratch repository"),
     "chaos": ("frontends.cli.chaos", "inject faults while tasks run in a scratch corral: is anything lost?"),
+    "dashboard": ("frontends.cli.dashboard", "the live view of tasks and agents (also `corral` alone)"),
 }
 
 
@@ -143,6 +145,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one corral command; returns the exit code (the console script passes it to `sys.exit`)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list and sys.stdin.isatty() and sys.stdout.isatty():
+        args_list = ["dashboard"]  # `corral` alone, on a terminal: the dashboard (elsewhere: the usage)
     try:
         parser = build_parser(only=_group_named(args_list))
         try:

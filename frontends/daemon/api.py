@@ -182,6 +182,9 @@ def make_app(control: DaemonControl) -> web.Application:
     add_branch_routes(app)  # first: …/{title}/push is a branch route, not an instance action
     add_instance_routes(app)
     add_task_routes(app)
+    from frontends.daemon.attach import add_attach_route  # a pty agent's terminal, proxied (websocket)
+
+    add_attach_route(app)
     app.on_shutdown.append(_end_streams)
     return app
 
