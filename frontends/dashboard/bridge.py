@@ -44,6 +44,7 @@ from frontends.daemon.client import DaemonClient
 from frontends.daemon.errors import DaemonError, DaemonNotRunning
 from frontends.dashboard.model import AuditLine, Fleet, Orphan, Pane, WaveProgress
 from protocols.instances import InstanceView
+from protocols.observer import SupervisionNode
 from protocols.records import TaskSummary
 
 __all__ = [
@@ -285,7 +286,7 @@ class Bridge(pykka.ThreadingActor):
             }
             audit = self._audit() if self._focus.audit else last.audit
             orphans = self._orphans() if self._focus.orphans else last.orphans
-            tree = self._optional("/v1/tree") if self._focus.tree else last.tree
+            tree = self._tree() if self._focus.tree else last.tree
         except DaemonNotRunning:
             self._lost("the corral daemon is not running")
             return
@@ -332,6 +333,11 @@ class Bridge(pykka.ThreadingActor):
             Orphan(session=r["session"], command=r.get("command", ""), created=float(r.get("created_at", 0)))
             for r in rows
         )
+
+    def _tree(self) -> SupervisionNode | None:
+        """The supervision view, decoded; None from a daemon without the route."""
+        body = self._optional("/v1/tree")
+        return None if body is None else msgspec.convert(body, SupervisionNode)
 
     def _optional(self, path: str) -> Any:
         """A route a daemon may not have yet: its answer, or None."""

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import msgspec
 
 from protocols.instances import InstanceView
+from protocols.observer import SupervisionNode
 from protocols.records import TaskSummary
 
 Tab = Literal["agent", "diff", "info"]
@@ -66,7 +67,7 @@ class Fleet(msgspec.Struct, frozen=True, kw_only=True):
     waves: dict[str, WaveProgress] = {}  # task name → its current wave
     orphans: tuple[Orphan, ...] = ()
     audit: tuple[AuditLine, ...] = ()
-    tree: Any = None  # the supervision view (GET /v1/tree), when the tree overlay asked for it
+    tree: SupervisionNode | None = None  # the supervision view (GET /v1/tree), while a view shows it
     connected: bool = False
     problem: str = ""  # why the daemon cannot be reached, and what is being done about it
     revision: int = 0  # bumped by the bridge on every change, so a renderer can tell "nothing new" cheaply

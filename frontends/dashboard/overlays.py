@@ -8,8 +8,6 @@ not sprawl at 300×100; a list longer than the box scrolls to keep the cursor in
 
 from __future__ import annotations
 
-from typing import Any
-
 from frontends.dashboard import labels
 from frontends.dashboard.cells import fit, wrap
 from frontends.dashboard.cells import width as cells_width
@@ -17,6 +15,7 @@ from frontends.dashboard.model import Overlay, State
 from frontends.dashboard.panes import duration
 from frontends.dashboard.sanitize import plain
 from frontends.dashboard.theme import Theme
+from protocols.observer import SupervisionNode
 
 FOOTERS = {
     "help": "↑↓ scroll · esc close",
@@ -40,43 +39,38 @@ def _orphan_rows(state: State) -> list[str]:
     return rows or ["no orphan sessions: every tmux session on corral's server belongs to an instance"]
 
 
-def tree_lines(tree: Any) -> list[str]:
-    """The supervision view (GET /v1/tree) as indented lines: each supervisor and child with its restarts,
-    intensity used, backoff due, last exit reason and generation."""
+def tree_lines(tree: SupervisionNode | None) -> list[str]:
+    """The supervision view (GET /v1/tree) as indented lines: each supervisor and child with its state,
+    restarts, intensity used (a supervisor's restarts in its window of its maximum), backoff due, last exit
+    reason and generation."""
     if tree is None:
         return ["asking the daemon for the supervision tree…"]
     out: list[str] = []
 
-    def walk(node: Any, depth: int) -> None:
-        if not isinstance(node, dict):
-            return
-        name = plain(str(node.get("name") or node.get("path") or "?"))
-        kind = plain(str(node.get("kind") or ""))
-        facts = []
-        if node.get("status"):
-            facts.append(plain(str(node["status"])))
-        if node.get("restarts") is not None:
-            facts.append(f"restarts {node['restarts']}")
-        intensity = node.get("intensity")
-        if isinstance(intensity, list | tuple) and len(intensity) == 2:
-            facts.append(f"intensity {intensity[0]}/{intensity[1]}")
-        elif intensity is not None:
-            facts.append(f"intensity {plain(str(intensity))}")
-        backoff = node.get("backoff_s", node.get("backoff_due_s"))
-        if isinstance(backoff, int | float) and backoff > 0:
-            facts.append(f"backoff {backoff:.1f}s")
-        if node.get("last_exit"):
-            facts.append(f"last exit: {plain(str(node['last_exit']))}")
-        if node.get("generation") is not None:
-            facts.append(f"gen {node['generation']}")
-        head = f"{'  ' * depth}{'└ ' if depth else ''}{kind + ' ' if kind else ''}{name}"
-        out.append(f"{head}   {' · '.join(facts)}" if facts else head)
-        for child in node.get("children") or ():
+    def walk(node: SupervisionNode, depth: int) -> None:
+        head = f"{'  ' * depth}{'└ ' if depth else ''}{plain(node.kind)} {plain(node.id)}"
+        out.append(f"{head}   {' · '.join(node_facts(node))}")
+        for child in node.children:
             walk(child, depth + 1)
 
-    for root in tree if isinstance(tree, list | tuple) else [tree]:
-        walk(root, 0)
-    return out or ["the supervision tree is empty"]
+    walk(tree, 0)
+    return out
+
+
+def node_facts(node: SupervisionNode) -> list[str]:
+    """What the tree view says of one node, in a fixed order."""
+    facts = [plain(node.state)] if node.state != "running" else []
+    facts.append(f"restarts {node.restarts}")
+    if node.kind == "supervisor" and node.max_restarts:
+        facts.append(f"intensity {node.restarts_in_window}/{node.max_restarts} in {node.period_s:g} s")
+    if node.backoff_due_s:
+        facts.append(f"backoff {node.backoff_due_s:.1f} s")
+    if node.last_exit:
+        facts.append(f"last exit: {plain(node.last_exit)}")
+    facts.append(f"gen {node.generation}")
+    if node.error:
+        facts.append(plain(node.error))
+    return facts
 
 
 def _content(state: State, overlay: Overlay) -> tuple[list[str], list[str], int | None]:

@@ -16,6 +16,7 @@ from frontends.dashboard.model import State, WaveProgress
 from frontends.dashboard.sanitize import plain, screen_lines
 from frontends.dashboard.theme import STATUS_ORDER, Theme
 from protocols.instances import FINISHED, InstanceView
+from protocols.observer import SupervisionNode
 from protocols.records import TaskSummary
 
 Piece = tuple[str, str]  # (role, plain text)
@@ -119,18 +120,15 @@ def metrics_text(metrics: Any) -> str:
     return " · ".join(parts)
 
 
-def tree_node(tree: Any, title: str) -> dict[str, Any] | None:
-    """The supervision view's node of instance `title` (GET /v1/tree), if the tree is known."""
-    stack = [tree] if isinstance(tree, dict) else list(tree) if isinstance(tree, list | tuple) else []
+def tree_node(tree: SupervisionNode | None, project: str, title: str) -> SupervisionNode | None:
+    """The supervision view's node of instance `title` of `project` (its Instance supervisor), if known."""
+    path = f"/project:{project}/{title}"
+    stack = [tree] if tree is not None else []
     while stack:
         node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        if node.get("kind") == "instance" and title in (node.get("name"), node.get("title")):
+        if node.path.endswith(path):
             return node
-        children = node.get("children")
-        if isinstance(children, list | tuple):
-            stack.extend(children)
+        stack.extend(node.children)
     return None
 
 
@@ -181,14 +179,14 @@ def info(state: State, inst: InstanceView, theme: Theme, width: int, height: int
     if usage:
         fields.append(("usage", usage, "text"))
     restarts = str(inst.restarts)
-    node = tree_node(state.fleet.tree, inst.title)
-    if node:
-        backoff = node.get("backoff_s") or node.get("backoff_due_s")
-        if isinstance(backoff, int | float) and backoff > 0:
+    node = tree_node(state.fleet.tree, state.fleet.project, inst.title)
+    if node is not None:
+        runtime = next((child for child in node.children if child.id == "runtime"), None)
+        backoff = runtime.backoff_due_s if runtime is not None else None
+        if backoff:
             restarts += f" · next restart in {duration(backoff)}"
-        intensity = node.get("intensity")
-        if isinstance(intensity, list | tuple) and len(intensity) == 2:
-            restarts += f" · intensity {intensity[0]}/{intensity[1]}"
+        if node.max_restarts:
+            restarts += f" · intensity {node.restarts_in_window}/{node.max_restarts} in {node.period_s:g} s"
     fields.append(("restarts", restarts, "text"))
     if inst.conversation_id:
         fields.append(("conversation", inst.conversation_id, "text"))

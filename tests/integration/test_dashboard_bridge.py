@@ -97,3 +97,25 @@ def test_a_lost_daemon_keeps_the_rows_with_a_banner_and_is_found_again(
     ok(git_repo, "daemon", "start")
     back = boxes.until(lambda b: b.fleet if b.fleet.connected else None, "connected again")
     assert back.problem == "" and titles(back) == ["alpha"] and back.revision > lost.revision
+
+
+def test_the_supervision_tree_as_the_daemon_reports_it_and_the_info_tab_reading_it(
+    env: Env, git_repo: Path, bridge: tuple[pykka.ActorRef[Any], Boxes]
+) -> None:
+    from frontends.dashboard.model import State, View
+    from frontends.dashboard.render import frame
+
+    ref, boxes = bridge
+    boxes.until(lambda b: b.fleet and b.fleet.connected and titles(b.fleet) == ["alpha"], "alpha listed")
+    ref.tell(Focus(title="alpha", tab="info", tree=True))
+    fleet = boxes.until(lambda b: b.fleet if b.fleet.tree is not None else None, "the tree")
+    paths = []
+    stack = [fleet.tree]
+    while stack:
+        node = stack.pop()
+        paths.append(node.path)
+        stack.extend(node.children)
+    assert f"root/projects/project:{git_repo.name}/alpha/runtime" in paths
+    state = State(fleet=fleet, view=View(selected="instance:alpha", tab="info"))
+    info = "\n".join(frame(state, 160, 40, colors=0))
+    assert "intensity 0/" in info  # the Instance supervisor's intensity, found in the tree by the title

@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import blessed
 import msgspec
@@ -26,40 +27,57 @@ import pytest
 from frontends.dashboard.keys import HELP
 from frontends.dashboard.model import Fleet, Overlay, Pane, State
 from frontends.dashboard.render import frame
+from protocols.observer import SupervisionNode
 from tests.unit.dashboard.fleet_kit import big_fleet, sample_fleet, sample_state, toast, with_view
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 SGR = re.compile(r"\x1b\[[0-9;:]*m")
 TERM = blessed.Terminal(kind="xterm-256color", force_styling=True, stream=io.StringIO())
 
-TREE = {
-    "name": "root",
-    "kind": "supervisor",
-    "restarts": 0,
-    "intensity": [0, 5],
-    "children": [
-        {"name": "eventbus", "kind": "worker", "restarts": 0, "generation": 1},
-        {
-            "name": "project:app",
-            "kind": "supervisor",
-            "restarts": 1,
-            "intensity": [1, 3],
-            "last_exit": "crashed: store busy",
-            "children": [
-                {
-                    "name": "add-sso-W2-T2",
-                    "kind": "instance",
-                    "restarts": 3,
-                    "intensity": [3, 3],
-                    "backoff_s": 4.0,
-                    "last_exit": "exit status 1",
-                    "generation": 4,
-                    "children": [{"name": "runtime", "kind": "tmux", "restarts": 3, "generation": 4}],
-                },
-            ],
-        },
-    ],
-}
+
+def _node(path: str, kind: str = "worker", state: str = "running", **facts: Any) -> SupervisionNode:
+    return SupervisionNode(id=path.rsplit("/", 1)[-1], path=path, kind=kind, state=state, **facts)
+
+
+TREE = _node(
+    "root",
+    "supervisor",
+    max_restarts=5,
+    period_s=10.0,
+    children=(
+        _node("root/eventbus"),
+        _node(
+            "root/projects/project:app",
+            "supervisor",
+            restarts=1,
+            last_exit="crashed: store busy",
+            max_restarts=3,
+            period_s=5.0,
+            restarts_in_window=1,
+            children=(
+                _node(
+                    "root/projects/project:app/add-sso-W2-T2",
+                    "supervisor",
+                    restarts=3,
+                    generation=4,
+                    max_restarts=3,
+                    period_s=60.0,
+                    restarts_in_window=3,
+                    children=(
+                        _node(
+                            "root/projects/project:app/add-sso-W2-T2/runtime",
+                            state="restarting",
+                            restarts=3,
+                            generation=4,
+                            backoff_due_s=4.0,
+                            last_exit="exit status 1",
+                        ),
+                    ),
+                ),
+            ),
+        ),
+    ),
+)
 
 
 def _overlay(**fields: object) -> Callable[[State], State]:
