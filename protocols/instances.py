@@ -17,6 +17,7 @@ import msgspec
 from protocols.errors import UsageError
 
 __all__ = [
+    "DETACH_KEYS",
     "FINISHED",
     "MODES",
     "WORKTREE_MODES",
@@ -34,6 +35,11 @@ __all__ = [
 ]
 
 MODES = ("tmux", "pty", "sdk", "headless")
+DETACH_KEYS = ("C-q", "C-Space")
+"""The keys that detach a person attached to an agent (tmux names): bound to detach-client on corral's own
+tmux server, so they work from `corral instance attach`, the dashboard and a plain `tmux -L corral attach`,
+also inside the person's own tmux (which does not bind them, while its C-b d would detach the outer client).
+The agents on that server never receive these two keys."""
 WORKTREE_MODES = ("own", "branch", "shared", "none")
 WorktreeMode = Literal["own", "branch", "shared", "none"]
 FINISHED = frozenset({"exited", "failed"})

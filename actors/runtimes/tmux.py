@@ -445,7 +445,7 @@ class TmuxRuntime(RuntimeActor):
         return AttachInfo(
             kind="tmux",
             argv=(self.server.tmux, "-L", self.server.socket, "attach-session", "-t", f"={self.spec.name}"),
-            detail=f"detach with C-b d; the agent keeps running (socket -L {self.server.socket})",
+            detail=f"detach with ctrl-q; the agent keeps running (socket -L {self.server.socket})",
         )
 
     def metrics(self) -> RuntimeMetrics:

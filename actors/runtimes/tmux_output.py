@@ -52,7 +52,17 @@ from actors.runtimes.tmux_server import TmuxError
 if TYPE_CHECKING:
     from actors.runtimes.tmux_server import TmuxServer
 
-__all__ = ["EXIT_DRAIN_S", "FLUSH_S", "Output", "OutputPump", "PaneDied", "PipeClosed", "Tap", "TapEvent"]
+__all__ = [
+    "EXIT_DRAIN_S",
+    "FLUSH_S",
+    "Output",
+    "OutputPump",
+    "PaneDied",
+    "PipeClosed",
+    "Tap",
+    "TapEvent",
+    "release_fifo",
+]
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +136,27 @@ class Tap:
         return result if isinstance(result, int) else 0
 
 
+def release_fifo(fifo: Path) -> None:
+    """Remove `fifo` so that no writer stays blocked on it.
+
+    A pane's writer (tmux's `sh -c 'exec cat >> FIFO'`) that opens the FIFO while no reader has it open blocks
+    in open() for good, and unlinking the path does not wake it: a daemon killed between arming the pipe and
+    the shell's open left such processes behind, one per agent (found by corral chaos). Opening the FIFO for
+    reading, without blocking, lets that open complete; once our end closes, the writer meets a closed pipe
+    (SIGPIPE) or its pane's end (EOF), and exits. A FIFO that a live reader still has open loses nothing:
+    its writer and reader stay connected, our extra reader reads nothing.
+    """
+    try:
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # gone already, or not a FIFO we may open: nothing can be blocked on it by us
+        fd = -1
+    try:
+        fifo.unlink(missing_ok=True)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 class OutputPump:
     """The selector thread of one TmuxServer (created by `server.pump`)."""
 
@@ -138,6 +169,7 @@ class OutputPump:
         self._lock = threading.Lock()
         self._commands: collections.deque[tuple[Callable[[], Any], _Reply | None]] = collections.deque()
         self._taps: set[Tap] = set()
+        self._release_stale()
         self._ids = 0
         self._bytes = 0
         self._stopping = False
@@ -152,7 +184,7 @@ class OutputPump:
         fifo_dir = self._fifo_dir()
         for stale in fifo_dir.glob(f"{session}.*.fifo"):
             if not any(t.fifo == stale for t in list(self._taps)):
-                stale.unlink(missing_ok=True)  # left by a corral that was killed
+                release_fifo(stale)  # left by a corral that was killed
         fifo = fifo_dir / f"{session}.{secrets.token_hex(4)}.fifo"
         os.mkfifo(fifo, 0o600)
         try:
@@ -177,6 +209,17 @@ class OutputPump:
         self._wake()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout_s)
+
+    def _release_stale(self) -> None:
+        """Release the FIFOs a killed corral left (this pump has no tap yet): a pane's writer may be blocked
+        on one for good. Those of another live corral on the same tmux server lose nothing (see
+        `release_fifo`)."""
+        try:
+            stale = list(self.server.run_dir.glob("*.fifo"))
+        except OSError:
+            return
+        for fifo in stale:
+            release_fifo(fifo)
 
     def _fifo_dir(self) -> Path:
         path = self.server.run_dir
@@ -270,6 +313,9 @@ class OutputPump:
     def _remove(self, tap: Tap) -> int:
         if tap.closed:
             return 0
+        # Unlinked before our reader closes: a writer can then no longer open it with no reader left, which
+        # would block it in open() for good (see `release_fifo`).
+        tap.fifo.unlink(missing_ok=True)
         if tap._fd >= 0:
             self._read(tap, until_empty=True, report=False)
         if tap._fd >= 0:
@@ -277,7 +323,6 @@ class OutputPump:
         self._unwatch(tap)
         pending, tap._pending, tap._due = tap._pending, 0, None
         tap._log.close()
-        tap.fifo.unlink(missing_ok=True)
         tap.closed = True
         self._taps.discard(tap)
         return pending

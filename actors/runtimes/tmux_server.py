@@ -51,6 +51,7 @@ import msgspec
 
 from actors.clock import Recent
 from protocols.errors import CorralError, UsageError
+from protocols.instances import DETACH_KEYS
 
 __all__ = [
     "PaneInfo",
@@ -278,9 +279,9 @@ class TmuxServer:
         there is one of that name already (nothing else is changed then).
 
         Before the pane: history-limit and remain-on-exit (the exit status and last screen stay readable),
-        both global on corral's own server. After it: status off, window-size manual (the size stays
-        cols×rows whoever attaches), and the output pipe into `pipe_to` — armed before tmux reads a byte of
-        the agent's output, so the log misses nothing.
+        and ctrl-q / ctrl+space bound to detach (`DETACH_KEYS`), all global on corral's own server. After
+        it: status off, window-size manual (the size stays cols×rows whoever attaches), and the output pipe
+        into `pipe_to` — armed before tmux reads a byte of the agent's output, so the log misses nothing.
         """
         if len(argv) == 1:
             argv = ("env", "--", argv[0])
@@ -292,6 +293,7 @@ class TmuxServer:
         commands: list[Sequence[str]] = [
             ["set-option", "-g", "history-limit", str(history_lines)],
             ["set-option", "-g", "remain-on-exit", "on"],
+            *(["bind-key", "-n", key, "detach-client"] for key in DETACH_KEYS),
             [*new, "--", *argv],
             ["set-option", "-t", target, "status", "off"],
             ["set-option", "-w", "-t", target, "window-size", "manual"],

@@ -258,9 +258,10 @@ def register(groups: Any, summary: str) -> None:
 
     p = command(
         "attach",
-        "attach this terminal to a tmux agent (detach: C-b d)",
-        "Attach this terminal to the agent's tmux session in corral's tmux server. Detach with C-b d: the "
-        "agent keeps running. pty and sdk agents cannot be attached yet: use capture and send.",
+        "attach this terminal to a tmux or pty agent (detach: ctrl-q)",
+        "Attach this terminal to the agent: a tmux agent's session on corral's tmux server, a pty agent's "
+        "terminal through the daemon. Detach with ctrl-q (or ctrl+space), also inside your own tmux: the "
+        "agent keeps running. sdk agents have no terminal: use capture and send.",
         "  corral instance attach fix-login",
         _attach,
     )
@@ -594,28 +595,36 @@ def _kill_orphan(args: argparse.Namespace) -> int:
 
 
 def _attach(args: argparse.Namespace) -> int:
-    view = InstanceApi(args.project).instance(args.title, timeout=_LIST_TIMEOUT_S)
-    title, attach = view["title"], view.get("attach") or {}
-    if view["mode"] != "tmux" or attach.get("kind") != "tmux":
+    """As the dashboard attaches (frontends/dashboard/attach.py): ctrl-q detaches, also inside the person's
+    own tmux (C-b d would detach that one instead); pty agents through the daemon."""
+    import msgspec
+
+    from frontends.dashboard.attach import attach
+
+    api = InstanceApi(args.project)
+    view = api.instance(args.title, timeout=_LIST_TIMEOUT_S)
+    title = view["title"]
+    if view["mode"] == "sdk":
         raise CorralError(
-            f"instance {title} runs in {view['mode']} mode, which cannot be attached yet (tmux only); "
+            f"instance {title} runs in sdk mode and has no terminal to attach; "
             f"watch it with: corral instance capture {title}, and answer with: corral instance send {title}"
         )
-    if view["status"] in ("paused", "exited", "failed") or not attach.get("argv"):
+    no_session = view["mode"] == "tmux" and not view.get("attach")
+    if view["status"] in ("paused", "exited", "failed") or no_session:
         hint = "resume" if view["status"] == "paused" else "restart"
         raise ConflictError(
             f"instance {title} is {view['status']}: there is no session to attach to; "
             f"corral instance {hint} {title} first"
         )
-    argv = [str(a) for a in attach["argv"]]
-    print(
-        f"attaching to {title} ({view['session']}); {attach.get('detail') or 'detach with C-b d'}",
-        file=sys.stderr,
-    )
-    sys.stdout.flush()
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"corral instance attach needs a terminal; watch it with: corral instance capture {title}"
+        )
+    print(f"attaching to {title}; detach with ctrl-q (the agent keeps running)", file=sys.stderr)
     sys.stderr.flush()
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as exc:
-        raise CorralError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
-    return 0  # not reached
+    from protocols.instances import InstanceView
+
+    problem = attach(msgspec.convert(view, InstanceView), sys.stdout, api.client)
+    if problem:
+        raise CorralError(problem)
+    return 0

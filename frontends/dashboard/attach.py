@@ -28,11 +28,10 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from frontends.daemon.client import DaemonClient
+from protocols.instances import DETACH_KEYS
 
 __all__ = ["DETACH_BYTES", "DETACH_KEYS", "attach", "attach_env", "attach_session", "detach_bindings"]
 
-DETACH_KEYS = ("C-q", "C-Space")
-"""The tmux names of the keys that detach (bound on corral's tmux server only)."""
 DETACH_BYTES = frozenset({0x11, 0x00})
 """What those keys send on a terminal: ctrl-q and ctrl+space."""
 _TMUX_TIMEOUT_S = 5.0

@@ -119,7 +119,7 @@ def test_titles_errors_and_attach(env: Env, git_repo: Path, tmp_path: Path) -> N
     assert result.returncode == 2, result.stderr
     assert "fix-login, fix-logout" in result.stderr and "give more of the title" in result.stderr
     assert "no instance" in fails(git_repo, 1, "instance", "show", "nothing-like-it")
-    assert "cannot be attached yet" in fails(git_repo, 1, "instance", "attach", "fix-logout")
+    assert "needs a terminal" in fails(git_repo, 2, "instance", "attach", "fix-logout")
 
     base = f"/v1/repos/{git_repo.name}/instances"
     request = env.client.request
@@ -140,17 +140,28 @@ def test_titles_errors_and_attach(env: Env, git_repo: Path, tmp_path: Path) -> N
     assert request("POST", f"{base}/fix-login/teleport")[0] == 404
     assert request("POST", f"{base}/fix-login/send", json={})[0] == 400
 
-    # attach: run it in a terminal of another tmux server, and see its client on the agent's session
+    # attach: run it inside a person's own tmux (another server), see its client on the agent's session,
+    # and detach with ctrl-q: only the nested client detaches (C-b d would have detached the outer one)
     terminal = TmuxServer(f"corral-term-{uuid.uuid4().hex[:8]}")
     try:
-        command = f"cd {git_repo} && exec {CORRAL} instance attach fix-login"
-        terminal.run(["new-session", "-d", "-x", "100", "-y", "30", "sh", "-c", command])
-        session = view(env, git_repo, "fix-login")["session"]
+        before = view(env, git_repo, "fix-login")
+        command = f"cd {git_repo} && {CORRAL} instance attach fix-login; echo attach-ended-$?; sleep 60"
+        terminal.run(["new-session", "-d", "-s", "outer", "-x", "100", "-y", "30", "sh", "-c", command])
+        session = before["session"]
+
+        def clients() -> str:
+            return env.tmux.run(["list-clients", "-t", f"={session}", "-F", "#{client_name}"]).strip()
+
+        wait_until(clients, 20, "the attached client")
+        terminal.run(["send-keys", "-t", "=outer:", "C-q"])
+        wait_until(lambda: not clients(), 20, "the client detached by ctrl-q")
         wait_until(
-            lambda: env.tmux.run(["list-clients", "-t", f"={session}", "-F", "#{client_name}"]).strip(),
+            lambda: "attach-ended-0" in terminal.run(["capture-pane", "-p", "-t", "=outer:"]),
             20,
-            "the attached client",
+            "corral instance attach returning 0 in the outer tmux",
         )
+        after = view(env, git_repo, "fix-login")
+        assert after["status"] in ("ready", "running") and after["metrics"]["pid"] == before["metrics"]["pid"]
     finally:
         terminal.kill()
 
