@@ -1,0 +1,200 @@
+"""The HTTP server: the model routes of both APIs, the side routes, and a small control surface for tests.
+
+    app = make_app(ModelState(scenario, FaultSwitch(fault), RequestLog(path)))
+
+    POST /v1/messages          Anthropic Messages (streamed or not)      anthropic.py
+    POST /v1/responses         OpenAI Responses (streamed)                openai.py
+    HEAD / · GET /v1/models …  side requests                              side.py
+    GET  /_model/requests      the request log, as JSON
+    GET|PUT /_model/fault      the global fault: {"fault": "rate-limit,times=2"} or {"fault": "none"}
+
+A model request is read into a Conversation, its turn chosen (`script.choose`), its fault decided
+(`FaultSwitch.fire`: the global fault before the turn's), logged, then answered: an error status, a
+stream with its fault (`sse.stream`), or a whole message. A body the server cannot read is a 400 that
+says why; an unknown path a 404 that names it. Every request is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from aiohttp import web
+
+from frontends.model import anthropic, openai, side, sse
+from frontends.model.conversation import Conversation, RequestError
+from frontends.model.faults import Fault, FaultError, FaultSwitch, parse_fault
+from frontends.model.requestlog import RequestLog
+from frontends.model.scenario import Scenario, Turn
+from frontends.model.script import choose
+
+__all__ = ["ModelState", "make_app"]
+
+_STATUS_FAULTS = ("rate-limit", "overloaded", "server-error")
+
+
+@dataclass
+class ModelState:
+    """What the server runs on: the scenario, the fault switch, the log; `stopping` ends stalls."""
+
+    scenario: Scenario
+    faults: FaultSwitch
+    log: RequestLog
+    stopping: bool = False
+
+
+_STATE = web.AppKey("state", ModelState)
+routes = web.RouteTableDef()
+
+
+def make_app(state: ModelState) -> web.Application:
+    app = web.Application(middlewares=[_logged])
+    app[_STATE] = state
+    app.add_routes(routes)
+    app.add_routes(side.routes)
+
+    async def stop(app: web.Application) -> None:
+        state.stopping = True
+
+    app.on_shutdown.append(stop)
+    return app
+
+
+@web.middleware
+async def _logged(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Log every request that is not a model request (those log themselves, with their turn); 404s say
+    which path is unknown."""
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status != 404:
+            raise
+        response = _error(404, f"corral-model has no route {request.method} {request.path} (docs/model.md)")
+    if request.path not in ("/v1/messages", "/v1/responses"):
+        request.app[_STATE].log.record(
+            {"method": request.method, "path": request.path, "status": response.status}
+        )
+    return response
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response(
+        {"type": "error", "error": {"type": "invalid_request_error", "message": message}}, status=status
+    )
+
+
+@routes.post("/v1/messages")
+async def messages(request: web.Request) -> web.StreamResponse:
+    return await _model(request, anthropic)
+
+
+@routes.post("/v1/responses")
+async def responses(request: web.Request) -> web.StreamResponse:
+    return await _model(request, openai)
+
+
+async def _model(request: web.Request, api: ModuleType) -> web.StreamResponse:
+    state = request.app[_STATE]
+    entry: dict[str, Any] = {"method": request.method, "path": request.path}
+    try:
+        body = json.loads(await request.read())
+        conversation: Conversation = api.read_request(body)
+    except (ValueError, RequestError) as exc:
+        message = str(exc) if isinstance(exc, RequestError) else f"the body is not JSON: {exc}"
+        state.log.record({**entry, "status": 400, "error": message})
+        return _error(400, message)
+    if conversation.side:
+        turn, fault = side.SIDE_TURN, None
+        entry.update(side=conversation.side)
+    else:
+        choice = choose(state.scenario, conversation)
+        turn = choice.turn
+        fault = state.faults.fire(choice.key, turn.fault)
+        entry.update(role=choice.role, script=choice.source, turn=conversation.turn)
+    status = api.ERRORS[fault.kind][0] if fault is not None and fault.kind in _STATUS_FAULTS else 200
+    state.log.record(
+        {
+            **entry,
+            "api": conversation.api,
+            "model": conversation.model,
+            "stream": conversation.stream,
+            "prompt": conversation.prompt.strip().split("\n", 1)[0][:200],
+            "cwd": conversation.cwd,
+            "say": turn.say[:200],
+            "tool": _tool_entry(turn),
+            "fault": fault.spec if fault is not None else None,
+            "status": status,
+        }
+    )
+    if fault is not None and fault.kind in _STATUS_FAULTS:
+        code, error = api.error_body(fault.kind)
+        headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+        return web.json_response(error, status=code, headers=headers)
+    bad_tool = fault is not None and fault.kind == "bad-tool"
+    if conversation.stream:
+        events = api.stream_events(turn, conversation, bad_tool)
+        return await sse.stream(request, events, fault, lambda: state.stopping)
+    return await _whole(request, api, turn, conversation, fault, bad_tool, state)
+
+
+async def _whole(
+    request: web.Request,
+    api: ModuleType,
+    turn: Turn,
+    conversation: Conversation,
+    fault: Fault | None,
+    bad_tool: bool,
+    state: ModelState,
+) -> web.StreamResponse:
+    """A non-streamed reply, with the faults that make sense for one: slow (once), stall, cut."""
+    kind = fault.kind if fault is not None else ""
+    if kind == "slow" and fault is not None:
+        await asyncio.sleep(fault.delay)
+    if kind == "stall" and fault is not None:
+        deadline = None if fault.seconds is None else time.monotonic() + fault.seconds
+        while (
+            not sse.gone(request) and not state.stopping and (deadline is None or time.monotonic() < deadline)
+        ):
+            await asyncio.sleep(0.1)
+    if kind == "cut" and request.transport is not None:
+        request.transport.close()
+    if api is anthropic:
+        return web.json_response(anthropic.message_json(turn, conversation, bad_tool))
+    completed = api.stream_events(turn, conversation, bad_tool)[-1][1]
+    return web.json_response(completed["response"])
+
+
+def _tool_entry(turn: Turn) -> dict[str, str] | None:
+    tool = turn.tool
+    if tool is None:
+        return None
+    return {"kind": tool.kind, "path": tool.path, "command": tool.command}
+
+
+@routes.get("/_model/requests")
+async def requests_log(request: web.Request) -> web.Response:
+    return web.json_response(request.app[_STATE].log.entries())
+
+
+@routes.get("/_model/fault")
+async def get_fault(request: web.Request) -> web.Response:
+    fault = request.app[_STATE].faults.global_fault
+    return web.json_response({"fault": fault.spec if fault is not None else "none"})
+
+
+@routes.put("/_model/fault")
+async def put_fault(request: web.Request) -> web.Response:
+    try:
+        body = json.loads(await request.read())
+        spec = body["fault"] if isinstance(body, dict) else None
+        if not isinstance(spec, str):
+            raise ValueError('expected {"fault": "NAME[,KEY=VALUE…]"} or {"fault": "none"}')
+        fault = parse_fault(spec)
+    except (ValueError, KeyError, FaultError) as exc:
+        return _error(400, str(exc) if not isinstance(exc, KeyError) else 'expected {"fault": "…"}')
+    request.app[_STATE].faults.set_global(fault)
+    return web.json_response({"fault": fault.spec if fault is not None else "none"})
