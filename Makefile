@@ -36,7 +36,9 @@ demo: $(STAMP)
 	@echo "corral: running the demo: one task planned, implemented in waves, reviewed and verified by simulated agents"
 	$(VENV)/bin/corral demo --headless
 
+# The real agent CLIs are tried first; where npm cannot install them, their tests are skipped with the reason.
 test: $(STAMP)
+	@$(MAKE) --no-print-directory agents || echo "corral: the real agent CLIs are not installed: their tests will be skipped"
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

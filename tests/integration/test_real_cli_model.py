@@ -1,0 +1,183 @@
+"""The real agent CLIs doing real work against corral-model: Claude Code in print mode and Codex in exec
+mode write a file and run a command from a scenario, and real Claude Code plays a corral planner and a
+wave coder from corral's own prompts (the lifecycle scenario), its signals landing in a private database.
+
+The CLIs come from `make agents` (npm, pinned versions, into .cache/agents), CORRAL_TEST_CLI_PATH or PATH;
+without them these tests are skipped visibly, with the reason (pytest -ra lists it). Each CLI runs with a
+throwaway HOME, so the user's own settings are never read or written; only the model API is replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from protocols.plan import parse_plan
+from protocols.prompts import plan_path, planner_prompt, wave_task_prompt
+from tests.conftest import git
+from tests.integration.cli_kit import clean_env, ok
+from tests.model_kit import ModelServer
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+
+AGENTS_BIN = Path(__file__).resolve().parents[2] / ".cache" / "agents" / "node_modules" / ".bin"
+CLI_TIMEOUT_S = 120
+TASK = "fix-login"
+
+SCENARIO = """\
+[[script]]
+prompt = "hello"
+
+[[script.turns]]
+say = "I'll write hello.txt."
+write = { path = "hello.txt", content = "hello from corral-model\\n" }
+
+[[script.turns]]
+run = "cat hello.txt > seen.txt && git status --short hello.txt >> seen.txt"
+description = "Show what I wrote"
+
+[[script.turns]]
+say = "Wrote hello.txt and looked at it."
+"""
+
+
+def find_cli(name: str) -> str:
+    path = os.pathsep.join(
+        [os.environ.get("CORRAL_TEST_CLI_PATH", ""), str(AGENTS_BIN), os.environ.get("PATH", "")]
+    )
+    found = shutil.which(name, path=path)
+    if found is None:
+        pytest.skip(f"the real `{name}` CLI is not installed (`make agents` installs it into .cache/agents)")
+    return found
+
+
+def agent_env(home: Path, **extra: str) -> dict[str, str]:
+    """The test's environment for a real CLI: no model settings of the user's, a throwaway HOME, and this
+    corral first on PATH (its prompts say `corral signal emit`)."""
+    env = {
+        k: v
+        for k, v in clean_env().items()
+        if not k.startswith(("ANTHROPIC_", "OPENAI_", "CLAUDE_", "CODEX_"))
+    }
+    home.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return (
+        env | {"HOME": str(home), "PATH": path, "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1"} | extra
+    )
+
+
+def claude_p(claude: str, model: ModelServer, cwd: Path, home: Path, prompt: str) -> dict[str, object]:
+    """`claude -p PROMPT` with Bash and Write allowed, against `model`; its JSON result."""
+    env = agent_env(
+        home,
+        ANTHROPIC_BASE_URL=model.url,
+        ANTHROPIC_API_KEY="sk-corral-model-test-0123456789",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+    )
+    done = subprocess.run(
+        [claude, "-p", prompt, "--allowedTools", "Bash Write", "--output-format", "json"],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, (
+        f"claude exited {done.returncode}: {done.stdout[-2000:]} {done.stderr[-2000:]}"
+    )
+    return json.loads(done.stdout)
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Path:
+    path = tmp_path / "scenario.toml"
+    path.write_text(SCENARIO)
+    return path
+
+
+def test_real_claude_code_writes_a_file_and_runs_a_command(
+    git_repo: Path, tmp_path: Path, scenario: Path
+) -> None:
+    claude = find_cli("claude")
+    with ModelServer(["--scenario", str(scenario)], log=tmp_path / "model.jsonl") as model:
+        result = claude_p(claude, model, git_repo, tmp_path / "home", "say hello")
+        entries = [e for e in model.entries() if e["path"] == "/v1/messages" and "turn" in e]
+    assert (git_repo / "hello.txt").read_text() == "hello from corral-model\n"
+    assert (git_repo / "seen.txt").read_text() == "hello from corral-model\n?? hello.txt\n"
+    assert result["result"] == "Wrote hello.txt and looked at it." and result["permission_denials"] == []
+    assert [(e["turn"], e["tool"] and e["tool"]["kind"]) for e in entries] == [
+        (0, "write"),
+        (1, "run"),
+        (2, None),
+    ]
+    assert {e["cwd"] for e in entries} == {str(git_repo)}
+
+
+def test_real_codex_exec_writes_a_file_and_runs_a_command(
+    git_repo: Path, tmp_path: Path, scenario: Path
+) -> None:
+    codex = find_cli("codex")
+    codex_home = tmp_path / "codex-home"
+    codex_home.mkdir()
+    with ModelServer(["--scenario", str(scenario)], log=tmp_path / "model.jsonl") as model:
+        (codex_home / "config.toml").write_text(
+            'model = "gpt-5.5"\nmodel_provider = "local"\n\n[model_providers.local]\nname = "corral-model"\n'
+            f'base_url = "{model.url}/v1"\nwire_api = "responses"\nenv_key = "CORRAL_MODEL_KEY"\n'
+            "request_max_retries = 0\nstream_max_retries = 0\n"
+        )
+        env = agent_env(tmp_path / "home", CODEX_HOME=str(codex_home), CORRAL_MODEL_KEY="sk-test")
+        done = subprocess.run(
+            [codex, "exec", "--skip-git-repo-check", "-s", "danger-full-access", "say hello"],
+            cwd=git_repo,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+            check=False,
+        )
+        entries = [e for e in model.entries() if e["path"] == "/v1/responses" and "turn" in e]
+    assert done.returncode == 0, (
+        f"codex exited {done.returncode}: {done.stdout[-2000:]} {done.stderr[-2000:]}"
+    )
+    assert (git_repo / "hello.txt").read_text() == "hello from corral-model\n"
+    assert (git_repo / "seen.txt").read_text() == "hello from corral-model\n?? hello.txt\n"
+    assert "Wrote hello.txt and looked at it." in done.stdout
+    assert [e["turn"] for e in entries] == [0, 1, 2]
+
+
+def signals(repo: Path) -> list[dict[str, object]]:
+    return sorted(json.loads(ok(repo, "signal", "list", "--json")), key=lambda s: s["id"])  # type: ignore[index]
+
+
+def test_real_claude_code_plays_a_planner_then_a_wave_coder_from_corrals_prompts(
+    corral_home: Path, git_repo: Path, tmp_path: Path
+) -> None:
+    claude = find_cli("claude")
+    ok(git_repo, "task", "create", TASK)
+    worktree = tmp_path / "wt"
+    git(git_repo, "worktree", "add", "-q", "-b", f"corral/{TASK}", str(worktree))
+    with ModelServer([], log=tmp_path / "model.jsonl") as model:
+        claude_p(
+            claude, model, git_repo, tmp_path / "home", planner_prompt(TASK, "Fix the login form", "Fix it.")
+        )
+        plan = parse_plan((git_repo / plan_path(TASK)).read_text())
+        (planned,) = signals(git_repo)
+        assert (planned["signal_type"], planned["task"]) == ("planner_finished", TASK)
+        claude_p(claude, model, worktree, tmp_path / "home", wave_task_prompt(TASK, plan, 1, 2, peers=3))
+        roles = {e["role"] for e in model.entries() if e.get("role")}
+    assert [(w.number, [t.number for t in w.tasks]) for w in plan.waves] == [(1, [1, 2, 3]), (2, [4, 5, 6])]
+    _, coded = signals(git_repo)
+    assert coded["signal_type"] == "implement_task_finished"
+    assert json.loads(str(coded["payload"])) == {"wave_number": 1, "task_number": 2}
+    assert git(worktree, "log", "-1", "--format=%s").startswith("Task 2: ")
+    assert git(worktree, "show", "--name-only", "--format=", "HEAD").split() == [f"sim/{TASK}/task-2.txt"]
+    assert roles == {"planner", "coder"}
