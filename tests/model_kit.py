@@ -45,6 +45,8 @@ class ModelServer:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.stderr = ""
+        """What the server said on stderr, once it is stopped."""
 
     def __enter__(self) -> ModelServer:
         self.proc = subprocess.Popen(
@@ -88,11 +90,12 @@ class ModelServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
-        err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+        if self.proc.stderr is not None and not self.proc.stderr.closed:
+            self.stderr = self.proc.stderr.read().decode()
         for pipe in (self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
-        return err
+        return self.stderr
 
     def connection(self, timeout: float = 30.0) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)

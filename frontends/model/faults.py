@@ -102,9 +102,13 @@ def parse_fault(spec: str) -> Fault | None:
         kind=name,
         times=times,
         retry_after=values.get("retry-after"),
-        delay=values.get("delay") or 0.5,
+        delay=_number(values.get("delay"), 0.5),
         seconds=values.get("seconds"),
     )
+
+
+def _number(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 class FaultSwitch:

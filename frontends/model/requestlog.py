@@ -11,6 +11,7 @@ far; a line is never half-written by us (one write call per line, appended).
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -34,13 +35,26 @@ class RequestLog:
         entry = {"n": self._count, "at": round(time.time(), 3), **entry}
         self._recent.append(entry)
         if self._file is not None:
-            self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            self._file.flush()
+            try:
+                self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+                self._file.flush()
+            except OSError as exc:  # a full disk: say so once, keep serving, keep the log in memory
+                sys.stderr.write(
+                    f"corral-model: cannot write the log {self.path}: {exc.strerror}; "
+                    "requests are no longer logged there (GET /_model/requests still has them)\n"
+                )
+                self._drop()
 
     def entries(self) -> list[dict[str, Any]]:
         return list(self._recent)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._drop()
+
+    def _drop(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass  # what could not be flushed is lost from the file, never from memory

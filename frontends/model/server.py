@@ -66,14 +66,21 @@ def make_app(state: ModelState) -> web.Application:
 
 @web.middleware
 async def _logged(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Log every request that is not a model request (those log themselves, with their turn); 404s say
-    which path is unknown."""
+    """Log every request that is not a model request (those log themselves, with their turn); an unknown
+    path or method is a JSON error that names it."""
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        if exc.status != 404:
-            raise
-        response = _error(404, f"corral-model has no route {request.method} {request.path} (docs/model.md)")
+        if exc.status == 404:
+            response = _error(
+                404, f"corral-model has no route {request.method} {request.path} (docs/model.md)"
+            )
+        elif exc.status == 405:
+            response = _error(
+                405, f"corral-model does not answer {request.method} {request.path} (docs/model.md)"
+            )
+        else:
+            response = _error(exc.status, exc.reason)
     if request.path not in ("/v1/messages", "/v1/responses"):
         request.app[_STATE].log.record(
             {"method": request.method, "path": request.path, "status": response.status}

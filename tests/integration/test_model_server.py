@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from protocols.prompts import planner_prompt
+from tests.disk_kit import SmallDisk
 from tests.model_kit import MODEL, ModelServer, parse_sse
 
 pytestmark = pytest.mark.timeout(60)
@@ -163,6 +164,8 @@ def test_side_requests_and_bad_requests_get_clear_answers() -> None:
         assert status == 200 and "claude-opus-4-8" in [m["id"] for m in json.loads(data)["data"]]
         status, _, data = model.request("GET", "/v2/nothing")
         assert status == 404 and "no route GET /v2/nothing" in json.loads(data)["error"]["message"]
+        status, _, data = model.request("GET", "/v1/messages")
+        assert status == 405 and "does not answer GET /v1/messages" in json.loads(data)["error"]["message"]
         status, _, data = model.request("POST", "/v1/messages", raw=b"{not json")
         assert status == 400 and "not JSON" in json.loads(data)["error"]["message"]
         status, _, data = model.post_json("/v1/messages", {"model": "x"})
@@ -213,6 +216,7 @@ def test_a_cut_stream_ends_mid_message(scenario: Path) -> None:
         assert names[0] == "message_start" and "content_block_delta" in names and "message_stop" not in names
         _, _, events = model.post_stream("/v1/messages", claude(user("go")))  # cleared: a whole message
         assert events[-1][0] == "message_stop"
+    assert "Traceback" not in model.stderr and "Error" not in model.stderr
 
 
 def test_a_slow_stream_spaces_its_events(scenario: Path) -> None:
@@ -269,6 +273,20 @@ def test_the_global_fault_is_switched_while_the_server_runs(scenario: Path) -> N
         status, _, body = model.request("GET", "/_model/requests")
         logged = [(e.get("fault"), e["status"]) for e in json.loads(body) if e["path"] == "/v1/messages"]
         assert logged == [("overloaded", 529), ("overloaded", 529), (None, 200)]
+
+
+def test_a_full_disk_under_the_log_is_said_once_and_requests_are_still_answered(
+    scenario: Path, disk: SmallDisk
+) -> None:
+    with ModelServer(["--scenario", str(scenario)], log=disk.path / "model.jsonl") as model:
+        assert model.post_json("/v1/messages", claude(user("go"), stream=False))[0] == 200
+        disk.fill()
+        for _ in range(40):  # more lines than the log file's last page holds
+            assert model.post_json("/v1/messages", claude(user("go"), stream=False))[0] == 200
+        _, _, body = model.request("GET", "/_model/requests")
+        assert [e["turn"] for e in json.loads(body) if e["path"] == "/v1/messages"] == [0] * 41
+    assert model.stderr.count("cannot write the log") == 1 and "No space left" in model.stderr
+    assert "Traceback" not in model.stderr
 
 
 def test_it_listens_on_127_0_0_1_only() -> None:

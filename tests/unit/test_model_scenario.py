@@ -130,6 +130,7 @@ def test_the_lifecycle_scenario_plays_every_prompt() -> None:
         ("rate-limit,retry-after=2.5,times=3", Fault("rate-limit", times=3, retry_after=2.5)),
         ("overloaded", Fault("overloaded")),
         ("slow, delay=0.1", Fault("slow", delay=0.1)),
+        ("slow,delay=0", Fault("slow", delay=0.0)),
         ("stall,seconds=4", Fault("stall", seconds=4.0)),
         ("cut,times=1", Fault("cut", times=1)),
         ("none", None),
