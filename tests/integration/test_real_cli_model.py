@@ -2,6 +2,9 @@
 mode write a file and run a command from a scenario, and real Claude Code plays a corral planner and a
 wave coder from corral's own prompts (the lifecycle scenario), its signals landing in a private database.
 
+Both CLIs also ride out every model fault corral-model injects (a 429, a stream cut mid-message, an invalid
+tool call, a 529), retrying as they do against the real API, and stay in step with the script.
+
 The CLIs come from `make agents` (npm, pinned versions, into .cache/agents), CORRAL_TEST_CLI_PATH or PATH;
 without them these tests are skipped visibly, with the reason (pytest -ra lists it). Each CLI runs with a
 throwaway HOME, so the user's own settings are never read or written; only the model API is replaced.
@@ -96,6 +99,34 @@ def claude_p(claude: str, model: ModelServer, cwd: Path, home: Path, prompt: str
     return json.loads(done.stdout)
 
 
+def codex_exec(
+    codex: str, model: ModelServer, cwd: Path, tmp_path: Path, prompt: str, retries: int
+) -> subprocess.CompletedProcess[str]:
+    """`codex exec PROMPT` against `model`, with its own CODEX_HOME and `retries` retries of each kind."""
+    codex_home = tmp_path / "codex-home"
+    codex_home.mkdir(exist_ok=True)
+    (codex_home / "config.toml").write_text(
+        'model = "gpt-5.5"\nmodel_provider = "local"\n\n[model_providers.local]\nname = "corral-model"\n'
+        f'base_url = "{model.url}/v1"\nwire_api = "responses"\nenv_key = "CORRAL_MODEL_KEY"\n'
+        f"request_max_retries = {retries}\nstream_max_retries = {retries}\n"
+    )
+    env = agent_env(tmp_path / "home", CODEX_HOME=str(codex_home), CORRAL_MODEL_KEY="sk-test")
+    done = subprocess.run(
+        [codex, "exec", "--skip-git-repo-check", "-s", "danger-full-access", prompt],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    assert done.returncode == 0, (
+        f"codex exited {done.returncode}: {done.stdout[-2000:]} {done.stderr[-2000:]}"
+    )
+    return done
+
+
 @pytest.fixture
 def scenario(tmp_path: Path) -> Path:
     path = tmp_path / "scenario.toml"
@@ -125,33 +156,75 @@ def test_real_codex_exec_writes_a_file_and_runs_a_command(
     git_repo: Path, tmp_path: Path, scenario: Path
 ) -> None:
     codex = find_cli("codex")
-    codex_home = tmp_path / "codex-home"
-    codex_home.mkdir()
     with ModelServer(["--scenario", str(scenario)], log=tmp_path / "model.jsonl") as model:
-        (codex_home / "config.toml").write_text(
-            'model = "gpt-5.5"\nmodel_provider = "local"\n\n[model_providers.local]\nname = "corral-model"\n'
-            f'base_url = "{model.url}/v1"\nwire_api = "responses"\nenv_key = "CORRAL_MODEL_KEY"\n'
-            "request_max_retries = 0\nstream_max_retries = 0\n"
-        )
-        env = agent_env(tmp_path / "home", CODEX_HOME=str(codex_home), CORRAL_MODEL_KEY="sk-test")
-        done = subprocess.run(
-            [codex, "exec", "--skip-git-repo-check", "-s", "danger-full-access", "say hello"],
-            cwd=git_repo,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT_S,
-            check=False,
-        )
+        done = codex_exec(codex, model, git_repo, tmp_path, "say hello", retries=0)
         entries = [e for e in model.entries() if e["path"] == "/v1/responses" and "turn" in e]
-    assert done.returncode == 0, (
-        f"codex exited {done.returncode}: {done.stdout[-2000:]} {done.stderr[-2000:]}"
-    )
     assert (git_repo / "hello.txt").read_text() == "hello from corral-model\n"
     assert (git_repo / "seen.txt").read_text() == "hello from corral-model\n?? hello.txt\n"
     assert "Wrote hello.txt and looked at it." in done.stdout
     assert [e["turn"] for e in entries] == [0, 1, 2]
+
+
+FAULTY = """\
+[[script]]
+prompt = "hello"
+
+[[script.turns]]
+say = "I'll write hello.txt."
+write = { path = "hello.txt", content = "hello\\n" }
+fault = "rate-limit,retry-after=0,times=1"
+
+[[script.turns]]
+run = "echo ran > ran.txt"
+fault = "cut,times=1"
+
+[[script.turns]]
+run = "echo again >> ran.txt"
+fault = "bad-tool,times=1"
+
+[[script.turns]]
+say = "All done."
+fault = "overloaded,times=1"
+"""
+FAULTS_SEEN = [
+    (0, "rate-limit,retry-after=0,times=1"),
+    (0, None),
+    (1, "cut,times=1"),
+    (1, None),
+    (2, "bad-tool,times=1"),
+    (2, None),
+    (3, "overloaded,times=1"),
+    (3, None),
+]
+"""Each turn's fault once, then the same turn answered: the retry was not counted as a new turn."""
+
+
+def test_real_claude_code_rides_out_each_model_fault_and_stays_in_step(
+    git_repo: Path, tmp_path: Path
+) -> None:
+    claude = find_cli("claude")
+    (tmp_path / "faulty.toml").write_text(FAULTY)
+    with ModelServer(["--scenario", str(tmp_path / "faulty.toml")], log=tmp_path / "model.jsonl") as model:
+        result = claude_p(claude, model, git_repo, tmp_path / "home", "say hello")
+        seen = [
+            (e["turn"], e["fault"]) for e in model.entries() if e["path"] == "/v1/messages" and "turn" in e
+        ]
+    assert seen == FAULTS_SEEN
+    assert result["result"] == "All done."
+    assert (git_repo / "ran.txt").read_text() == "ran\nagain\n"  # each command ran once
+
+
+def test_real_codex_rides_out_each_model_fault_and_stays_in_step(git_repo: Path, tmp_path: Path) -> None:
+    codex = find_cli("codex")
+    (tmp_path / "faulty.toml").write_text(FAULTY)
+    with ModelServer(["--scenario", str(tmp_path / "faulty.toml")], log=tmp_path / "model.jsonl") as model:
+        done = codex_exec(codex, model, git_repo, tmp_path, "say hello", retries=3)
+        seen = [
+            (e["turn"], e["fault"]) for e in model.entries() if e["path"] == "/v1/responses" and "turn" in e
+        ]
+    assert seen == FAULTS_SEEN
+    assert "missing field `cmd`" in done.stderr + done.stdout  # the invalid call, reported by codex
+    assert (git_repo / "ran.txt").read_text() == "ran\nagain\n"
 
 
 def signals(repo: Path) -> list[dict[str, object]]:
