@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,13 +22,13 @@ import pytest
 
 from protocols.plan import parse_plan
 from protocols.prompts import plan_path, planner_prompt, wave_task_prompt
+from tests.agents_kit import find_cli
 from tests.conftest import git
 from tests.integration.cli_kit import clean_env, ok
 from tests.model_kit import ModelServer
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
-AGENTS_BIN = Path(__file__).resolve().parents[2] / ".cache" / "agents" / "node_modules" / ".bin"
 CLI_TIMEOUT_S = 120
 TASK = "fix-login"
 
@@ -48,16 +47,6 @@ description = "Show what I wrote"
 [[script.turns]]
 say = "Wrote hello.txt and looked at it."
 """
-
-
-def find_cli(name: str) -> str:
-    path = os.pathsep.join(
-        [os.environ.get("CORRAL_TEST_CLI_PATH", ""), str(AGENTS_BIN), os.environ.get("PATH", "")]
-    )
-    found = shutil.which(name, path=path)
-    if found is None:
-        pytest.skip(f"the real `{name}` CLI is not installed (`make agents` installs it into .cache/agents)")
-    return found
 
 
 def agent_env(home: Path, **extra: str) -> dict[str, str]:
