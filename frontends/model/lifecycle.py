@@ -26,7 +26,7 @@ from frontends.model.scenario import ToolCall, Turn
 from frontends.sim.behaviour.roles import Role, play
 from frontends.sim.directives import Step, find_signal_instructions
 
-__all__ = ["lifecycle_turns"]
+__all__ = ["COMMIT_ATTEMPTS", "lifecycle_turns"]
 
 _NO_ROLE = (
     "corral-model (lifecycle scenario): this prompt is for no corral role (it ends with no `corral signal "
@@ -139,9 +139,22 @@ def _append(path: str, line: str) -> ToolCall:
     return ToolCall("run", command=command, description=f"Add a line to {path}")
 
 
+COMMIT_ATTEMPTS = 10
+"""How often the commit command tries `git add` + `git commit` before it fails (0.2 s apart)."""
+
+
 def _commit(message: str, paths: list[str]) -> ToolCall:
+    """Commit `paths` only. The agents of a wave commit in one worktree at once and git's index.lock
+    turns one of them away; the model cannot react to the failure as a real one would (it is scripted),
+    so the command itself tries again, and fails (non-zero) only when every attempt did."""
     files = " ".join(shlex.quote(p) for p in paths)
-    command = f"git add -- {files} && git commit -m {shlex.quote(_ours(message))} -- {files}"
+    once = f"git add -- {files} && git commit -m {shlex.quote(_ours(message))} -- {files}"
+    last = COMMIT_ATTEMPTS
+    attempts = " ".join(str(n) for n in range(1, last + 1))
+    command = (
+        f"for attempt in {attempts}; do {once} && break; "
+        f"if [ $attempt = {last} ]; then false; else sleep 0.2; fi; done"
+    )
     return ToolCall("run", command=command, description="Commit my files")
 
 

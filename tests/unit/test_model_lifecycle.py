@@ -3,11 +3,14 @@ tool calls that play it (pure: no server, no agent)."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from frontends.model.lifecycle import lifecycle_turns
+from frontends.model.lifecycle import COMMIT_ATTEMPTS, lifecycle_turns
 from frontends.model.roles import is_nudge, role_of
 from frontends.model.scenario import ToolCall, Turn
 from frontends.sim.behaviour.roles import plan_text
@@ -24,6 +27,7 @@ from protocols.prompts import (
     reviewer_prompt,
     wave_task_prompt,
 )
+from tests.conftest import GIT_ENV, git
 
 TASK = "fix-login"
 PLAN = parse_plan(plan_text("Fix the login form", TASK, 2, 2))
@@ -80,9 +84,8 @@ def test_a_wave_coder_appends_to_its_own_file_commits_it_and_signals_exactly() -
     append, commit, signal = tools(lifecycle_turns(prompt))
     path = f"sim/{TASK}/task-3.txt"
     assert append.kind == "run" and shlex.split(append.command)[-1] == path and ">>" in append.command
-    words = shlex.split(commit.command)
-    assert words[:4] == ["git", "add", "--", path] and "commit" in words and words[-2:] == ["--", path]
-    assert words[words.index("-m") + 1].startswith("Task 3: ")
+    assert f"git add -- {path} && git commit -m 'Task 3: " in commit.command
+    assert commit.command.count(f"-- {path}") == 2
     assert signal.command == last_line(prompt, "implement_task_finished")
     assert '{"wave_number": 2, "task_number": 3}' in shlex.split(signal.command)
 
@@ -130,3 +133,27 @@ def test_a_prompt_for_no_role_gets_a_reply_that_says_so() -> None:
 def test_the_turns_depend_on_the_prompt_alone() -> None:
     prompt = wave_task_prompt(TASK, PLAN, 1, 1, peers=2)
     assert lifecycle_turns(prompt) == lifecycle_turns(prompt)
+
+
+def run_bash(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(
+        ["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_commit_command_commits_only_its_file_and_fails_when_git_stays_locked(git_repo: Path) -> None:
+    append, commit, _ = tools(lifecycle_turns(wave_task_prompt(TASK, PLAN, 1, 1, peers=2)))
+    (git_repo / "other.txt").write_text("a peer's work in progress\n")
+    assert run_bash(append.command, git_repo).returncode == 0
+    done = run_bash(commit.command, git_repo)
+    assert done.returncode == 0, done.stderr
+    assert git(git_repo, "show", "--name-only", "--format=%s", "HEAD").split("\n")[:3] == [
+        "Task 1: Write task-1.txt",
+        "",
+        f"sim/{TASK}/task-1.txt",
+    ]
+    assert run_bash(append.command, git_repo).returncode == 0
+    (git_repo / ".git" / "index.lock").write_text("")  # another agent's git, holding the lock throughout
+    locked = run_bash(commit.command, git_repo)
+    assert locked.returncode != 0 and locked.stderr.count("index.lock") == COMMIT_ATTEMPTS
