@@ -23,7 +23,7 @@ from frontends.model.conversation import INVALID_PREFIX, Conversation, RequestEr
 from frontends.model.scenario import ToolCall, Turn
 from frontends.model.sse import Event, chunks
 
-__all__ = ["ERRORS", "error_body", "output_items", "read_request", "stream_events"]
+__all__ = ["ERRORS", "error_body", "output_items", "read_request", "response_json", "stream_events"]
 
 ERRORS: dict[str, tuple[int, str, str]] = {
     "rate-limit": (429, "rate_limit_exceeded", "Rate limit reached (a scripted fault of corral-model)"),
@@ -170,6 +170,11 @@ def _command(tool: ToolCall) -> str:
     folder = tool.path.rpartition("/")[0]
     write = f"printf '%s' {shlex.quote(tool.content)} > {path}"
     return f"mkdir -p -- {shlex.quote(folder)} && {write}" if folder else write
+
+
+def response_json(turn: Turn, conversation: Conversation, bad_tool: bool = False) -> dict[str, Any]:
+    """The whole reply of a non-streaming request: the response that `response.completed` carries."""
+    return stream_events(turn, conversation, bad_tool)[-1][1]["response"]
 
 
 def stream_events(turn: Turn, conversation: Conversation, bad_tool: bool = False) -> list[Event]:

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from aiohttp import web
@@ -94,22 +93,37 @@ def _error(status: int, message: str) -> web.Response:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Api:
+    """What the server needs of one model API's module."""
+
+    read_request: Callable[[Any], Conversation]
+    stream_events: Callable[[Turn, Conversation, bool], list[sse.Event]]
+    whole: Callable[[Turn, Conversation, bool], dict[str, Any]]
+    error_body: Callable[[str], tuple[int, dict[str, Any]]]
+
+
+_ANTHROPIC = _Api(
+    anthropic.read_request, anthropic.stream_events, anthropic.message_json, anthropic.error_body
+)
+_OPENAI = _Api(openai.read_request, openai.stream_events, openai.response_json, openai.error_body)
+
+
 @routes.post("/v1/messages")
 async def messages(request: web.Request) -> web.StreamResponse:
-    return await _model(request, anthropic)
+    return await _model(request, _ANTHROPIC)
 
 
 @routes.post("/v1/responses")
 async def responses(request: web.Request) -> web.StreamResponse:
-    return await _model(request, openai)
+    return await _model(request, _OPENAI)
 
 
-async def _model(request: web.Request, api: ModuleType) -> web.StreamResponse:
+async def _model(request: web.Request, api: _Api) -> web.StreamResponse:
     state = request.app[_STATE]
     entry: dict[str, Any] = {"method": request.method, "path": request.path}
     try:
-        body = json.loads(await request.read())
-        conversation: Conversation = api.read_request(body)
+        conversation = api.read_request(json.loads(await request.read()))
     except (ValueError, RequestError) as exc:
         message = str(exc) if isinstance(exc, RequestError) else f"the body is not JSON: {exc}"
         state.log.record({**entry, "status": 400, "error": message})
@@ -122,7 +136,7 @@ async def _model(request: web.Request, api: ModuleType) -> web.StreamResponse:
         turn = choice.turn
         fault = state.faults.fire(choice.key, turn.fault)
         entry.update(role=choice.role, script=choice.source, turn=conversation.turn)
-    status = api.ERRORS[fault.kind][0] if fault is not None and fault.kind in _STATUS_FAULTS else 200
+    failure = api.error_body(fault.kind) if fault is not None and fault.kind in _STATUS_FAULTS else None
     state.log.record(
         {
             **entry,
@@ -134,45 +148,32 @@ async def _model(request: web.Request, api: ModuleType) -> web.StreamResponse:
             "say": turn.say[:200],
             "tool": _tool_entry(turn),
             "fault": fault.spec if fault is not None else None,
-            "status": status,
+            "status": failure[0] if failure is not None else 200,
         }
     )
-    if fault is not None and fault.kind in _STATUS_FAULTS:
-        code, error = api.error_body(fault.kind)
+    if failure is not None:
+        assert fault is not None
         headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-        return web.json_response(error, status=code, headers=headers)
+        return web.json_response(failure[1], status=failure[0], headers=headers)
     bad_tool = fault is not None and fault.kind == "bad-tool"
     if conversation.stream:
         events = api.stream_events(turn, conversation, bad_tool)
         return await sse.stream(request, events, fault, lambda: state.stopping)
-    return await _whole(request, api, turn, conversation, fault, bad_tool, state)
+    return await _whole(request, api.whole(turn, conversation, bad_tool), fault, state)
 
 
 async def _whole(
-    request: web.Request,
-    api: ModuleType,
-    turn: Turn,
-    conversation: Conversation,
-    fault: Fault | None,
-    bad_tool: bool,
-    state: ModelState,
+    request: web.Request, reply: dict[str, Any], fault: Fault | None, state: ModelState
 ) -> web.StreamResponse:
-    """A non-streamed reply, with the faults that make sense for one: slow (once), stall, cut."""
+    """A non-streamed reply, with the faults that make sense for one: slow (late once), stall, cut."""
     kind = fault.kind if fault is not None else ""
     if kind == "slow" and fault is not None:
         await asyncio.sleep(fault.delay)
     if kind == "stall" and fault is not None:
-        deadline = None if fault.seconds is None else time.monotonic() + fault.seconds
-        while (
-            not sse.gone(request) and not state.stopping and (deadline is None or time.monotonic() < deadline)
-        ):
-            await asyncio.sleep(0.1)
+        await sse.hold(request, fault.seconds, lambda: state.stopping)
     if kind == "cut" and request.transport is not None:
-        request.transport.close()
-    if api is anthropic:
-        return web.json_response(anthropic.message_json(turn, conversation, bad_tool))
-    completed = api.stream_events(turn, conversation, bad_tool)[-1][1]
-    return web.json_response(completed["response"])
+        request.transport.close()  # no reply at all: the client sees the connection end
+    return web.json_response(reply)
 
 
 def _tool_entry(turn: Turn) -> dict[str, str] | None:

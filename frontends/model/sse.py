@@ -20,7 +20,7 @@ from aiohttp import web
 
 from frontends.model.faults import Fault
 
-__all__ = ["Event", "chunks", "cut_point", "encode", "gone", "stream"]
+__all__ = ["Event", "chunks", "cut_point", "encode", "gone", "hold", "stream"]
 
 Event = tuple[str, dict[str, Any]]
 
@@ -51,6 +51,15 @@ def gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
+async def hold(request: web.Request, seconds: float | None, stopping: Callable[[], bool]) -> bool:
+    """Send nothing for `seconds` (None: for ever); True when the reply should then go on, False when the
+    client went away or the server is stopping."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while not gone(request) and not stopping() and (deadline is None or time.monotonic() < deadline):
+        await asyncio.sleep(_POLL_S)
+    return not gone(request) and not stopping()
+
+
 async def stream(
     request: web.Request,
     events: Sequence[Event],
@@ -62,13 +71,8 @@ async def stream(
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await response.prepare(request)
     kind = fault.kind if fault is not None else ""
-    if kind == "stall":
-        assert fault is not None
-        deadline = None if fault.seconds is None else time.monotonic() + fault.seconds
-        while not gone(request) and not stopping() and (deadline is None or time.monotonic() < deadline):
-            await asyncio.sleep(_POLL_S)
-        if gone(request) or stopping():
-            return response
+    if kind == "stall" and fault is not None and not await hold(request, fault.seconds, stopping):
+        return response
     count = cut_point(events) if kind == "cut" else len(events)
     for name, data in events[:count]:
         if kind == "slow":

@@ -204,7 +204,7 @@ def test_an_openai_rate_limit_has_the_openai_error_shape() -> None:
 
 
 def test_a_cut_stream_ends_mid_message(scenario: Path) -> None:
-    with ModelServer(["--scenario", str(scenario), "--fault", "cut,times=1"]) as model:
+    with ModelServer(["--scenario", str(scenario), "--fault", "cut,times=2"]) as model:
         conn = model.connection()
         conn.request("POST", "/v1/messages", body=json.dumps(claude(user("go"))))
         response = conn.getresponse()
@@ -214,6 +214,8 @@ def test_a_cut_stream_ends_mid_message(scenario: Path) -> None:
         conn.close()
         names = [n for n, _ in parse_sse(caught.value.partial)]
         assert names[0] == "message_start" and "content_block_delta" in names and "message_stop" not in names
+        with pytest.raises(http.client.RemoteDisconnected):  # a whole reply: the connection ends, no reply
+            model.request("POST", "/v1/messages", claude(user("go"), stream=False))
         _, _, events = model.post_stream("/v1/messages", claude(user("go")))  # cleared: a whole message
         assert events[-1][0] == "message_stop"
     assert "Traceback" not in model.stderr and "Error" not in model.stderr
