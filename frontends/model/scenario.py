@@ -23,12 +23,14 @@
     [[script.turns]]
     say = "Done."
 
-A turn is `say` (text) and/or one tool call — `write` (a file, its path relative to the agent's working
-directory or absolute), `run` (a shell command), `read` (a file) — and may carry a `fault`. A turn with a
-tool call ends the model's reply with that call; the client runs it and asks again, which is the next turn.
-A turn with text only ends the reply (the agent's turn is over); past the last turn the model says it is
-done. A JSON file (`.json`) has the same shape. `load_scenario` names the file, the script and the turn of
-any mistake; the rest of this module is data.
+A script with a `fault` and no turns plays the lifecycle scenario's turns for the prompt, each with that
+fault: `role = "coder"` and `fault = "rate-limit"` rate-limit every coder while the other roles play
+on. A turn is `say` (text) and/or one tool call — `write` (a file, its path relative to the
+agent's working directory or absolute), `run` (a shell command), `read` (a file) — and may carry a `fault`.
+A turn with a tool call ends the model's reply with that call; the client runs it and asks again, which is
+the next turn. A turn with text only ends the reply (the agent's turn is over); past the last turn the model
+says it is done. A JSON file (`.json`) has the same shape. `load_scenario` names the file, the script and
+the turn of any mistake; the rest of this module is data.
 """
 
 from __future__ import annotations
@@ -73,12 +75,14 @@ class Turn:
 
 @dataclass(frozen=True, slots=True)
 class Script:
-    """The turns for the prompts it matches: of `role` (if set) and searched by `prompt` (if set)."""
+    """The turns for the prompts it matches: of `role` (if set) and searched by `prompt` (if set). No
+    turns: the lifecycle scenario's turns for the prompt, each with the script's `fault`."""
 
     turns: tuple[Turn, ...]
     role: str = ""
     prompt: re.Pattern[str] | None = None
     name: str = ""
+    fault: Fault | None = None
 
     def matches(self, role: str, prompt: str) -> bool:
         if self.role and self.role != role:
@@ -176,13 +180,20 @@ def _script(source: str, number: int, entry: Any) -> Script:
     where = f"{source}: {name}"
     default_fault = _fault(where, entry.get("fault"))
     turns = entry.get("turns")
+    if turns is None:
+        if default_fault is None:
+            raise ScenarioError(
+                f"{where}: needs turns ([[script.turns]]), or a fault to inject into the lifecycle's turns"
+            )
+        return Script(turns=(), role=role, prompt=pattern, name=name, fault=default_fault)
     if not isinstance(turns, list) or not turns:
-        raise ScenarioError(f"{where}: needs turns, a non-empty list of tables ([[script.turns]])")
+        raise ScenarioError(f"{where}: turns must be a non-empty list of tables ([[script.turns]])")
     return Script(
         turns=tuple(_turn(f"{where}, turn {i}", turn, default_fault) for i, turn in enumerate(turns, 1)),
         role=role,
         prompt=pattern,
         name=name,
+        fault=default_fault,
     )
 
 

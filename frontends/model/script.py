@@ -9,7 +9,7 @@ that asks again after its work is never sent round the script a second time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from frontends.model.conversation import Conversation
 from frontends.model.lifecycle import lifecycle_turns
@@ -42,6 +42,10 @@ def choose(scenario: Scenario, conversation: Conversation) -> Choice:
     if found is not None:
         index, script = found
         turns, source = script.turns, script.name
+        if not turns:
+            lifecycle = lifecycle_turns(conversation.prompt)
+            turns = tuple(replace(turn, fault=turn.fault or script.fault) for turn in lifecycle)
+            source = f"{script.name}: lifecycle ({role or 'no role'})"
     elif scenario.otherwise == "lifecycle":
         turns, source = lifecycle_turns(conversation.prompt), f"lifecycle ({role or 'no role'})"
         index = -1

@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from frontends.model.conversation import Conversation
 from frontends.model.faults import Fault, FaultError, FaultSwitch, parse_fault
 from frontends.model.scenario import Scenario, ScenarioError, ToolCall, Turn, load_scenario
+from frontends.model.script import choose
+from protocols.prompts import planner_prompt, reviewer_prompt
 
 GOOD = """\
 otherwise = "lifecycle"
@@ -72,7 +75,7 @@ def test_a_json_scenario_has_the_same_shape(tmp_path: Path) -> None:
     ("text", "expected"),
     [
         ("[[script]\n", "s.toml: not valid TOML: "),
-        ('[[script]]\nrole = "coder"\n', "script 1 (coder): needs turns"),
+        ('[[script]]\nrole = "coder"\nturns = []\n', "script 1 (coder): turns must be a non-empty list"),
         ('[[script]]\nrole = "boss"\nturns = [{say = "x"}]\n', "script 1: role 'boss' is not a corral role"),
         (
             '[[script]]\nprompt = "("\nturns = [{say = "x"}]\n',
@@ -179,3 +182,20 @@ def test_the_global_fault_comes_first_and_setting_it_again_starts_its_count_afre
     assert switch.fire(("s", 0), None) == twice
     switch.set_global(None)
     assert switch.fire(("s", 0), None) is None and switch.global_fault is None
+
+
+def test_a_script_with_a_fault_and_no_turns_plays_the_lifecycle_with_that_fault(tmp_path: Path) -> None:
+    scenario = load_scenario(write(tmp_path, '[[script]]\nrole = "reviewer"\nfault = "overloaded,times=1"\n'))
+    prompt = reviewer_prompt("fix-login", "corral/fix-login", 1)
+    first = choose(scenario, Conversation(api="anthropic", prompt=prompt, turn=0, tools=("Bash",)))
+    assert first.turn.tool is not None and "review_approved" in first.turn.tool.command
+    assert first.turn.fault == Fault("overloaded", times=1) and first.key == ("script 0", 0)
+    assert first.source == "script 1 (reviewer): lifecycle (reviewer)"
+    planner = planner_prompt("fix-login", "Fix it", "brief")
+    other = choose(scenario, Conversation(api="anthropic", prompt=planner, turn=0, tools=("Bash",)))
+    assert "no script" in other.source  # otherwise = "reply": only the reviewer is scripted
+
+
+def test_a_script_without_turns_or_fault_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match=r"needs turns .*or a fault to inject into the lifecycle's turns"):
+        load_scenario(write(tmp_path, '[[script]]\nrole = "coder"\n'))
