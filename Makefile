@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	@echo "corral: ready: $(VENV)/bin/corral"
 
 # The real agent CLIs, at the versions the tests were measured with, installed with npm into a cache of this
-# checkout (never globally); the tests that run them look there first and are skipped, with the reason, without it.
+# checkout (never globally); the tests that run them look there (tests/agents_kit.py) and are skipped, with the
+# reason, without them. npm gives up after 30 s without an answer, so a machine offline is not held up long.
 AGENTS          := .cache/agents
 CLAUDE_CODE_PIN := 2.1.197
 CODEX_PIN       := 0.171.0
@@ -27,7 +28,7 @@ $(AGENTS_STAMP):
 	@command -v npm >/dev/null || { echo "corral: npm is missing: install node and npm to run the real agent CLIs"; exit 1; }
 	@echo "corral: installing @anthropic-ai/claude-code@$(CLAUDE_CODE_PIN) and @openai/codex@$(CODEX_PIN) into $(AGENTS)…"
 	@mkdir -p $(AGENTS)
-	npm install --prefix $(AGENTS) --no-audit --no-fund --loglevel=error \
+	npm install --prefix $(AGENTS) --no-audit --no-fund --loglevel=error --fetch-timeout=30000 --fetch-retries=1 \
 		@anthropic-ai/claude-code@$(CLAUDE_CODE_PIN) @openai/codex@$(CODEX_PIN)
 	@touch $@
 	@echo "corral: ready: $(AGENTS)/node_modules/.bin/claude and $(AGENTS)/node_modules/.bin/codex"
