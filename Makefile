@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 # The real agent CLIs, at the versions the tests were measured with, installed with npm into a cache of this
 # checkout (never globally); the tests that run them look there (tests/agents_kit.py) and are skipped, with the
-# reason, without them. npm gives up after 30 s without an answer, so a machine offline is not held up long.
+# reason, without them. npm gives up soon when the registry does not answer: an offline machine is not held up.
 AGENTS          := .cache/agents
 CLAUDE_CODE_PIN := 2.1.197
 CODEX_PIN       := 0.171.0
