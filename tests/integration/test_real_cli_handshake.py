@@ -1,15 +1,14 @@
 """Handshakes with the real agent CLIs where installed (npm: @openai/codex, @anthropic-ai/claude-code).
 
-Elsewhere these tests are skipped, visibly, with the reason (pytest -ra lists it). Set CORRAL_TEST_CLI_PATH to
-a directory holding `codex` / `claude` to run them without installing globally. No login and no network are
+They run where `make agents` installed the pinned CLIs into .cache/agents, CORRAL_TEST_CLI_PATH names a
+directory holding `codex` / `claude`, or PATH has them (tests/agents_kit.py); elsewhere they are skipped,
+visibly, with the reason (pytest -ra lists it). No login and no network are
 assumed: the point is that corral speaks each transport correctly and that a logged-out agent comes back as a
 clear error, never a hang.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,10 @@ from actors.runtimes.base import Capture, IsAlive, RuntimeSpec, Send
 from actors.runtimes.sdk import SdkRuntime, SessionMemo
 from actors.supervision import ChildSpec, Restart, SupervisionTree, SupervisorFlags
 from protocols.sdk import claude_argv_flags
+from tests.agents_kit import find_cli
 from tests.unit.actor_kit import wait_until
 
 pytestmark = pytest.mark.usefixtures("stop_actors")
-
-
-def find_cli(name: str) -> str:
-    path = os.environ.get("CORRAL_TEST_CLI_PATH", "") + os.pathsep + os.environ.get("PATH", "")
-    found = shutil.which(name, path=path)
-    if found is None:
-        pytest.skip(f"the real `{name}` CLI is not installed; handshake test not run here")
-    return found
 
 
 @pytest.fixture
