@@ -29,7 +29,6 @@ from protocols.records import (
     task_name,
 )
 from protocols.signals import SIGNAL_TYPES, Body, decode_payload, normalize_payload
-from protocols.waves import wave_progress
 
 __all__ = ["TasksMixin"]
 
@@ -151,6 +150,10 @@ class TasksMixin(LifecycleMixin):
         where, args = self._task_filter(project_id, statuses, topic, include_cancelled)
         sql = f"SELECT {TASK_SUMMARY_COLUMNS} FROM {TASK_FROM} WHERE {where} ORDER BY t.id"
         summaries = [summary_record(row) for row in self._conn.execute(sql, args)]
+        # Imported here: `corral signal emit` imports the store and never lists tasks, and protocols.waves
+        # (with the plan parser it imports) is ~8 ms of its cold start.
+        from protocols.waves import wave_progress
+
         waves: dict[int, list[WaveTaskRecord]] = {}
         for row in self._conn.execute(_PROJECT_WAVE_TASKS, (project_id,)):
             record = WaveTaskRecord(*row)

@@ -215,7 +215,8 @@ def test_an_agents_emit_to_a_listening_daemon_loads_nothing_it_does_not_need(
     corral_home: Path, git_repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The hot path stays lean: no shutil (argparse's terminal width: ~5 ms with bz2 and lzma), no process
-    spawning, no HTTP client — the poke reaches a listener, so nothing is started or asked."""
+    spawning, no HTTP client — the poke reaches a listener, so nothing is started or asked — and no wave or
+    plan parsing (~8 ms: the store's task listing imports it when it lists)."""
     from actors.wake import WakeListener
 
     assert corral(git_repo, "task", "create", "probe").returncode == 0
@@ -224,6 +225,7 @@ def test_an_agents_emit_to_a_listening_daemon_loads_nothing_it_does_not_need(
         code, modules = _modules_after(git_repo, "signal", "emit", "planner_finished", "probe")
     assert code == 0 and "actors.store" in modules
     unneeded = {"shutil", "subprocess", "http.client", "frontends.daemon.spawn", "frontends.daemon.client"}
+    unneeded |= {"protocols.waves", "protocols.plan"}
     assert unneeded & modules == set()
 
 
